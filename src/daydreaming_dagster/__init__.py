@@ -1,0 +1,1 @@
+"""DayDreaming: LLM idea-generation experiments on Dagster."""

@@ -1,0 +1,110 @@
+"""Low-level file operations that work on local paths and on fsspec (UPath) roots.
+
+Local writes are atomic: a temporary file in the same directory, flushed and fsynced, then
+``os.replace``d over the target, so a crash leaves the old file or none, never a truncated
+one. On object storage a single PUT of the whole object gives the same guarantee.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+# Indirection so tests can make the rename fail and check nothing is half-written.
+_replace = os.replace
+
+
+def is_local(path: Path) -> bool:
+    """True for plain filesystem paths (including UPath's local flavours)."""
+    protocol = getattr(path, "protocol", "")
+    return protocol in ("", "file", "local")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so readers see the old content or the new, never a mix."""
+    if not is_local(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)  # one PUT: object stores publish whole objects only
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        _replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def dump_json(data: dict[str, Any]) -> str:
+    """Pretty, key-sorted, UTF-8-friendly JSON with a trailing newline (diffable on disk)."""
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
+
+
+def read_text(path: Path) -> str:
+    """Read UTF-8 text; a missing file raises ``FileNotFoundError`` naming the path."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"file not found: {path}") from None
+    except IsADirectoryError:
+        raise FileNotFoundError(f"expected a file but found a directory: {path}") from None
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """Read a JSON object; malformed JSON or a non-object raises ``ValueError`` naming the file."""
+    text = read_text(path)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"malformed JSON in {path}: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a JSON object in {path}, found {type(data).__name__}")
+    return data
+
+
+def remove_file(path: Path) -> bool:
+    """Delete ``path`` if present; return whether something was removed."""
+    try:
+        path.unlink()
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def remove_tree(path: Path) -> bool:
+    """Delete a directory tree if present; return whether something was removed."""
+    if not path.exists():
+        return False
+    if is_local(path):
+        shutil.rmtree(path)
+    else:
+        path.fs.rm(path.path, recursive=True)  # type: ignore[attr-defined]
+    return True
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append one line (a newline is added); used for debugging logs, not for artefacts."""
+    text = line.rstrip("\n") + "\n"
+    if is_local(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return
+    previous = path.read_text(encoding="utf-8") if path.exists() else ""
+    atomic_write_text(path, previous + text)

@@ -1,0 +1,283 @@
+"""The gens store: one directory per generation holding its prompt, raw and parsed outputs
+and their metadata (DESIGN §2, seed 001).
+
+``GensDataLayer`` is the only code that reads or writes generation files, and the one place
+that decides whether an artefact is reused (seed 002): ``prompt_exists`` / ``raw_exists`` /
+``parsed_exists`` answer ``False`` when ``force`` is set, and a phase that writes a new
+artefact clears what was derived from the old one in that generation, so nothing stale is
+ever reused.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..ids import ensure_gen_id, is_valid_gen_id
+from ..types import Stage, ensure_stage, parent_stage
+from . import _storage
+from .paths import Paths
+
+__all__ = ["GenerationMetadata", "GensDataLayer", "resolve_generation_metadata"]
+
+# Raw/parsed metadata carry ``"failed": true`` when the phase persisted output but rejected it
+# (truncated, too short, unparseable). Such artefacts are kept for debugging but never reused.
+FAILED_FLAG = "failed"
+
+
+@dataclass(frozen=True)
+class GensDataLayer:
+    """Read/write access to ``<data_root>/gens``. The data root is the only stored field."""
+
+    data_root: Path
+
+    @classmethod
+    def from_root(cls, data_root: str | os.PathLike[str] | Path) -> GensDataLayer:
+        """Build a data layer over a local directory or an fsspec URL (``s3://bucket/prefix``)."""
+        return cls(Paths.from_str(data_root).data_root)
+
+    @property
+    def paths(self) -> Paths:
+        return Paths(self.data_root)
+
+    # -- directory utilities ----------------------------------------------------------------
+    def generation_dir(self, stage: Stage, gen_id: str) -> Path:
+        return self.paths.generation_dir(stage, gen_id)
+
+    def prompt_path(self, stage: Stage, gen_id: str) -> Path:
+        return self.paths.prompt_path(stage, gen_id)
+
+    def raw_path(self, stage: Stage, gen_id: str) -> Path:
+        return self.paths.raw_path(stage, gen_id)
+
+    def parsed_path(self, stage: Stage, gen_id: str) -> Path:
+        return self.paths.parsed_path(stage, gen_id)
+
+    def main_metadata_path(self, stage: Stage, gen_id: str) -> Path:
+        return self.paths.metadata_path(stage, gen_id)
+
+    def raw_metadata_path(self, stage: Stage, gen_id: str) -> Path:
+        return self.paths.raw_metadata_path(stage, gen_id)
+
+    def parsed_metadata_path(self, stage: Stage, gen_id: str) -> Path:
+        return self.paths.parsed_metadata_path(stage, gen_id)
+
+    def raw_failure_log_path(self, stage: Stage, gen_id: str) -> Path:
+        return self.paths.raw_failure_log_path(stage, gen_id)
+
+    def reserve_generation(self, stage: Stage, gen_id: str, *, create: bool = True) -> Path:
+        """Return the generation directory, creating it when ``create`` is true."""
+        path = self.generation_dir(stage, gen_id)
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def exists(self, stage: Stage, gen_id: str) -> bool:
+        """True when the generation directory exists."""
+        return self.generation_dir(stage, gen_id).is_dir()
+
+    def list_generations(self, stage: Stage) -> list[str]:
+        """Sorted gen ids present under ``gens/<stage>`` (stray names are ignored)."""
+        stage_dir = self.paths.stage_dir(stage)
+        if not stage_dir.is_dir():
+            return []
+        return sorted(p.name for p in stage_dir.iterdir() if is_valid_gen_id(p.name) and p.is_dir())
+
+    def delete_generation(self, stage: Stage, gen_id: str) -> bool:
+        """Remove a generation directory and everything in it; return whether it existed."""
+        return _storage.remove_tree(self.generation_dir(stage, gen_id))
+
+    # -- reuse decisions (the single place that answers "can this be reused?") --------------
+    def prompt_exists(self, stage: Stage, gen_id: str, *, force: bool = False) -> bool:
+        """A prompt is reusable when ``prompt.txt`` exists and ``force`` is off."""
+        return not force and self.prompt_path(stage, gen_id).is_file()
+
+    def raw_exists(self, stage: Stage, gen_id: str, *, force: bool = False) -> bool:
+        """Raw output is reusable when ``raw.txt`` and its metadata exist, it was not rejected,
+        and ``force`` is off."""
+        return not force and self._artefact_ok(self.raw_path(stage, gen_id), self.raw_metadata_path(stage, gen_id))
+
+    def parsed_exists(self, stage: Stage, gen_id: str, *, force: bool = False) -> bool:
+        """Parsed output is reusable when ``parsed.txt`` and its metadata exist, parsing
+        succeeded, and ``force`` is off."""
+        return not force and self._artefact_ok(
+            self.parsed_path(stage, gen_id), self.parsed_metadata_path(stage, gen_id)
+        )
+
+    @staticmethod
+    def _artefact_ok(text_path: Path, metadata_path: Path) -> bool:
+        if not (text_path.is_file() and metadata_path.is_file()):
+            return False
+        try:
+            metadata = _storage.read_json_object(metadata_path)
+        except ValueError:
+            return False  # unreadable metadata: regenerate rather than trust the artefact
+        return not metadata.get(FAILED_FLAG, False)
+
+    # -- writes -----------------------------------------------------------------------------
+    def write_prompt(self, stage: Stage, gen_id: str, text: str) -> Path:
+        """Write ``prompt.txt``; the raw and parsed artefacts derived from an older prompt go."""
+        path = self.prompt_path(stage, gen_id)
+        self.reserve_generation(stage, gen_id)
+        self.clear_raw(stage, gen_id)
+        _storage.atomic_write_text(path, text)
+        return path
+
+    def store_prompt(self, stage: Stage, gen_id: str, text: str, *, force: bool = False) -> bool:
+        """Persist a freshly rendered prompt; return ``True`` when the existing one was reused.
+
+        An identical prompt already on disk is kept (with everything derived from it) unless
+        ``force`` is set; a different one replaces it and clears raw and parsed outputs, so a
+        template edit invalidates exactly the generations whose prompt it changes.
+        """
+        if self.prompt_exists(stage, gen_id, force=force) and self.read_prompt(stage, gen_id) == text:
+            return True
+        self.write_prompt(stage, gen_id, text)
+        return False
+
+    def write_raw(self, stage: Stage, gen_id: str, text: str) -> Path:
+        """Write ``raw.txt``; the parsed artefacts derived from an older raw output go."""
+        path = self.raw_path(stage, gen_id)
+        self.reserve_generation(stage, gen_id)
+        self.clear_parsed(stage, gen_id)
+        _storage.atomic_write_text(path, text)
+        return path
+
+    def write_parsed(self, stage: Stage, gen_id: str, text: str) -> Path:
+        path = self.parsed_path(stage, gen_id)
+        self.reserve_generation(stage, gen_id)
+        _storage.atomic_write_text(path, text)
+        return path
+
+    def write_main_metadata(self, stage: Stage, gen_id: str, metadata: dict[str, Any]) -> Path:
+        return self._write_json(self.main_metadata_path(stage, gen_id), metadata, stage, gen_id)
+
+    def write_raw_metadata(self, stage: Stage, gen_id: str, metadata: dict[str, Any]) -> Path:
+        return self._write_json(self.raw_metadata_path(stage, gen_id), metadata, stage, gen_id)
+
+    def write_parsed_metadata(self, stage: Stage, gen_id: str, metadata: dict[str, Any]) -> Path:
+        return self._write_json(self.parsed_metadata_path(stage, gen_id), metadata, stage, gen_id)
+
+    def _write_json(self, path: Path, metadata: dict[str, Any], stage: Stage, gen_id: str) -> Path:
+        if not isinstance(metadata, dict):
+            raise TypeError(f"metadata for {path} must be a dict, got {type(metadata).__name__}")
+        self.reserve_generation(stage, gen_id)
+        _storage.atomic_write_text(path, _storage.dump_json(metadata))
+        return path
+
+    def append_raw_failure(self, stage: Stage, gen_id: str, line: str) -> Path:
+        """Append one line to ``raw_failure.log`` (a history kept across attempts)."""
+        path = self.raw_failure_log_path(stage, gen_id)
+        self.reserve_generation(stage, gen_id)
+        _storage.append_line(path, line)
+        return path
+
+    def clear_raw(self, stage: Stage, gen_id: str) -> None:
+        """Remove raw output, raw metadata and everything parsed from them."""
+        _storage.remove_file(self.raw_path(stage, gen_id))
+        _storage.remove_file(self.raw_metadata_path(stage, gen_id))
+        self.clear_parsed(stage, gen_id)
+
+    def clear_parsed(self, stage: Stage, gen_id: str) -> None:
+        """Remove parsed output and parsed metadata."""
+        _storage.remove_file(self.parsed_path(stage, gen_id))
+        _storage.remove_file(self.parsed_metadata_path(stage, gen_id))
+
+    # -- reads ------------------------------------------------------------------------------
+    def read_prompt(self, stage: Stage, gen_id: str) -> str:
+        return _storage.read_text(self.prompt_path(stage, gen_id))
+
+    def read_raw(self, stage: Stage, gen_id: str) -> str:
+        return _storage.read_text(self.raw_path(stage, gen_id))
+
+    def read_parsed(self, stage: Stage, gen_id: str) -> str:
+        return _storage.read_text(self.parsed_path(stage, gen_id))
+
+    def read_main_metadata(self, stage: Stage, gen_id: str) -> dict[str, Any]:
+        return _storage.read_json_object(self.main_metadata_path(stage, gen_id))
+
+    def read_raw_metadata(self, stage: Stage, gen_id: str) -> dict[str, Any]:
+        return _storage.read_json_object(self.raw_metadata_path(stage, gen_id))
+
+    def read_parsed_metadata(self, stage: Stage, gen_id: str) -> dict[str, Any]:
+        return _storage.read_json_object(self.parsed_metadata_path(stage, gen_id))
+
+    def read_raw_failure_log(self, stage: Stage, gen_id: str) -> str:
+        return _storage.read_text(self.raw_failure_log_path(stage, gen_id))
+
+
+@dataclass(frozen=True)
+class GenerationMetadata:
+    """The typed view of a generation's ``metadata.json`` (seeded by the cohort build)."""
+
+    stage: Stage
+    """Stage of this generation."""
+    gen_id: str
+    """This generation's id (the directory name and partition key)."""
+    template_id: str
+    """Template rendered for the prompt (for copy mode, the template that names the mode)."""
+    parent_stage: Stage | None
+    """Stage of the parent generation (``None`` for drafts)."""
+    parent_gen_id: str | None
+    """Parent generation id whose parsed text feeds this one."""
+    mode: str
+    """``llm`` (call a model) or ``copy`` (copy the parent's parsed text)."""
+    combo_id: str | None
+    """Content combination (drafts, and inherited downstream)."""
+    cohort_id: str | None
+    """Cohort that first seeded this generation."""
+    llm_model_id: str | None = None
+    """Model id from ``llm_models.csv`` (``None`` in copy mode)."""
+    replicate: int = 1
+    """Replicate number (1-based)."""
+
+
+def resolve_generation_metadata(layer: GensDataLayer, stage: Stage, gen_id: str) -> GenerationMetadata:
+    """Load and check ``metadata.json`` for a generation.
+
+    Raises ``FileNotFoundError`` when it is missing, ``ValueError`` when it is malformed, names
+    an unknown mode, lacks a template, or (copy mode, essays, evaluations) lacks its parent.
+    """
+    stage = ensure_stage(stage)
+    ensure_gen_id(gen_id)
+    meta = layer.read_main_metadata(stage, gen_id)
+    where = f"{stage}/{gen_id} ({layer.main_metadata_path(stage, gen_id)})"
+
+    mode = str(meta.get("mode") or "llm").strip().lower()
+    if mode not in ("llm", "copy"):
+        raise ValueError(f"metadata of {where}: mode must be 'llm' or 'copy', got {meta.get('mode')!r}")
+    template_id = str(meta.get("template_id") or "").strip()
+    if not template_id:
+        raise ValueError(f"metadata of {where}: template_id is missing")
+
+    raw_parent = meta.get("parent_gen_id")
+    parent_gen_id = str(raw_parent).strip() if raw_parent else None
+    expected_parent_stage = parent_stage(stage)
+    if parent_gen_id and expected_parent_stage is None:
+        raise ValueError(f"metadata of {where}: drafts have no parent, got parent_gen_id={parent_gen_id!r}")
+    if mode == "copy" and not parent_gen_id:
+        raise ValueError(f"copy mode requires parent metadata for {where}")
+    if expected_parent_stage is not None and not parent_gen_id:
+        raise ValueError(f"metadata of {where}: parent_gen_id is required for {stage} generations")
+    if parent_gen_id:
+        ensure_gen_id(parent_gen_id)
+
+    model = meta.get("llm_model_id")
+    try:
+        replicate = int(meta.get("replicate") or 1)
+    except (TypeError, ValueError):
+        raise ValueError(f"metadata of {where}: replicate must be an integer, got {meta.get('replicate')!r}") from None
+    return GenerationMetadata(
+        stage=stage,
+        gen_id=gen_id,
+        template_id=template_id,
+        parent_stage=expected_parent_stage if parent_gen_id else None,
+        parent_gen_id=parent_gen_id,
+        mode=mode,
+        combo_id=str(meta.get("combo_id") or "").strip() or None,
+        cohort_id=str(meta.get("cohort_id") or "").strip() or None,
+        llm_model_id=str(model).strip() if model else None,
+        replicate=replicate,
+    )
