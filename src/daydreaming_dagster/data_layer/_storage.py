@@ -55,13 +55,21 @@ def dump_json(data: dict[str, Any]) -> str:
 
 
 def read_text(path: Path) -> str:
-    """Read UTF-8 text; a missing file raises ``FileNotFoundError`` naming the path."""
+    """Read UTF-8 text; a missing file raises ``FileNotFoundError`` naming the path, bytes
+    that are not UTF-8 raise ``ValueError`` naming it."""
     try:
-        return path.read_bytes().decode("utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise FileNotFoundError(f"file not found: {path}") from None
     except IsADirectoryError:
         raise FileNotFoundError(f"expected a file but found a directory: {path}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # The bare codec error names neither the file nor what to do about it.
+        raise ValueError(
+            f"{path} is not valid UTF-8 (byte {exc.start}: {exc.reason}); re-save it as UTF-8"
+        ) from None
 
 
 def read_json_object(path: Path) -> dict[str, Any]:

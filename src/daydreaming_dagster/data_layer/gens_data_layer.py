@@ -90,21 +90,24 @@ class GensDataLayer:
         return _storage.remove_tree(self.generation_dir(stage, gen_id))
 
     # -- reuse decisions (the single place that answers "can this be reused?") --------------
+    # Paths are built before ``force`` is looked at, so a bad stage or gen_id is rejected even
+    # when the answer would be "regenerate" anyway.
     def prompt_exists(self, stage: Stage, gen_id: str, *, force: bool = False) -> bool:
         """A prompt is reusable when ``prompt.txt`` exists and ``force`` is off."""
-        return not force and self.prompt_path(stage, gen_id).is_file()
+        path = self.prompt_path(stage, gen_id)
+        return not force and path.is_file()
 
     def raw_exists(self, stage: Stage, gen_id: str, *, force: bool = False) -> bool:
         """Raw output is reusable when ``raw.txt`` and its metadata exist, it was not rejected,
         and ``force`` is off."""
-        return not force and self._artefact_ok(self.raw_path(stage, gen_id), self.raw_metadata_path(stage, gen_id))
+        text_path, metadata_path = self.raw_path(stage, gen_id), self.raw_metadata_path(stage, gen_id)
+        return not force and self._artefact_ok(text_path, metadata_path)
 
     def parsed_exists(self, stage: Stage, gen_id: str, *, force: bool = False) -> bool:
         """Parsed output is reusable when ``parsed.txt`` and its metadata exist, parsing
         succeeded, and ``force`` is off."""
-        return not force and self._artefact_ok(
-            self.parsed_path(stage, gen_id), self.parsed_metadata_path(stage, gen_id)
-        )
+        text_path, metadata_path = self.parsed_path(stage, gen_id), self.parsed_metadata_path(stage, gen_id)
+        return not force and self._artefact_ok(text_path, metadata_path)
 
     @staticmethod
     def _artefact_ok(text_path: Path, metadata_path: Path) -> bool:
