@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 from dagster import ConfigurableResource
 from pydantic import Field
 
 from .data_layer import GensDataLayer, Paths, default_data_root
 from .stages.settings import StageSettings
 from .types import Stage
+
+if TYPE_CHECKING:
+    from .catalog_types import ModelInfo
+    from .llm.base import LLMProvider
 
 
 class DataRootResource(ConfigurableResource):
@@ -43,3 +50,30 @@ class StageSettingsResource(ConfigurableResource):
             max_tokens=getattr(self, f"max_tokens_{stage}"),
             temperature=getattr(self, f"temperature_{stage}"),
         )
+
+
+class LLMResource(ConfigurableResource):
+    """How model calls are made: concurrency, retries, budget, endpoint override.
+
+    Keys never live here: providers read them from the environment (``OPENROUTER_API_KEY``...).
+    """
+
+    concurrency: int = Field(default=16, ge=1, description="Model calls in flight at once, per run.")
+    max_cost: float | None = Field(default=None, description="USD budget; no new call starts once spent.")
+    timeout_s: float = Field(default=120.0, gt=0, description="Per-attempt HTTP timeout.")
+    max_attempts: int = Field(default=6, ge=1, description="Attempts per call on retryable errors.")
+    base_url: str | None = Field(default=None, description="Send every non-offline model to this OpenAI-compatible endpoint.")
+
+    def client(self, models: Mapping[str, ModelInfo], *, spent_usd: float = 0.0) -> LLMProvider:
+        """A provider routing each model to its backend; build one per run (it binds an event loop)."""
+        from .llm.router import LLMConfig, build_llm_client
+
+        config = LLMConfig.from_env(
+            global_concurrency=self.concurrency,
+            max_cost=self.max_cost,
+            spent_usd=spent_usd,
+            timeout_s=self.timeout_s,
+            max_attempts=self.max_attempts,
+            base_url=self.base_url,
+        )
+        return build_llm_client(models, config)

@@ -1,0 +1,272 @@
+"""Run one phase of one stage over many generations: the unit a Dagster step executes.
+
+Many partitions per run (DESIGN §8): the raw phase runs its model calls concurrently up to a
+cap, so throughput is bounded by the provider, not by process start-up. Every generation is
+attempted and persisted; failures are collected (not raised one by one) so a single bad
+generation never stops its siblings. A stop request (first Ctrl-C) stops launching new calls
+while calls in flight finish and persist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..errors import GenerationFailure
+from ..llm.base import LLMProvider
+from ..types import Phase, Stage
+from .context import StageContext
+from .parsed import run_parsed_phase
+from .prompt import run_prompt_phase
+from .raw import run_raw_phase
+from .settings import StageSettings
+
+Status = Literal["done", "reused", "failed", "skipped"]
+
+_STOP = threading.Event()
+
+
+def request_stop() -> None:
+    """Ask running batches to launch no new generation (calls in flight still finish)."""
+    _STOP.set()
+
+
+def stop_requested() -> bool:
+    return _STOP.is_set()
+
+
+def reset_stop() -> None:
+    _STOP.clear()
+
+
+@dataclass(frozen=True)
+class GenerationStatus:
+    """How one generation fared in one phase."""
+
+    gen_id: str
+    status: Status
+    reason: str | None = None
+    """Failure tag (``truncated``, ``min_lines``, ``parse_error``, ``provider_error``...)."""
+    error: str | None = None
+    cost_usd: float = 0.0
+    total_tokens: int = 0
+    called_model: bool = False
+    metadata: dict[str, Any] | None = None
+    """The phase's metadata as persisted (raw/parsed phases)."""
+
+
+@dataclass
+class BatchReport:
+    """Outcome of one phase over a batch of generations."""
+
+    stage: Stage
+    phase: Phase
+    statuses: list[GenerationStatus] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    def count(self, status: Status) -> int:
+        return sum(1 for s in self.statuses if s.status == status)
+
+    @property
+    def failures(self) -> list[GenerationStatus]:
+        return [s for s in self.statuses if s.status == "failed"]
+
+    @property
+    def model_calls(self) -> int:
+        return sum(1 for s in self.statuses if s.called_model)
+
+    @property
+    def cost_usd(self) -> float:
+        return round(sum(s.cost_usd for s in self.statuses), 6)
+
+    @property
+    def total_tokens(self) -> int:
+        return sum(s.total_tokens for s in self.statuses)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "phase": self.phase,
+            "total": len(self.statuses),
+            "done": self.count("done"),
+            "reused": self.count("reused"),
+            "failed": self.count("failed"),
+            "skipped": self.count("skipped"),
+            "model_calls": self.model_calls,
+            "cost_usd": self.cost_usd,
+            "total_tokens": self.total_tokens,
+            "wall_s": round(self.wall_s, 3),
+        }
+
+
+ProgressCallback = Callable[[GenerationStatus], None]
+
+
+def _failed(gen_id: str, exc: Exception) -> GenerationStatus:
+    reason = exc.reason if isinstance(exc, GenerationFailure) else type(exc).__name__
+    return GenerationStatus(gen_id=gen_id, status="failed", reason=reason, error=str(exc))
+
+
+_listeners: list[Callable[[Stage, Phase, GenerationStatus], None]] = []
+
+
+def add_progress_listener(listener: Callable[[Stage, Phase, GenerationStatus], None]) -> None:
+    """Receive every generation status of every batch in this process (the CLI's progress bars)."""
+    _listeners.append(listener)
+
+
+def remove_progress_listener(listener: Callable[[Stage, Phase, GenerationStatus], None]) -> None:
+    if listener in _listeners:
+        _listeners.remove(listener)
+
+
+def _notify(progress: ProgressCallback | None, status: GenerationStatus, stage: Stage, phase: Phase) -> GenerationStatus:
+    if progress is not None:
+        progress(status)
+    for listener in list(_listeners):
+        listener(stage, phase, status)
+    return status
+
+
+def _run_sync_phase(
+    stage: Stage,
+    phase: Phase,
+    gen_ids: Iterable[str],
+    step: Callable[[str], GenerationStatus],
+    progress: ProgressCallback | None,
+) -> BatchReport:
+    report = BatchReport(stage=stage, phase=phase)
+    clock = time.perf_counter()
+    for gen_id in gen_ids:
+        if stop_requested():
+            status = GenerationStatus(gen_id=gen_id, status="skipped", reason="stopped")
+        else:
+            try:
+                status = step(gen_id)
+            except (GenerationFailure, ValueError, FileNotFoundError) as exc:
+                status = _failed(gen_id, exc)
+        report.statuses.append(_notify(progress, status, stage, phase))
+    report.wall_s = time.perf_counter() - clock
+    return report
+
+
+def run_prompt_batch(
+    ctx: StageContext,
+    stage: Stage,
+    gen_ids: Sequence[str],
+    settings: StageSettings,
+    *,
+    progress: ProgressCallback | None = None,
+) -> tuple[BatchReport, dict[str, str]]:
+    """Render and persist prompts; return the report and the prompts that succeeded."""
+    prompts: dict[str, str] = {}
+
+    def step(gen_id: str) -> GenerationStatus:
+        outcome = run_prompt_phase(ctx, stage, gen_id, settings)
+        prompts[gen_id] = outcome.text
+        return GenerationStatus(gen_id=gen_id, status="reused" if outcome.reused else "done")
+
+    return _run_sync_phase(stage, "prompt", gen_ids, step, progress), prompts
+
+
+def run_parsed_batch(
+    ctx: StageContext,
+    stage: Stage,
+    gen_ids: Sequence[str],
+    settings: StageSettings,
+    *,
+    run_id: str = "",
+    parser_name: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> BatchReport:
+    """Parse raw outputs into parsed outputs for every generation."""
+
+    def step(gen_id: str) -> GenerationStatus:
+        outcome = run_parsed_phase(ctx, stage, gen_id, settings, run_id=run_id, parser_name=parser_name)
+        return GenerationStatus(gen_id=gen_id, status="reused" if outcome.reused else "done", metadata=outcome.metadata)
+
+    return _run_sync_phase(stage, "parsed", gen_ids, step, progress)
+
+
+def _raw_status(gen_id: str, outcome_meta: dict[str, Any], reused: bool, called: bool) -> GenerationStatus:
+    usage = outcome_meta.get("usage") or {}
+    return GenerationStatus(
+        gen_id=gen_id,
+        status="reused" if reused else "done",
+        cost_usd=0.0 if reused else float(outcome_meta.get("cost_usd") or 0.0),
+        total_tokens=0 if reused else int(usage.get("total_tokens") or 0),
+        called_model=called,
+        metadata=outcome_meta,
+    )
+
+
+async def run_raw_batch(
+    ctx: StageContext,
+    stage: Stage,
+    gen_ids: Sequence[str],
+    settings: StageSettings,
+    llm: LLMProvider,
+    *,
+    concurrency: int = 16,
+    run_id: str = "",
+    prompts: dict[str, str] | None = None,
+    progress: ProgressCallback | None = None,
+) -> BatchReport:
+    """Run the raw phase for every generation with at most ``concurrency`` in flight.
+
+    Workers pull gen ids from a queue, so memory stays flat however many generations the
+    batch holds. Results keep the input order.
+    """
+    report = BatchReport(stage=stage, phase="raw")
+    results: list[GenerationStatus | None] = [None] * len(gen_ids)
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for index in range(len(gen_ids)):
+        queue.put_nowait(index)
+    clock = time.perf_counter()
+
+    async def one(gen_id: str) -> GenerationStatus:
+        if stop_requested():
+            return GenerationStatus(gen_id=gen_id, status="skipped", reason="stopped")
+        prompt = prompts.get(gen_id) if prompts else None
+        try:
+            outcome = await run_raw_phase(ctx, stage, gen_id, settings, llm, run_id=run_id, prompt=prompt)
+        except GenerationFailure as exc:
+            status = _failed(gen_id, exc)
+            # A rejected output was still paid for: keep its cost and tokens in the totals.
+            if exc.reason in ("truncated", "min_lines") and ctx.layer.raw_metadata_path(stage, gen_id).is_file():
+                meta = ctx.layer.read_raw_metadata(stage, gen_id)
+                failed = _raw_status(gen_id, meta, reused=False, called=meta.get("attempts", 0) > 0)
+                status = dataclasses.replace(failed, status="failed", reason=exc.reason, error=str(exc))
+            return status
+        except (ValueError, FileNotFoundError) as exc:
+            return _failed(gen_id, exc)
+        return _raw_status(gen_id, outcome.metadata, outcome.reused, outcome.called_model)
+
+    async def worker() -> None:
+        while True:
+            try:
+                index = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            status = await one(gen_ids[index])
+            results[index] = _notify(progress, status, stage, "raw")
+
+    workers = [asyncio.create_task(worker()) for _ in range(max(1, min(concurrency, len(gen_ids))))]
+    try:
+        await asyncio.gather(*workers)
+    finally:
+        for task in workers:
+            task.cancel()
+    report.statuses = [s for s in results if s is not None]
+    report.wall_s = time.perf_counter() - clock
+    return report
+
+
+def run_raw_batch_sync(*args: Any, **kwargs: Any) -> BatchReport:
+    """:func:`run_raw_batch` from synchronous code (a fresh event loop per call)."""
+    return asyncio.run(run_raw_batch(*args, **kwargs))

@@ -1,0 +1,116 @@
+"""Prompt phase: turn a generation's metadata into the text its raw phase consumes.
+
+Semantics of seed 001's ``stage_input_asset`` / ``compute_prompt_values``: copy mode copies the
+parent's parsed text; otherwise the stage template renders with the variables of DESIGN §2
+(``concepts``; ``draft_block``/``links_block``; ``response``). Templates render in a sandboxed
+Jinja2 environment with ``StrictUndefined``, so a template can neither reach Python internals
+nor silently render a missing variable as an empty string.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from ..data_layer import GenerationMetadata, GensDataLayer, resolve_generation_metadata
+from ..errors import GenerationFailure
+from ..types import Stage
+from .context import StageContext
+from .settings import StageSettings
+
+
+class TemplateRenderError(GenerationFailure):
+    """A template failed to render (missing variable, syntax error)."""
+
+
+@functools.cache
+def _environment() -> SandboxedEnvironment:
+    return SandboxedEnvironment(
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # prompts are plain text, not HTML
+        keep_trailing_newline=True,
+    )
+
+
+def render_template(template_text: str, variables: dict[str, Any], *, template_name: str) -> str:
+    """Render ``template_text``; a missing variable or bad syntax raises ``ValueError`` naming
+    the template (and the variable)."""
+    try:
+        template = _environment().from_string(template_text)
+        return template.render(**variables)
+    except jinja2.UndefinedError as exc:
+        raise ValueError(
+            f"template {template_name!r} uses an undefined variable: {exc.message}; "
+            f"available variables: {', '.join(sorted(variables)) or '(none)'}"
+        ) from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise ValueError(f"template {template_name!r} has a syntax error at line {exc.lineno}: {exc.message}") from None
+    except jinja2.exceptions.SecurityError as exc:
+        raise ValueError(f"template {template_name!r} tried an unsafe operation: {exc}") from None
+
+
+def _parent_parsed_text(layer: GensDataLayer, metadata: GenerationMetadata) -> str:
+    assert metadata.parent_stage and metadata.parent_gen_id  # guaranteed by resolve_generation_metadata
+    try:
+        return layer.read_parsed(metadata.parent_stage, metadata.parent_gen_id)
+    except FileNotFoundError:
+        raise GenerationFailure(
+            metadata.stage,
+            metadata.gen_id,
+            "parent_missing",
+            f"parent {metadata.parent_stage}/{metadata.parent_gen_id} has no parsed output yet; "
+            f"run the {metadata.parent_stage} stage first",
+        ) from None
+
+
+def compute_prompt_values(ctx: StageContext, metadata: GenerationMetadata) -> dict[str, Any]:
+    """Template variables for an ``llm``-mode generation (DESIGN §2)."""
+    stage = metadata.stage
+    if stage == "draft":
+        if not metadata.combo_id:
+            raise GenerationFailure(stage, metadata.gen_id, "metadata", "draft metadata has no combo_id")
+        combination = ctx.combination(metadata.combo_id)
+        return {"concepts": combination.contents, "combo_id": combination.combo_id}
+    parent_text = _parent_parsed_text(ctx.layer, metadata)
+    if stage == "essay":
+        return {"draft_block": parent_text, "links_block": parent_text}
+    return {"response": parent_text}
+
+
+def build_prompt(ctx: StageContext, metadata: GenerationMetadata) -> str:
+    """The prompt text of a generation: the parent's parsed text (copy) or the rendered template."""
+    if metadata.mode == "copy":
+        return _parent_parsed_text(ctx.layer, metadata)
+    ctx.template(metadata.stage, metadata.template_id)  # fails early with the known templates listed
+    text = ctx.template_text(metadata.stage, metadata.template_id)
+    values = compute_prompt_values(ctx, metadata)
+    try:
+        return render_template(text, values, template_name=f"{metadata.stage}/{metadata.template_id}")
+    except ValueError as exc:
+        raise TemplateRenderError(metadata.stage, metadata.gen_id, "template", str(exc)) from None
+
+
+@dataclass(frozen=True)
+class PromptOutcome:
+    """Result of the prompt phase for one generation."""
+
+    gen_id: str
+    text: str
+    reused: bool
+    """True when the identical prompt was already on disk (raw/parsed kept)."""
+
+
+def run_prompt_phase(ctx: StageContext, stage: Stage, gen_id: str, settings: StageSettings) -> PromptOutcome:
+    """Render and persist a generation's prompt; the data layer decides reuse (seed 002).
+
+    A prompt identical to the stored one is reused with everything derived from it; a changed
+    prompt (edited template, regenerated parent) replaces it and clears raw and parsed outputs.
+    """
+    metadata = resolve_generation_metadata(ctx.layer, stage, gen_id)
+    text = build_prompt(ctx, metadata)
+    reused = ctx.layer.store_prompt(stage, gen_id, text, force=settings.force)
+    return PromptOutcome(gen_id=gen_id, text=text, reused=reused)

@@ -1,0 +1,178 @@
+"""Raw phase: the model call (or the copy), persisted *before* validation (seed 000).
+
+``raw.txt`` and ``raw_metadata.json`` are written first; only then do truncation and
+minimum-content checks run. A rejected output stays on disk (marked ``failed`` so it is never
+reused), a line goes to ``raw_failure.log``, and :class:`GenerationFailure` is raised.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ..data_layer import GenerationMetadata, GensDataLayer, resolve_generation_metadata
+from ..data_layer.gens_data_layer import FAILED_FLAG
+from ..errors import BudgetExceeded, GenerationFailure, ProviderError
+from ..llm.base import GenerationRequest, GenerationResult, LLMProvider
+from ..types import Stage
+from .context import StageContext
+from .settings import StageSettings
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def count_nonempty_lines(text: str) -> int:
+    return sum(1 for line in text.splitlines() if line.strip())
+
+
+@dataclass(frozen=True)
+class RawOutcome:
+    """Result of the raw phase for one generation."""
+
+    gen_id: str
+    metadata: dict[str, Any]
+    """The raw metadata as persisted (with ``reused`` set for this run)."""
+    reused: bool
+    called_model: bool
+
+
+def validation_failure(stage: Stage, text: str, finish_reason: str | None, settings: StageSettings) -> tuple[str, str] | None:
+    """(reason, message) when the raw output must be rejected, else ``None``."""
+    if finish_reason == "length":
+        return "truncated", "the model stopped at the max_tokens limit (finish_reason=length); raise max_tokens for this stage or shorten the prompt"
+    if stage == "draft" and settings.min_lines > 0:
+        lines = count_nonempty_lines(text)
+        if lines < settings.min_lines:
+            return "min_lines", f"draft has {lines} non-empty lines, fewer than the required {settings.min_lines}"
+    return None
+
+
+def record_failure(layer: GensDataLayer, stage: Stage, gen_id: str, reason: str, message: str, run_id: str) -> str:
+    """Append a line to ``raw_failure.log`` and return the log path (as text)."""
+    line = f"{utc_now()} run_id={run_id or '-'} reason={reason} {message}"
+    return str(layer.append_raw_failure(stage, gen_id, line))
+
+
+def _base_metadata(metadata: GenerationMetadata, run_id: str) -> dict[str, Any]:
+    return {
+        "stage": metadata.stage,
+        "gen_id": metadata.gen_id,
+        "mode": metadata.mode,
+        "template_id": metadata.template_id,
+        "llm_model_id": metadata.llm_model_id,
+        "cohort_id": metadata.cohort_id,
+        "replicate": metadata.replicate,
+        "run_id": run_id,
+        "reused": False,
+    }
+
+
+def _result_metadata(result: GenerationResult, requested_model: str, request: GenerationRequest) -> dict[str, Any]:
+    usage = result.usage
+    return {
+        "provider": result.provider,
+        "model": requested_model,
+        "provider_model": result.model,
+        "finish_reason": result.finish_reason,
+        "truncated": result.truncated,
+        "usage": {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens,
+        },
+        "cost_usd": usage.cost_usd,
+        "cost_source": usage.cost_source,
+        "attempts": result.attempts,
+        "retry_wait_s": round(result.retry_wait_s, 3),
+        "max_tokens": request.max_tokens,
+        "temperature": request.temperature,
+        "response_id": result.response_id,
+        "reasoning": result.reasoning,
+        "raw_chars": len(result.text),
+    }
+
+
+def _reused_outcome(layer: GensDataLayer, stage: Stage, gen_id: str) -> RawOutcome:
+    stored = layer.read_raw_metadata(stage, gen_id)
+    return RawOutcome(gen_id=gen_id, metadata={**stored, "reused": True}, reused=True, called_model=False)
+
+
+async def run_raw_phase(
+    ctx: StageContext,
+    stage: Stage,
+    gen_id: str,
+    settings: StageSettings,
+    llm: LLMProvider,
+    *,
+    run_id: str = "",
+    prompt: str | None = None,
+) -> RawOutcome:
+    """Produce ``raw.txt`` for one generation, reusing it when the data layer says so.
+
+    ``prompt`` may be passed when the caller already holds it (saves a read).
+    Raises :class:`GenerationFailure` (after persisting) on truncation, too few lines, a
+    provider error or a spent budget.
+    """
+    layer = ctx.layer
+    if layer.raw_exists(stage, gen_id, force=settings.force):
+        return _reused_outcome(layer, stage, gen_id)
+
+    metadata = resolve_generation_metadata(layer, stage, gen_id)
+    started_at = utc_now()
+    clock = time.perf_counter()
+    if prompt is None:
+        try:
+            prompt = layer.read_prompt(stage, gen_id)
+        except FileNotFoundError:
+            raise GenerationFailure(stage, gen_id, "prompt_missing", "prompt.txt is missing; run the prompt phase first") from None
+
+    raw_meta = _base_metadata(metadata, run_id)
+    if metadata.mode == "copy":
+        text = prompt  # copy mode: the prompt already is the parent's parsed text
+        raw_meta.update({"provider": None, "model": None, "finish_reason": "copy", "truncated": False,
+                         "usage": None, "cost_usd": 0.0, "attempts": 0, "raw_chars": len(text)})
+        finish_reason: str | None = None
+        called = False
+    else:
+        if not metadata.llm_model_id:
+            raise GenerationFailure(stage, gen_id, "metadata", "llm mode needs llm_model_id in metadata.json")
+        model = ctx.model(metadata.llm_model_id)
+        request = GenerationRequest(
+            prompt=prompt,
+            model_id=model.id,
+            model=model.model,
+            stage=stage,
+            max_tokens=settings.max_tokens,
+            temperature=settings.temperature,
+            replicate=metadata.replicate,
+            gen_id=gen_id,
+        )
+        try:
+            result = await llm.generate(request)
+        except BudgetExceeded as exc:
+            raise GenerationFailure(stage, gen_id, "budget", str(exc)) from None
+        except ProviderError as exc:
+            log_path = record_failure(layer, stage, gen_id, "provider_error", str(exc), run_id)
+            raise GenerationFailure(stage, gen_id, "provider_error", f"{exc} (see {log_path})") from None
+        text = result.text
+        finish_reason = result.finish_reason
+        raw_meta.update(_result_metadata(result, model.model, request))
+        called = True
+
+    raw_meta.update({"started_at": started_at, "finished_at": utc_now(),
+                     "duration_s": round(time.perf_counter() - clock, 4)})
+    failure = validation_failure(stage, text, finish_reason, settings)
+    if failure is not None:
+        raw_meta.update({FAILED_FLAG: True, "failure_reason": failure[0], "error": failure[1]})
+    # Persist before judging: operators debug rejected outputs from these files (seed 000).
+    layer.write_raw(stage, gen_id, text)
+    layer.write_raw_metadata(stage, gen_id, raw_meta)
+    if failure is not None:
+        reason, message = failure
+        log_path = record_failure(layer, stage, gen_id, reason, message, run_id)
+        raise GenerationFailure(stage, gen_id, reason, f"{message} (raw output kept; see {log_path})")
+    return RawOutcome(gen_id=gen_id, metadata=raw_meta, reused=False, called_model=called)
