@@ -10,8 +10,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         path.write_bytes(data)  # one PUT: object stores publish whole objects only
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp_name = _create_temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -43,6 +43,23 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
+
+
+def _create_temp_beside(path: Path) -> tuple[int, str]:
+    """Open a new exclusive temporary file next to ``path``.
+
+    Unlike ``tempfile.mkstemp`` (always 0600) the mode is 0666 minus the umask, as for any file
+    ``open`` creates, so the artefact the rename publishes is readable by whoever may read the
+    data root (a webserver running as another user, a shared store).
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp_name = os.path.join(path.parent, f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp_name, flags, 0o666), tmp_name
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a temporary file next to {path}")
 
 
 def atomic_write_text(path: Path, text: str) -> None:
