@@ -296,7 +296,10 @@ def _method_id(entry: tuple[str, tuple[Any, ...], dict[str, Any]]) -> str:
 
 
 def _call(
-    layer: GensDataLayer, entry: tuple[str, tuple[Any, ...], dict[str, Any]], stage: Any, gen_id: Any
+    layer: GensDataLayer,
+    entry: tuple[str, tuple[Any, ...], dict[str, Any]],
+    stage: Any,
+    gen_id: Any,
 ) -> Callable[[], Any]:
     name, args, kwargs = entry
     if name == "resolve_generation_metadata":
@@ -404,7 +407,9 @@ def test_output_exists_rejects_failed_or_unreadable_metadata(
     layer: GensDataLayer, phase: str, metadata_text: str, reusable: bool
 ) -> None:
     getattr(layer, f"write_{phase}")("draft", GEN, "text")
-    getattr(layer, f"{phase}_metadata_path")("draft", GEN).write_text(metadata_text, encoding="utf-8")
+    getattr(layer, f"{phase}_metadata_path")("draft", GEN).write_text(
+        metadata_text, encoding="utf-8"
+    )
     assert getattr(layer, f"{phase}_exists")("draft", GEN) is reusable
     assert getattr(layer, f"{phase}_exists")("draft", GEN, force=True) is False
 

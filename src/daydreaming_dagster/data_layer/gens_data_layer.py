@@ -11,6 +11,7 @@ ever reused.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -268,10 +269,7 @@ def resolve_generation_metadata(layer: GensDataLayer, stage: Stage, gen_id: str)
         ensure_gen_id(parent_gen_id)
 
     model = meta.get("llm_model_id")
-    try:
-        replicate = int(meta.get("replicate") or 1)
-    except (TypeError, ValueError):
-        raise ValueError(f"metadata of {where}: replicate must be an integer, got {meta.get('replicate')!r}") from None
+    replicate = _replicate(meta.get("replicate"), where)
     return GenerationMetadata(
         stage=stage,
         gen_id=gen_id,
@@ -284,3 +282,15 @@ def resolve_generation_metadata(layer: GensDataLayer, stage: Stage, gen_id: str)
         llm_model_id=str(model).strip() if model else None,
         replicate=replicate,
     )
+
+
+def _replicate(value: Any, where: str) -> int:
+    """A replicate number >= 1 (an int, or its decimal text as CSV-born metadata holds it);
+    absent or ``null`` means 1."""
+    if value is None:
+        return 1
+    # int() alone would turn 1.5 into 1 and True into 1, and `or 1` would turn 0 into 1.
+    text = str(value).strip() if isinstance(value, (int, str)) and not isinstance(value, bool) else ""
+    if not re.fullmatch(r"[0-9]+", text) or int(text) < 1:
+        raise ValueError(f"metadata of {where}: replicate must be an integer >= 1, got {value!r}")
+    return int(text)
