@@ -64,16 +64,17 @@ class LLMResource(ConfigurableResource):
     max_attempts: int = Field(default=6, ge=1, description="Attempts per call on retryable errors.")
     base_url: str | None = Field(default=None, description="Send every non-offline model to this OpenAI-compatible endpoint.")
 
-    def client(self, models: Mapping[str, ModelInfo], *, spent_usd: float = 0.0) -> LLMProvider:
+    def client(self, models: Mapping[str, ModelInfo]) -> LLMProvider:
         """A provider routing each model to its backend; build one per run (it binds an event loop)."""
         from .llm.router import LLMConfig, build_llm_client
 
-        config = LLMConfig.from_env(
-            global_concurrency=self.concurrency,
-            max_cost=self.max_cost,
-            spent_usd=spent_usd,
-            timeout_s=self.timeout_s,
-            max_attempts=self.max_attempts,
-            base_url=self.base_url,
-        )
-        return build_llm_client(models, config)
+        overrides: dict[str, object] = {
+            "max_concurrency": self.concurrency,
+            "timeout_s": self.timeout_s,
+            "max_attempts": self.max_attempts,
+        }
+        if self.max_cost is not None:
+            overrides["max_cost"] = self.max_cost
+        if self.base_url:
+            overrides["base_url_override"] = self.base_url
+        return build_llm_client(models, LLMConfig.from_env(**overrides))
