@@ -134,7 +134,19 @@ def test_range_run_covers_many_partitions_in_one_run(chain_root, instance, provi
 
     # The orchestrator carries the good generation through the later phases in follow-up runs.
     outcome = run_stage(instance, GENERATION_ASSETS, "draft", drafts, _resources(root))
-    assert outcome.failed_steps == ["draft_prompt", "draft_raw"] and len(outcome.run_ids) == 3
+    # prompt fails for the bad template, so raw and parsed then fail for it too, each after
+    # carrying the good draft one phase further.
+    assert outcome.failed_steps == ["draft_prompt", "draft_raw", "draft_parsed"] and len(outcome.run_ids) == 3
     assert (root / "gens" / "draft" / chain.draft / "parsed.txt").is_file()
     assert not (root / "gens" / "draft" / chain.bad_draft / "raw.txt").exists()
     assert len([c for c in provider.calls if c.gen_id == chain.draft]) == 1
+
+    # Both essays of the good draft: one run covers both partitions, all phases.
+    essays = [chain.essay, chain.essay_copy]
+    register_keys(instance, "essay", essays)
+    essay_outcome = run_stage(instance, GENERATION_ASSETS, "essay", essays, _resources(root))
+    assert essay_outcome.success and len(essay_outcome.run_ids) == 1
+    run = instance.get_run_by_id(essay_outcome.run_ids[0])
+    assert run.tags[RANGE_START_TAG] == chain.essay and run.tags[RANGE_END_TAG] == chain.essay_copy
+    for gen_id in essays:
+        assert (root / "gens" / "essay" / gen_id / "parsed.txt").is_file()

@@ -7,7 +7,6 @@ cross-partition IO-manager loads (seed 003). A step persists every generation it
 fails with the list of failed gen ids if any failed.
 """
 
-from __future__ import annotations
 
 from typing import Any
 
