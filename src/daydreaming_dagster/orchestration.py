@@ -85,6 +85,7 @@ def run_stage(
     *,
     phases: Sequence[Phase] = PHASES,
     tags: dict[str, str] | None = None,
+    log_level: str = "WARNING",
 ) -> StageRun:
     """Materialise ``phases`` of ``stage`` for ``gen_ids`` in as few runs as possible."""
     outcome = StageRun(stage=stage)
@@ -99,7 +100,7 @@ def run_stage(
                         RANGE_START_TAG: segment[0], RANGE_END_TAG: segment[-1]}
             result = materialize(
                 assets, selection=selection, instance=instance, resources=resources,
-                tags=run_tags, raise_on_error=False,
+                tags=run_tags, raise_on_error=False, run_config=quiet_run_config(log_level),
             )
             outcome.run_ids.append(result.run_id)
             if result.success:
@@ -111,6 +112,12 @@ def run_stage(
             outcome.failed_steps.append(f"{stage}_{failed}")
             remaining = remaining[remaining.index(failed) + 1:]
     return outcome
+
+
+def quiet_run_config(log_level: str = "WARNING") -> dict[str, Any]:
+    """Run config that keeps Dagster's console logger to ``log_level`` (the CLI draws its own
+    progress; the event log in the instance keeps everything)."""
+    return {"loggers": {"console": {"config": {"log_level": log_level}}}}
 
 
 def _failed_phase(result: Any, stage: Stage, phases: list[Phase]) -> Phase | None:

@@ -1,0 +1,51 @@
+"""Helpers shared by CLI commands (options, data root, Ctrl-C handling)."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+
+from ..data_layer import default_data_root
+from ..stages.batch import request_stop, reset_stop
+
+data_root_option = click.option(
+    "--data-root",
+    type=str,
+    default=None,
+    help="Data root (default: $DAYDREAMING_DATA_ROOT or ./data).",
+)
+
+
+def resolve_data_root(data_root: str | None) -> str:
+    root = data_root or default_data_root()
+    if "://" not in root and not Path(root).is_dir():
+        raise click.BadParameter(f"data root {root!r} does not exist; pass --data-root or set DAYDREAMING_DATA_ROOT",
+                                 param_hint="--data-root")
+    return root
+
+
+@contextlib.contextmanager
+def graceful_interrupt(message: str) -> Iterator[None]:
+    """First Ctrl-C: stop launching new generations (calls in flight finish and persist).
+    Second Ctrl-C: the usual KeyboardInterrupt."""
+    reset_stop()
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum: int, frame: object) -> None:
+        request_stop()
+        click.echo(f"\n{message}", err=True)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    try:
+        signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread (e.g. embedded use): no special handling
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

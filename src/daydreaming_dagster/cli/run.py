@@ -1,0 +1,175 @@
+"""``daydream run COHORT`` and ``daydream reparse COHORT``: the common path, no Dagster
+selection strings to remember."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import click
+
+from ..types import PHASES, STAGES, Phase, Stage
+from ._common import data_root_option, graceful_interrupt, resolve_data_root
+
+STAGE_CHOICE = click.Choice(list(STAGES))
+
+
+@dataclass
+class StageTally:
+    """Live counts for one stage's progress line."""
+
+    total: int = 0
+    done: int = 0
+    reused: int = 0
+    failed: set[str] = field(default_factory=set)
+    cost_usd: float = 0.0
+    calls: int = 0
+
+    @property
+    def finished(self) -> int:
+        return self.done + self.reused + len(self.failed)
+
+    def describe(self) -> str:
+        return f"done {self.done} · reused {self.reused} · failed {len(self.failed)} · ${self.cost_usd:.4f}"
+
+
+class ProgressBoard:
+    """Turns per-generation statuses from the stage batches into progress bars."""
+
+    def __init__(self, totals: dict[Stage, int], enabled: bool) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.tallies: dict[Stage, StageTally] = defaultdict(StageTally)
+        self.progress = Progress(
+            TextColumn("{task.description:<11}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
+            disable=not enabled, transient=False,
+        )
+        self.tasks = {}
+        for stage, total in totals.items():
+            self.tallies[stage].total = total
+            self.tasks[stage] = self.progress.add_task(stage, total=total, detail="", visible=total > 0)
+
+    def listener(self, stage: Stage, phase: Phase, status) -> None:  # noqa: ANN001 - GenerationStatus
+        tally = self.tallies[stage]
+        if status.status == "failed":
+            tally.failed.add(status.gen_id)
+        elif phase == "raw":
+            tally.cost_usd += status.cost_usd
+            tally.calls += int(status.called_model)
+        elif phase == "parsed" and status.gen_id not in tally.failed:
+            if status.status == "done":
+                tally.done += 1
+            elif status.status == "reused":
+                tally.reused += 1
+        if stage in self.tasks:
+            self.progress.update(self.tasks[stage], completed=tally.finished, detail=tally.describe())
+
+
+@click.command("run")
+@click.argument("cohort_id")
+@click.option("--stage", "stages", type=STAGE_CHOICE, multiple=True,
+              help="Run only these stages (repeatable; default: all, in order).")
+@click.option("--force", "force", type=STAGE_CHOICE, multiple=True,
+              help="Regenerate this stage even where outputs exist (repeatable).")
+@click.option("--concurrency", type=click.IntRange(1, 4096), default=16, show_default=True,
+              help="Model calls in flight at once.")
+@click.option("--max-cost", type=click.FloatRange(min=0), default=None,
+              help="USD budget for this invocation: no new call starts once it is spent.")
+@click.option("--min-lines", type=click.IntRange(0), default=3, show_default=True,
+              help="Minimum non-empty lines of a draft's raw output.")
+@click.option("--no-report", is_flag=True, help="Skip building the report at the end.")
+@data_root_option
+def run(cohort_id: str, stages: tuple[str, ...], force: tuple[str, ...], concurrency: int,
+        max_cost: float | None, min_lines: int, no_report: bool, data_root: str | None) -> None:
+    """Compile COHORT, register its partitions and run its stages through Dagster.
+
+    Reuses every finished artefact (a re-run pays nothing twice); exits 1 when some
+    generations failed (see `daydream status COHORT`), 2 on bad input.
+    """
+    from ..cohorts import build_cohort, read_membership
+    from ..definitions import build_resources
+    from ..orchestration import get_instance, register_keys, run_stage
+    from ..assets.generation import GENERATION_ASSETS
+    from ..resources import LLMResource, StageSettingsResource
+    from ..stages.batch import add_progress_listener, remove_progress_listener, stop_requested
+
+    root = resolve_data_root(data_root)
+    started = time.perf_counter()
+    build_cohort(root, cohort_id)
+    membership = read_membership(root, cohort_id)
+    members: dict[Stage, list[str]] = {s: list(membership.get(s, [])) for s in STAGES}
+    selected: list[Stage] = [s for s in STAGES if not stages or s in stages]
+    click.echo(f"cohort {cohort_id}: " + ", ".join(f"{len(members[s])} {s}s" for s in STAGES), err=True)
+
+    instance = get_instance()
+    for stage in STAGES:
+        register_keys(instance, stage, members[stage])
+
+    board = ProgressBoard({s: len(members[s]) for s in selected}, enabled=sys.stderr.isatty())
+    add_progress_listener(board.listener)
+    spent = 0.0
+    any_failed = False
+    try:
+        with graceful_interrupt("stopping: no new model calls; calls in flight will finish and persist "
+                                "(Ctrl-C again to abort now)"), board.progress:
+            for stage in selected:
+                if stop_requested():
+                    break
+                remaining_budget = None if max_cost is None else max(max_cost - spent, 0.0)
+                settings = StageSettingsResource(
+                    **{f"force_{s}": s in force for s in STAGES}, draft_min_lines=min_lines)
+                llm = LLMResource(concurrency=concurrency, max_cost=remaining_budget)
+                resources = build_resources(root, stage_settings=settings, llm=llm)
+                outcome = run_stage(instance, GENERATION_ASSETS, stage, members[stage], resources,
+                                    tags={"daydream/cohort": cohort_id})
+                spent += board.tallies[stage].cost_usd
+                any_failed = any_failed or not outcome.success
+    finally:
+        remove_progress_listener(board.listener)
+
+    for stage in selected:
+        tally = board.tallies[stage]
+        click.echo(f"{stage:<11} {tally.finished}/{tally.total}  {tally.describe()}  calls {tally.calls}", err=True)
+    if stop_requested():
+        click.echo("stopped early: re-run the same command to resume (finished work is reused)", err=True)
+    if not no_report:
+        from ..results.report import build_report
+
+        report_path = build_report(root, cohort_id)
+        click.echo(f"report: {report_path}")
+    click.echo(f"finished in {time.perf_counter() - started:.1f}s", err=True)
+    if any_failed:
+        click.echo(f"some generations failed; see `daydream status {cohort_id}`", err=True)
+        sys.exit(1)
+    if stop_requested():
+        sys.exit(130)
+
+
+@click.command("reparse")
+@click.argument("cohort_id")
+@click.option("--stage", "stage", type=STAGE_CHOICE, required=True, help="Stage whose raw outputs to re-parse.")
+@click.option("--parser", "parser_name", default=None, help="Parser to use instead of each template's parser.")
+@data_root_option
+def reparse(cohort_id: str, stage: Stage, parser_name: str | None, data_root: str | None) -> None:
+    """Re-run the parsers over existing raw outputs of COHORT's STAGE (no model calls)."""
+    from ..cohorts import read_membership
+    from ..stages.batch import run_parsed_batch
+    from ..stages.context import StageContext
+    from ..stages.settings import StageSettings
+
+    root = resolve_data_root(data_root)
+    gen_ids = read_membership(root, cohort_id)[stage]
+    ctx = StageContext.for_root(root)
+    with_raw = [g for g in gen_ids if ctx.layer.raw_exists(stage, g)]
+    report = run_parsed_batch(ctx, stage, with_raw, StageSettings(force=True), run_id="reparse",
+                              parser_name=parser_name)
+    summary = report.summary()
+    click.echo(f"{stage}: re-parsed {summary['done']} of {len(gen_ids)} "
+               f"({len(gen_ids) - len(with_raw)} without usable raw output), {summary['failed']} failed")
+    for failure in report.failures[:20]:
+        click.echo(f"  {failure.gen_id}: {failure.error}", err=True)
+    if report.failures:
+        sys.exit(1)
