@@ -46,7 +46,8 @@ class Usage:
     cost_usd: float | None = None
     """Cost reported by the provider, or computed from the catalog's price table."""
     cost_source: str | None = None
-    """``provider`` (reported), ``price_table`` (computed) or ``None`` (unknown)."""
+    """``provider`` (reported), ``price_table`` (computed), ``offline`` (synthetic, free) or
+    ``None`` (unknown)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -81,6 +82,11 @@ class GenerationResult:
     """Wall time of the call including retries."""
     response_id: str | None = None
     """Provider's response id, when it gives one."""
+    requested_provider: str | None = None
+    """Provider the catalog names for the model (``llm_models.csv`` ``provider``); differs from
+    ``provider`` when the router fell back to the offline provider (no API key configured)."""
+    endpoint: str | None = None
+    """Base URL that served the call (``None`` for the offline provider)."""
 
     @property
     def truncated(self) -> bool:

@@ -1,0 +1,232 @@
+"""The offline provider: deterministic *synthetic* text, no network, no language model.
+
+It exists so the whole pipeline runs out of the box, in demos and in tests. Its output is
+seeded by (prompt, stage, model, replicate) and shaped like what each stage expects:
+
+- ``draft``: at least six lines of notes reusing words of the prompt and, when the prompt
+  asks for ``<essay-idea>`` tags, one to three ``<essay-idea stage="N">`` blocks;
+- ``essay``: a title and several paragraphs;
+- ``evaluation``: brief reasoning, sub-scores such as ``Originality: 2/3`` and a final
+  ``SCORE: N`` line (N in 0-10, possibly ``.5``).
+
+Every text says in its first line that it is synthetic, so nobody mistakes it for a model's
+answer. :func:`synthetic_completion` is pure and is shared with the mock HTTP server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+import time
+
+from ..types import Stage
+from .base import GenerationRequest, GenerationResult, LLMProvider, Usage
+
+OFFLINE_PROVIDER_NAME = "offline"
+SYNTHETIC_MARKER = "[synthetic text from the DayDreaming offline provider - not a language model]"
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z-]{3,}")
+_STOPWORDS = frozenset(
+    """
+    about above after again against also among another because been before being below
+    between both cannot could does doing down during each every from further have having
+    here into itself just many more most much must only other over same should some such
+    than that their theirs them then there these they this those through under until upon
+    very were what when where which while whom whose will with within without would your
+    yours yourself essay-idea stage concept concepts combination response write writing
+    following given please answer notes note text using make like each
+    """.split()
+)
+_FALLBACK_WORDS = (
+    "pattern",
+    "signal",
+    "memory",
+    "network",
+    "constraint",
+    "feedback",
+    "search",
+    "structure",
+    "boundary",
+    "variation",
+    "selection",
+    "analogy",
+    "process",
+    "tension",
+    "scale",
+    "loop",
+)
+_LINK_PHRASES = (
+    "may constrain",
+    "could amplify",
+    "echoes",
+    "offers a lens on",
+    "depends on",
+    "might be a special case of",
+    "trades off against",
+    "could be measured through",
+)
+_ESSAY_OPENERS = (
+    "This synthetic essay connects {a} and {b}.",
+    "Consider how {a} relates to {b}.",
+    "A useful starting point is the pairing of {a} and {b}.",
+    "One way to frame the question is to ask how {a} shapes {b}.",
+    "It is tempting to treat {a} and {b} separately.",
+)
+_CRITERIA = (("Originality", 3), ("Coherence", 3), ("Depth", 4))
+
+
+def count_tokens(text: str) -> int:
+    """Approximate token count: whitespace-separated pieces (no tokenizer offline)."""
+    return len(text.split())
+
+
+def truncate_to_tokens(text: str, max_tokens: int) -> str:
+    """``text`` cut after its first ``max_tokens`` whitespace-separated pieces (layout kept)."""
+    if max_tokens <= 0:
+        return ""
+    matches = list(re.finditer(r"\S+", text))
+    if len(matches) <= max_tokens:
+        return text
+    return text[: matches[max_tokens - 1].end()]
+
+
+def _rng(prompt: str, stage: str, model: str, replicate: int) -> random.Random:
+    # sha256 (not hash()) so the text is identical across processes and machines.
+    digest = hashlib.sha256(f"{stage}\0{model}\0{replicate}\0{prompt}".encode()).digest()
+    return random.Random(int.from_bytes(digest[:16], "big"))
+
+
+def _vocabulary(prompt: str) -> list[str]:
+    """Distinct content words of the prompt in order of first appearance."""
+    seen: dict[str, None] = {}
+    for match in _WORD.finditer(prompt):
+        word = match.group(0).strip("-").lower()
+        if len(word) >= 4 and word not in _STOPWORDS:
+            seen.setdefault(word, None)
+        if len(seen) >= 400:  # plenty to pick from; keeps long prompts cheap
+            break
+    words = list(seen)
+    return words if len(words) >= 4 else words + list(_FALLBACK_WORDS)
+
+
+def _pick(rng: random.Random, words: list[str], k: int) -> list[str]:
+    return rng.sample(words, k) if len(words) >= k else [rng.choice(words) for _ in range(k)]
+
+
+def _sentence(rng: random.Random, words: list[str]) -> str:
+    a, b, c = _pick(rng, words, 3)
+    return f"The idea of {a} {rng.choice(_LINK_PHRASES)} {b}, with {c} as the connecting thread."
+
+
+def _draft(rng: random.Random, words: list[str], wants_tags: bool) -> str:
+    lines = [SYNTHETIC_MARKER, "Notes on possible links:"]
+    for i in range(rng.randint(6, 9)):
+        a, b = _pick(rng, words, 2)
+        lines.append(f"- Link {i + 1}: {a} {rng.choice(_LINK_PHRASES)} {b}.")
+    if wants_tags:
+        for stage_no in range(1, rng.randint(1, 3) + 1):
+            a, b = _pick(rng, words, 2)
+            lines += [
+                "",
+                f'<essay-idea stage="{stage_no}">',
+                f"Synthetic idea {stage_no}: combine {a} and {b}.",
+                _sentence(rng, words),
+                _sentence(rng, words),
+                "</essay-idea>",
+            ]
+    return "\n".join(lines) + "\n"
+
+
+def _essay(rng: random.Random, words: list[str]) -> str:
+    a, b = _pick(rng, words, 2)
+    parts = [SYNTHETIC_MARKER, f"# On {a} and {b}"]
+    for _ in range(rng.randint(3, 5)):
+        c, d = _pick(rng, words, 2)
+        sentences = [rng.choice(_ESSAY_OPENERS).format(a=c, b=d)]
+        sentences += [_sentence(rng, words) for _ in range(rng.randint(2, 4))]
+        parts.append(" ".join(sentences))
+    return "\n\n".join(parts) + "\n"
+
+
+def _evaluation(rng: random.Random, words: list[str]) -> str:
+    lines = [SYNTHETIC_MARKER, "Brief reasoning:"]
+    total = 0.0
+    for criterion, out_of in _CRITERIA:
+        value = rng.randint(0, out_of)
+        total += value
+        lines.append(f"- The response touches on {rng.choice(words)} ({criterion.lower()}).")
+        lines.append(f"{criterion}: {value}/{out_of}")
+    adjustment = rng.choice((-0.5, 0.0, 0.0, 0.5))
+    score = min(10.0, max(0.0, total + adjustment))
+    if adjustment:
+        lines.append(f"Overall impression adjusts the sum by {adjustment:+.1f}.")
+    lines.append(f"SCORE: {score:g}")
+    return "\n".join(lines) + "\n"
+
+
+def synthetic_completion(prompt: str, stage: Stage | str, model: str, replicate: int = 1) -> str:
+    """Deterministic, stage-shaped synthetic text for ``prompt`` (see the module docstring).
+
+    Args:
+        prompt: the rendered prompt; its words are reused, and ``essay-idea`` in it asks a
+            draft for ``<essay-idea stage="N">`` blocks.
+        stage: ``draft``, ``essay`` or ``evaluation`` (anything else is treated as a draft).
+        model: provider model name; part of the seed.
+        replicate: replicate number; part of the seed.
+
+    Returns:
+        The text, first line :data:`SYNTHETIC_MARKER`. The same arguments always give the same
+        text; evaluations end with a ``SCORE: N`` line.
+    """
+    rng = _rng(prompt, str(stage), model, replicate)
+    words = _vocabulary(prompt)
+    if stage == "evaluation":
+        return _evaluation(rng, words)
+    if stage == "essay":
+        return _essay(rng, words)
+    return _draft(rng, words, wants_tags="essay-idea" in prompt)
+
+
+def synthetic_result_text(
+    prompt: str, stage: Stage | str, model: str, replicate: int, max_tokens: int | None
+) -> tuple[str, str]:
+    """(text, finish_reason): the synthetic text, cut to ``max_tokens`` with ``length`` if over."""
+    text = synthetic_completion(prompt, stage, model, replicate)
+    if max_tokens is not None and count_tokens(text) > max_tokens:
+        return truncate_to_tokens(text, max_tokens), "length"
+    return text, "stop"
+
+
+class OfflineProvider(LLMProvider):
+    """Serves every request with :func:`synthetic_completion`: no network, cost 0.
+
+    A request's ``max_tokens`` is honoured the way an API would: longer text is cut and the
+    finish reason is ``length``, so truncation handling can be exercised offline.
+    """
+
+    name = OFFLINE_PROVIDER_NAME
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        """Return the synthetic completion for ``request`` (never raises for valid input)."""
+        started = time.perf_counter()
+        text, finish_reason = synthetic_result_text(
+            request.prompt, request.stage, request.model, request.replicate, request.max_tokens
+        )
+        prompt_tokens = count_tokens(request.prompt)
+        completion_tokens = count_tokens(text)
+        usage = Usage(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            total_tokens=prompt_tokens + completion_tokens,
+            cost_usd=0.0,
+            cost_source="offline",
+        )
+        return GenerationResult(
+            text=text,
+            finish_reason=finish_reason,
+            provider=self.name,
+            model=request.model,
+            usage=usage,
+            duration_s=time.perf_counter() - started,
+        )
