@@ -20,6 +20,8 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "reparse": (".run", "reparse"),
     "mock-llm": (".mock_llm", "mock_llm"),
     "run": (".run", "run"),
+    "status": (".status", "status"),
+    "estimate": (".status", "estimate"),
 }
 
 

@@ -1,0 +1,175 @@
+"""Throughput benchmark: the whole pipeline through Dagster against the mock model server.
+
+Starts ``daydream mock-llm`` in its own process, writes a temporary data root with N drafts
+(one essay each, two evaluations each), runs every stage through Dagster exactly as
+``daydream run`` does (one run per stage over the cohort's key range), and prints:
+
+    wall_s       wall time of the three stage runs (cohort build excluded, reported apart)
+    calls        model calls the mock server answered
+    calls_per_s  calls / wall_s
+    ideal_s      calls / concurrency * latency (a provider-bound lower bound)
+    ratio        ideal_s / wall_s (1.0 = bounded by the provider only)
+
+Usage: uv run python benchmarks/throughput.py [--drafts 256] [--latency 2] [--concurrency 64] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+TEMPLATES = {
+    "draft": ("bench_draft", "essay_idea_last",
+              "Concepts:\n{% for c in concepts %}- {{ c.name }}: {{ c.content }}\n{% endfor %}"
+              "Brainstorm links between them. Put your best idea in <essay-idea stage=\"1\">...</essay-idea>.\n"),
+    "essay": ("bench_essay", "identity", "Write an essay expanding this idea:\n{{ draft_block }}\n"),
+    "evaluation": ("bench_eval", "final_score",
+                   "Evaluate the essay below for novelty. End with a line SCORE: <0-10>.\n{{ response }}\n"),
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def write_data_root(root: Path, drafts: int) -> None:
+    raw = root / "1_raw"
+    level_dir = raw / "concepts" / "descriptions-sentence"
+    level_dir.mkdir(parents=True)
+    (raw / "concepts_metadata.csv").write_text("concept_id,name\nlight,Light\nwater,Water\n")
+    (level_dir / "light.txt").write_text("Light is electromagnetic radiation we can see.")
+    (level_dir / "water.txt").write_text("Water is a molecule of hydrogen and oxygen.")
+    header = "template_id,template_name,description,parser,generator\n"
+    for stage, (template_id, parser, text) in TEMPLATES.items():
+        (raw / f"{stage}_templates.csv").write_text(header + f"{template_id},{template_id},benchmark,{parser},llm\n")
+        path = raw / "templates" / stage / f"{template_id}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    (raw / "llm_models.csv").write_text(
+        "id,model,provider,display_name,specialization,input_price_per_mtok,output_price_per_mtok\n"
+        "mock,mock/model,openrouter,Mock model,benchmark,1.0,2.0\n"
+    )
+    from daydreaming_dagster.combos import register_combination
+
+    combo_id = register_combination(root, ["light", "water"], "sentence", 2)
+    spec = root / "cohorts" / "bench" / "spec" / "config.yaml"
+    spec.parent.mkdir(parents=True)
+    spec.write_text(
+        "axes:\n"
+        f"  combo_id: [{combo_id}]\n"
+        "  draft_template: [bench_draft]\n  draft_llm: [mock]\n"
+        f"  draft_template_replicate: [{', '.join(str(i) for i in range(1, drafts + 1))}]\n"
+        "  essay_template: [bench_essay]\n  essay_llm: [mock]\n"
+        "  evaluation_template: [bench_eval]\n  evaluation_llm: [mock]\n"
+        "  evaluation_template_replicate: [1, 2]\n"
+    )
+
+
+def mock_stats(url: str) -> dict:
+    with urllib.request.urlopen(f"{url}/stats", timeout=10) as response:
+        return json.loads(response.read())
+
+
+def start_mock(latency: float) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daydreaming_dagster", "mock-llm", "--port", str(port), "--latency", str(latency)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            mock_stats(url)
+            return proc, url
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("mock server did not start within 30 s")
+
+
+def run_benchmark(drafts: int, latency: float, concurrency: int) -> dict:
+    workdir = Path(tempfile.mkdtemp(prefix="daydream-bench-"))
+    proc, url = start_mock(latency)
+    try:
+        os.environ["DAGSTER_HOME"] = str(workdir / "dagster_home")
+        os.environ["DAYDREAMING_LLM_BASE_URL"] = f"{url}/v1"
+        root = workdir / "data"
+        write_data_root(root, drafts)
+
+        from daydreaming_dagster.assets.generation import GENERATION_ASSETS
+        from daydreaming_dagster.cohorts import build_cohort, read_membership
+        from daydreaming_dagster.definitions import build_resources
+        from daydreaming_dagster.orchestration import get_instance, register_keys, run_stage
+        from daydreaming_dagster.resources import LLMResource
+
+        build_clock = time.perf_counter()
+        build_cohort(root, "bench")
+        members = read_membership(root, "bench")
+        instance = get_instance()
+        for stage, gen_ids in members.items():
+            register_keys(instance, stage, gen_ids)
+        build_s = time.perf_counter() - build_clock
+
+        resources = build_resources(str(root), llm=LLMResource(concurrency=concurrency, timeout_s=max(60.0, latency * 10)))
+        clock = time.perf_counter()
+        failed_runs = 0
+        for stage in ("draft", "essay", "evaluation"):
+            outcome = run_stage(instance, GENERATION_ASSETS, stage, members[stage], resources)
+            failed_runs += 0 if outcome.success else 1
+        wall = time.perf_counter() - clock
+
+        calls = int(mock_stats(url)["total"])
+        parsed = sum(1 for stage, ids in members.items() for g in ids if (root / "gens" / stage / g / "parsed.txt").is_file())
+        generations = sum(len(ids) for ids in members.values())
+        ideal = calls / concurrency * latency
+        return {
+            "drafts": drafts,
+            "latency_s": latency,
+            "concurrency": concurrency,
+            "generations": generations,
+            "parsed": parsed,
+            "failed_stage_runs": failed_runs,
+            "cohort_build_s": round(build_s, 3),
+            "wall_s": round(wall, 3),
+            "calls": calls,
+            "calls_per_s": round(calls / wall, 2) if wall else None,
+            "ideal_s": round(ideal, 3),
+            "ratio": round(ideal / wall, 3) if wall else None,
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        }
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--drafts", type=int, default=256)
+    parser.add_argument("--latency", type=float, default=2.0)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+    figures = run_benchmark(args.drafts, args.latency, args.concurrency)
+    if args.json:
+        print(json.dumps(figures))
+        return
+    for key, value in figures.items():
+        print(f"{key:>18}: {value}")
+
+
+if __name__ == "__main__":
+    main()
