@@ -21,7 +21,7 @@ Rules, in order of application:
 3. **Labelled declarations** (tier 1). A line that *starts* with a score label:
    ``Score``, ``Rating``, ``Grade``, ``Mark``, ``Total``, ``Total points``, optionally qualified by
    up to three of *final, total, overall, aggregate, composite, weighted, adjusted, rounded,
-   combined, holistic, average, evaluation, essay, my, the* (``Final Score``, ``Overall rating``,
+   combined, holistic, average, revised, updated, corrected, evaluation, essay, my, the* (``Final Score``, ``Overall rating``,
    ``My final score``), or ``Final``/``Final answer|verdict|result|evaluation|assessment``,
    ``Overall``/``Overall evaluation|assessment|verdict``; an optional parenthetical
    (``Score (0-10):``), a separator (``:``, ``=``, ``|``, dash, ``is``, ``of``), then the value
@@ -41,7 +41,7 @@ Rules, in order of application:
    is never a declaration.
 5. **Which one wins.** The last tier-1 declaration in the text. If there is none, the last
    rating sentence (tier 2: ``I would rate this essay 7/10``, ``it deserves a 7 out of 10``; a
-   denominator is required). If there is none, a last non-empty line that is only a number
+   denominator is required; hypotheticals such as ``it could earn a 9/10`` are not verdicts). If there is none, a last non-empty line that is only a number
    (tier 3: ``7/10``, ``**8**``).
 6. **Scale.** ``"0-10"`` when the winning value is written out of 10, ``"0-9"`` when out of 9.
    Without a denominator, the last scale mention anywhere in the response decides (``0-9``,
@@ -77,7 +77,7 @@ _VALUE = re.compile(
 )
 _QUALIFIER = (
     r"(?:final|total|overall|aggregate|composite|weighted|adjusted|rounded|combined|holistic"
-    r"|average|evaluation|essay|my|the)"
+    r"|average|revised|updated|corrected|evaluation|essay|my|the)"
 )
 _LABEL = (
     rf"(?P<label>(?:{_QUALIFIER}\s+){{0,3}}(?:score|rating|grade|mark|total\s+points|total)"
@@ -93,7 +93,7 @@ _INLINE_LABEL = re.compile(
 )
 _ROUNDING_LINE = re.compile(
     r"(?:the\s+)?(?:final\s+)?(?:score\s+)?(?:rounded|rounding)\b(?:\s+(?:up|down))?"
-    r"[^0-9\n]{0,40}?(?:\bto\b|[:=→])\s*",
+    r"[^0-9\n]{0,40}?(?:\bto\b|[:=→])\s*(?=(?:an?\s+)?\d)",
     re.IGNORECASE,
 )
 _CONVERSION = re.compile(
@@ -108,6 +108,7 @@ _PROSE = re.compile(
     rf"(?P<num>{_NUM})\s*(?:/|out\s+of\b)\s*(?P<den>{_NUM})",
     re.IGNORECASE,
 )
+_HYPOTHETICAL = re.compile(r"\b(?:could|might|may|can|should|if|unless|would\s+have)\b", re.IGNORECASE)
 _ARITHMETIC_NEXT = re.compile(r"\s*[+\-×x÷*]\s*[\d(]")
 _UNIT_NEXT = re.compile(r"\s*(?:%|percent\b|words?\b|characters?\b|tokens?\b|sentences?\b|paragraphs?\b)", re.IGNORECASE)
 _SCALE_MENTION = re.compile(
@@ -125,6 +126,9 @@ _SPACES = re.compile(r"\s+")
 _SCALES = {10.0: "0-10", 9.0: "0-9"}
 _SCALE_MAX = {"0-10": 10.0, "0-9": 9.0}
 _WINDOW_LINES = 3
+# A declaration (label, value, arithmetic, conversions) fits in this many characters; reading
+# values from bounded slices keeps many labels on one huge line linear, not quadratic.
+_SPAN = 300
 
 
 def _clean(line: str) -> str:
@@ -238,8 +242,7 @@ def _next_line_value(clean: str) -> _Value | None:
     rest = clean[match.end() :]
     if rest.strip() and not re.match(r"\s*(?:[(\[—–\-.,;:!→=≈]|points?\b|pts\b|rounded\b)", rest):
         return None
-    value = _read_value(clean)
-    return value
+    return _read_value(clean[:_SPAN])
 
 
 def _scan_line(scan: _Scan, lines: list[str], cleaned: list[str], index: int, lo: int) -> None:
@@ -256,19 +259,19 @@ def _scan_line(scan: _Scan, lines: list[str], cleaned: list[str], index: int, lo
                 if value is not None:
                     _accept(scan, _Candidate(1, index, 0, "label_next_line", value, head["label"]), raw)
         else:
-            value = _read_value(rest)
+            value = _read_value(rest[:_SPAN])
             if value is not None and (head["sep"].strip() or value.den is not None):
                 _accept(scan, _Candidate(1, index, 0, "label", value, head["label"]), raw)
                 inline_from = head.end() + value.end
     else:
         rounding = _ROUNDING_LINE.match(clean)
         if rounding is not None:
-            value = _read_value(clean[rounding.end() :])
+            value = _read_value(clean[rounding.end() : rounding.end() + _SPAN])
             if value is not None:
                 _accept(scan, _Candidate(1, index, 0, "rounding", value, "rounded"), raw)
                 inline_from = rounding.end() + value.end
     for match in _INLINE_LABEL.finditer(clean, inline_from):
-        value = _read_value(clean[match.end() :])
+        value = _read_value(clean[match.end() : match.end() + _SPAN])
         if value is not None:
             _accept(scan, _Candidate(1, index, match.start(), "inline_label", value, match["label"]), raw)
     for match in _BOXED.finditer(raw):
@@ -276,6 +279,8 @@ def _scan_line(scan: _Scan, lines: list[str], cleaned: list[str], index: int, lo
         if value is not None:
             _accept(scan, _Candidate(1, index, match.start(), "boxed", value, "boxed"), raw)
     for match in _PROSE.finditer(clean, inline_from):
+        if _HYPOTHETICAL.search(clean, max(0, match.start() - 30), match.start()):
+            continue  # "it could earn a 9/10 if…" is not a verdict
         value = _Value(float(match["num"]), _float(match["den"]), match.end())
         _accept(scan, _Candidate(2, index, match.start(), "prose", value), raw)
 
