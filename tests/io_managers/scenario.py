@@ -52,6 +52,17 @@ class ScenarioRun:
 
     loaded: dict[Any, Any] = field(default_factory=dict)
     results: list[ExecuteInProcessResult] = field(default_factory=list)
+    instance: DagsterInstance | None = None
+
+    def everything_recorded(self) -> str:
+        """Every event-log entry and run config of the scenario's runs, as text (to look for
+        secrets that must never be written)."""
+        assert self.instance is not None
+        parts = []
+        for result in self.results:
+            parts.extend(repr(entry) for entry in self.instance.all_logs(result.run_id))
+            parts.append(repr(self.instance.get_run_by_id(result.run_id).run_config))
+        return "\n".join(parts)
 
     def output_metadata(self, asset_name: str) -> list[dict[str, Any]]:
         """Metadata of every materialisation of ``asset_name``, as plain values."""
@@ -112,6 +123,7 @@ def run_scenario(manager: ConfigurableIOManager, *, resources: dict[str, Any] | 
     by_name = {a.key.path[-1]: a for a in assets}
     all_resources = {io_manager_key: manager, **(resources or {})}
     instance = DagsterInstance.ephemeral()
+    run.instance = instance
 
     def go(names: list[str], **kwargs: Any) -> None:
         result = materialize(assets, selection=[by_name[n] for n in names], resources=all_resources, instance=instance, **kwargs)
