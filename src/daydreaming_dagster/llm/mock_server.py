@@ -111,6 +111,8 @@ class ScriptedResponse:
     """Seconds to sleep before answering (default: the server's latency for 200, 0 otherwise)."""
     error_message: str | None = None
     """Error body message (non-200)."""
+    body: dict[str, Any] | None = None
+    """A JSON body sent as is with ``status`` (e.g. an error inside a 200, as OpenRouter does)."""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ScriptedResponse:
@@ -331,6 +333,10 @@ class MockLLMApp:
         cfg = self.config
         if cfg.api_key is not None and headers.get("authorization") != f"Bearer {cfg.api_key}":
             return 401, {}, _error_body(401, "No auth credentials found")
+        if scripted is not None and scripted.body is not None:
+            if scripted.latency_s:
+                await asyncio.sleep(scripted.latency_s)
+            return scripted.status, {}, scripted.body
         if scripted is not None and scripted.status != 200:
             if scripted.latency_s:
                 await asyncio.sleep(scripted.latency_s)

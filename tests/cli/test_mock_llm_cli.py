@@ -1,0 +1,108 @@
+"""``daydream mock-llm`` as a user runs it: a real process on a free port, stopped by SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import openai
+import pytest
+
+from daydreaming_dagster.cli import main
+
+
+def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    if not ready:
+        raise AssertionError(f"no output from mock-llm within {timeout} s")
+    return proc.stdout.readline()
+
+
+def test_mock_llm_serves_until_sigterm() -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "daydreaming_dagster",
+            "mock-llm",
+            "--port",
+            "0",
+            "--latency",
+            "0.05",
+            "--seed",
+            "3",
+            "--rate-limit",
+            "100",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        first = _read_line(proc, 30)
+        assert first.startswith("mock-llm listening on http://127.0.0.1:"), first
+        url = first.split()[-1]
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
+        reply = client.chat.completions.create(
+            model="demo/model",
+            messages=[{"role": "user", "content": "Rate this essay. SCORE: N"}],
+        )
+        assert reply.choices[0].message.content.strip().splitlines()[-1].startswith("SCORE: ")
+        assert reply.usage is not None and reply.usage.total_tokens > 0
+        stats = httpx.get(f"{url}/stats", timeout=5).json()
+        assert stats["total"] == 1 and stats["by_model"] == {"demo/model": 1}
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+        assert proc.returncode == 0, err
+        assert "mock-llm stopped" in out
+        assert '"rate_limit_per_s": 100' in out and '"seed": 3' in out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_mock_llm_rejects_bad_rates(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["mock-llm", "--error-rate", "1.5"])
+    assert exit_info.value.code == 2
+    assert "between 0 and 1" in capsys.readouterr().err
+
+
+def test_mock_llm_reports_a_busy_port(capsys: pytest.CaptureFixture[str]) -> None:
+    from daydreaming_dagster.llm.mock_server import MockLLMServer
+
+    with MockLLMServer() as busy:
+        started = time.perf_counter()
+        with pytest.raises(SystemExit) as exit_info:
+            main(["mock-llm", "--port", str(busy.port)])
+        assert exit_info.value.code == 2
+        assert time.perf_counter() - started < 5
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{busy.port}" in err and "--port" in err
+
+
+def test_mock_llm_help_lists_the_options() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "daydreaming_dagster", "mock-llm", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    for option in (
+        "--port",
+        "--latency",
+        "--error-rate",
+        "--rate-limit",
+        "--truncate-rate",
+        "--seed",
+    ):
+        assert option in done.stdout
