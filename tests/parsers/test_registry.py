@@ -9,11 +9,11 @@ from daydreaming_dagster.parsers import (
     DEFAULT_PARSERS,
     ParseError,
     ParseResult,
+    _registry,
     get_parser,
     parser_names,
     register_parser,
 )
-from daydreaming_dagster.parsers import _registry
 
 
 def test_parser_names_per_stage() -> None:
@@ -23,7 +23,12 @@ def test_parser_names_per_stage() -> None:
         "identity",
         "strip_thinking",
     ]
-    assert parser_names("essay") == ["essay_block", "essay_block_lenient", "identity", "strip_thinking"]
+    assert parser_names("essay") == [
+        "essay_block",
+        "essay_block_lenient",
+        "identity",
+        "strip_thinking",
+    ]
     assert parser_names("evaluation") == ["final_score", "in_last_line"]
 
 
@@ -37,7 +42,11 @@ def test_empty_name_gives_the_stage_default(stage: str, name: str | None) -> Non
 
 
 def test_defaults() -> None:
-    assert DEFAULT_PARSERS == {"draft": "identity", "essay": "identity", "evaluation": "final_score"}
+    assert DEFAULT_PARSERS == {
+        "draft": "identity",
+        "essay": "identity",
+        "evaluation": "final_score",
+    }
 
 
 def test_name_is_stripped() -> None:
@@ -50,7 +59,7 @@ def test_unknown_parser_lists_the_known_names_for_that_stage() -> None:
     message = str(info.value)
     assert "unknown evaluation parser 'essay_idea_last'" in message
     assert "final_score, in_last_line" in message
-    assert "evaluation_templates.csv" in message
+    assert "evaluation_templates.csv" in message and "the default, final_score" in message
 
 
 def test_unknown_stage_is_a_config_error() -> None:
@@ -67,7 +76,9 @@ def test_parse_error_is_a_daydream_and_value_error() -> None:
 
 def test_register_parser_adds_one_decorated_function(monkeypatch: pytest.MonkeyPatch) -> None:
     # Work on a copy of the registry so the added parser does not leak into other tests.
-    monkeypatch.setattr(_registry, "_REGISTRY", {s: dict(p) for s, p in _registry._REGISTRY.items()})
+    monkeypatch.setattr(
+        _registry, "_REGISTRY", {s: dict(p) for s, p in _registry._REGISTRY.items()}
+    )
 
     @register_parser(("draft", "essay"), "upper")
     def upper(text: str) -> ParseResult:

@@ -77,6 +77,10 @@ def _score(text: str, parser_name: str = "final_score") -> tuple[float | None, s
         ("- Final Score: 2 * 3 = 6", 6),
         ("Final Score: 7/10 (originality 3/5 + clarity 2/3)", 7),
         ("Score: 7 (rounded from 6.6)", 7),
+        ("<final_score> 8 </final_score>", 8),
+        ("Score: 7 because the mechanism is complete", 7),
+        ("Final Score: 6.5\n\nSCORE: 7", 7),
+        ("Total: 6.5/10\n## Verdict\nSCORE: 7", 7),
     ],
 )
 def test_declaration_forms(text: str, score: float) -> None:
@@ -92,6 +96,9 @@ def test_declaration_forms(text: str, score: float) -> None:
         "| Criterion | Score |\n|---|---|\n| Originality | 2/3 |\n| **Total** | **6/10** |\n",
         "Score: 6\n\nIf the author fixed the ending I would rate it 8/10.",
         "SCORE: 6\nTotal words: 800\nEvaluation 2: clarity",
+        "SCORE: 6\nTotal: 3 criteria met",
+        "Final Score: 6\n### Originality\nScore: 2\n### Clarity\nScore: 3",
+        "**Overall rating: 6/10**\n\n- Novelty\n  - Score: 2",
     ],
 )
 def test_sub_scores_and_arithmetic_never_win_over_a_final_declaration(text: str) -> None:
@@ -138,6 +145,7 @@ def test_scale_detection(text: str, scale: str) -> None:
         ("<think>SCORE: 7</think>", "no final score found"),
         ("It could earn a 9/10 with more work.", "no final score found"),
         ("Total: 800 words", "no final score found"),
+        ("Score: 7 for originality", "no final score found"),
     ],
 )
 def test_no_usable_score_is_a_parse_error(text: str, message: str) -> None:
@@ -148,7 +156,7 @@ def test_no_usable_score_is_a_parse_error(text: str, message: str) -> None:
 def test_in_last_line_only_looks_at_the_last_three_lines() -> None:
     text = "SCORE: 7\nnote one\nnote two\nnote three"
     assert _score(text)[0] == 7
-    with pytest.raises(ParseError, match="last three non-empty lines"):
+    with pytest.raises(ParseError, match="declared on line 1 .* not within the last 3"):
         _score(text, "in_last_line")
     assert _score("SCORE: 7\n\nnote one\n\nnote two\n\n", "in_last_line")[0] == 7
 
@@ -162,8 +170,17 @@ def test_details_name_the_matched_line_in_the_raw_text() -> None:
     assert result.details["thinking_sections_removed"] == 1
 
 
+def test_criterion_scores_after_the_final_are_reported_as_skipped() -> None:
+    text = "Final Score: 6\n### Originality\nScore: 2"
+    result = get_parser("evaluation", "final_score")[1](text)
+    assert result.score == 6
+    assert result.details["skipped"] == ["line 3 (a criterion score after the final declaration)"]
+
+
 def test_skipped_sub_scores_are_reported_in_details() -> None:
-    result = get_parser("evaluation", "final_score")[1]("Originality score: 2\nScore: 2/3\nSCORE: 7")
+    result = get_parser("evaluation", "final_score")[1](
+        "Originality score: 2\nScore: 2/3\nSCORE: 7"
+    )
     assert result.score == 7
     assert any("out of 3" in entry for entry in result.details["skipped"])
 
@@ -212,3 +229,7 @@ def test_adversarial_megabyte_lines_still_parse(filler: str) -> None:
 )
 def test_many_declarations_on_one_huge_line_stay_linear(filler: str) -> None:
     assert _score(filler + "\nSCORE: 7\n")[0] == 7
+
+
+def test_dates_are_not_scale_mentions() -> None:
+    assert _score("Reviewed on 3/9/2024.\nSCORE: 8")[1] == "0-10"

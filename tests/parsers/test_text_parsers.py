@@ -143,7 +143,7 @@ def test_helpers_expose_spans_and_attributes() -> None:
 
 def test_one_megabyte_draft_with_many_unclosed_tags_is_linear() -> None:
     text = "<essay-idea stage='1'> partial " * 30_000 + "<think>" * 20_000
-    text = "<essay-idea stage=\"7\">the real one</essay-idea>\n" + text
+    text = '<essay-idea stage="7">the real one</essay-idea>\n' + text
     assert len(text) > 1_000_000
     # The trailing unclosed <think> hides the unclosed blocks, but the first block stands.
     assert _parse("draft", "essay_idea_last", text).text == "the real one"

@@ -84,7 +84,7 @@ def get_parser(stage: Stage, name: str | None) -> tuple[str, Parser]:
     if resolved not in parsers:
         raise ConfigError(
             f"unknown {checked} parser {resolved!r}; known {checked} parsers: "
-            f"{', '.join(sorted(parsers))} (set the 'parser' column of {checked}_templates.csv "
-            "to one of these, or leave it empty for the default)"
+            f"{', '.join(sorted(parsers))} (in {checked}_templates.csv an empty 'parser' selects "
+            f"the default, {DEFAULT_PARSERS[checked]})"
         )
     return resolved, parsers[resolved]

@@ -6,8 +6,10 @@ Two parsers, sharing one set of rules:
     Looks through the whole response (thinking sections removed) for the evaluator's *final*
     declaration, even when explanation follows it.
 ``in_last_line``
-    The same rules restricted to the last three non-empty lines, for templates that demand the
-    score at the very end (stricter: a score followed by more than two lines of notes fails).
+    The same rules, and the winning declaration must sit within the last three non-empty lines,
+    for templates that demand the score at the very end (stricter: a score followed by more than
+    two lines of notes fails, and so does a response whose final declaration comes early even
+    when a criterion score sits at the end).
 
 Rules, in order of application:
 
@@ -21,8 +23,8 @@ Rules, in order of application:
 3. **Labelled declarations** (tier 1). A line that *starts* with a score label:
    ``Score``, ``Rating``, ``Grade``, ``Mark``, ``Total``, ``Total points``, optionally qualified by
    up to three of *final, total, overall, aggregate, composite, weighted, adjusted, rounded,
-   combined, holistic, average, revised, updated, corrected, evaluation, essay, my, the* (``Final Score``, ``Overall rating``,
-   ``My final score``), or ``Final``/``Final answer|verdict|result|evaluation|assessment``,
+   combined, holistic, average, revised, updated, corrected, evaluation, essay, my, the*
+   (``Final Score``, ``Overall rating``, ``My final score``), or ``Final``/``Final answer|verdict|result|evaluation|assessment``,
    ``Overall``/``Overall evaluation|assessment|verdict``; an optional parenthetical
    (``Score (0-10):``), a separator (``:``, ``=``, ``|``, dash, ``is``, ``of``), then the value
    ``N``, ``N/D``, ``N out of D`` or ``N (out of D)``. Without a separator a denominator is
@@ -30,7 +32,8 @@ Rules, in order of application:
    Also tier 1: a label alone on its line with the value starting the next non-empty line
    (``### Final Score:`` / ``**8/10**``); the same labels with *final/total/overall* in the middle
    of a sentence (``…so my final score is 7/10.``); a rounding line (``Rounded to the nearest
-   whole number: 7``); ``\\boxed{7}``.
+   whole number: 7``); ``\\boxed{7}``; ``<score>7</score>``. A number followed by a word that
+   is not score talk (``Total: 3 criteria met``, ``Total: 800 words``) is no value.
    Criterion labels (``Core Concepts: 3/5``, ``- Originality: 2/3``) are not score labels, and
    sub-scores never count: a value whose denominator is neither 10 nor 9 is skipped.
 4. **Arithmetic and rounding inside a declaration.** When the value is an expression
@@ -39,21 +42,27 @@ Rules, in order of application:
    ``13/20 → 6.5/10``, ``6.5 (rounded to 7)``), the last converted value is the declaration and
    ``details['rounded_from']`` keeps the first. Free-standing arithmetic (``2 + 3 + 2 = 7``)
    is never a declaration.
-5. **Which one wins.** The last tier-1 declaration in the text. If there is none, the last
+5. **Which one wins.** The last tier-1 declaration in the text, except that after a declaration
+   labelled *final* or *overall*, a later bare ``Score: N`` (``Rating``, ``Grade``, ``Mark``) on a
+   list item or below a new heading is a criterion score and skipped (``Final Score: 7`` …
+   ``### Originality`` / ``Score: 2`` gives 7; ``Final Score: 6.5`` … ``SCORE: 7`` gives 7).
+   If there is no tier-1 declaration, the last
    rating sentence (tier 2: ``I would rate this essay 7/10``, ``it deserves a 7 out of 10``; a
-   denominator is required; hypotheticals such as ``it could earn a 9/10`` are not verdicts). If there is none, a last non-empty line that is only a number
-   (tier 3: ``7/10``, ``**8**``).
+   denominator is required; hypotheticals such as ``it could earn a 9/10`` are not verdicts).
+   If there is none, a last non-empty line that is only a number (tier 3: ``7/10``, ``**8**``).
 6. **Scale.** ``"0-10"`` when the winning value is written out of 10, ``"0-9"`` when out of 9.
    Without a denominator, the last scale mention anywhere in the response decides (``0-9``,
-   ``0–10``, ``1 to 10``, ``out of 9``, ``/9``, ``9-point scale``); with none, ``"0-10"``
+   ``0–10``, ``1 to 10``, ``out of 9``, ``N/9``, ``9-point scale``; dates such as 3/9/2024 are
+   not mentions); with none, ``"0-10"``
    (``details['scale_source']`` is ``denominator``, ``mention`` or ``default``).
 7. **Range.** The winning score must lie in ``[0, 10]`` (``0-10``) or ``[0, 9]`` (``0-9``);
    otherwise (``12/10``, ``Score: 15``) the response is a :class:`ParseError`, never a silent
    fallback to an earlier declaration.
 
-Known limits: a *bare* ``Score: N`` criterion line without a denominator that comes *after* the
-final declaration wins (nothing distinguishes it from a final ``SCORE: N``); other scales
-(out of 5, out of 100) are not converted but rejected.
+Known limits: a bare ``Score: N`` criterion line after the final declaration that is neither a
+list item nor under a new heading still wins (nothing distinguishes it from a final
+``SCORE: N``); other scales (out of 5, out of 100) are not converted but rejected; scores in
+words (``seven``) or stars are not read.
 
 All matching is line by line with anchored or bounded patterns, so parsing is linear in the
 response length.
@@ -84,7 +93,10 @@ _LABEL = (
     r"|final(?:\s+(?:answer|verdict|result|evaluation|assessment))?"
     r"|overall(?:\s+(?:evaluation|assessment|verdict))?)\b"
 )
-_SEPARATOR = r"(?P<sep>\s*(?:\([^()]{0,40}\)\s*)?(?:(?:[:=|：\-–—]|\bis\b|\bof\b|\bwould\s+be\b|\bequals\b)\s*){0,3})"
+_SEPARATOR = (
+    r"(?P<sep>\s*(?:\([^()]{0,40}\)\s*)?"
+    r"(?:(?:[:=|：\-–—]|\bis\b|\bof\b|\bwould\s+be\b|\bequals\b)\s*){0,3})"
+)
 _LINE_LABEL = re.compile(_LABEL + _SEPARATOR, re.IGNORECASE)
 _INLINE_LABEL = re.compile(
     r"\b(?P<label>(?:final|total|overall)\s+(?:score|rating|grade|mark))\b"
@@ -108,11 +120,25 @@ _PROSE = re.compile(
     rf"(?P<num>{_NUM})\s*(?:/|out\s+of\b)\s*(?P<den>{_NUM})",
     re.IGNORECASE,
 )
-_HYPOTHETICAL = re.compile(r"\b(?:could|might|may|can|should|if|unless|would\s+have)\b", re.IGNORECASE)
+_HYPOTHETICAL = re.compile(
+    r"\b(?:could|might|may|can|should|if|unless|would\s+have)\b", re.IGNORECASE
+)
 _ARITHMETIC_NEXT = re.compile(r"\s*[+\-×x÷*]\s*[\d(]")
-_UNIT_NEXT = re.compile(r"\s*(?:%|percent\b|words?\b|characters?\b|tokens?\b|sentences?\b|paragraphs?\b)", re.IGNORECASE)
+# Words that may follow a score ("7 points", "7 out of 10", "7 because…"); any other word
+# ("Total: 3 criteria met", "Total: 800 words") means the number counts something else.
+_NEXT_WORD = re.compile(r"\s*(%|[^\W\d_]+)")
+_WORDS_AFTER_SCORE = frozenset(
+    "point points pts out of on overall rounded and but because since given as which with is "
+    "in".split()
+)
+_XML_SCORE = re.compile(r"<(score|final[_ -]?score|rating|grade)\s*>\s*([^<]{0,40})</\1\s*>", re.I)
+_HEADING = re.compile(r"^\s*(?:#{1,6}\s|\*\*[^*]+\*\*:?\s*$|__[^_]+__:?\s*$)")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+•]\s|\d{1,2}[.)]\s)|^\s{2,}\S")
+_BARE_LABEL = re.compile(r"(?:score|rating|grade|mark)", re.IGNORECASE)
+_FINAL_LABEL = re.compile(r"\b(?:final|overall)\b", re.IGNORECASE)
 _SCALE_MENTION = re.compile(
-    r"\b[01]\s*(?:-|–|—|to)\s*(?P<a>9|10)\b|\bout\s+of\s+(?P<b>9|10)\b|/\s*(?P<c>9|10)\b"
+    r"\b[01]\s*(?:-|–|—|to)\s*(?P<a>9|10)\b(?![/.]\d)|\bout\s+of\s+(?P<b>9|10)\b"
+    r"|(?<![\d/])\d{1,2}(?:\.\d+)?\s*/\s*(?P<c>9|10)\b(?![/.]\d)"
     r"|\b(?P<d>9|10)[- ]point\s+scale\b",
     re.IGNORECASE,
 )
@@ -161,6 +187,10 @@ class _Candidate:
 class _Scan:
     candidates: list[_Candidate] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    headings: list[int] = field(default_factory=list)
+    """Indices of heading lines (``## Originality``, a line that is only bold text)."""
+    list_items: set[int] = field(default_factory=set)
+    """Indices of list-item or indented lines."""
 
 
 def _read_value(text: str) -> _Value | None:
@@ -180,10 +210,15 @@ def _read_value(text: str) -> _Value | None:
         if inner is None:
             return None
         return _Value(inner.num, inner.den, offset + eq + 1 + inner.end, inner.rounded_from)
-    if match is None or _UNIT_NEXT.match(stripped, match.end()):
+    if match is None or _counts_something_else(stripped, match.end()):
         return None
     value = _Value(float(match["num"]), _float(match["den"]), offset + match.end())
     return _apply_conversions(text, value)
+
+
+def _counts_something_else(text: str, end: int) -> bool:
+    word = _NEXT_WORD.match(text, end)
+    return word is not None and word.group(1).lower() not in _WORDS_AFTER_SCORE
 
 
 def _apply_conversions(text: str, value: _Value) -> _Value:
@@ -245,7 +280,7 @@ def _next_line_value(clean: str) -> _Value | None:
     return _read_value(clean[:_SPAN])
 
 
-def _scan_line(scan: _Scan, lines: list[str], cleaned: list[str], index: int, lo: int) -> None:
+def _scan_line(scan: _Scan, lines: list[str], cleaned: list[str], index: int) -> None:
     """Collect every declaration on line ``index`` (rules 3 and 4)."""
     raw, clean = lines[index], cleaned[index]
     inline_from = 0
@@ -254,10 +289,12 @@ def _scan_line(scan: _Scan, lines: list[str], cleaned: list[str], index: int, lo
         rest = clean[head.end() :]
         if not rest.strip():
             following = next((j for j in range(index + 1, len(lines)) if cleaned[j]), None)
-            if following is not None and following >= lo:
+            if following is not None:
                 value = _next_line_value(cleaned[following])
                 if value is not None:
-                    _accept(scan, _Candidate(1, index, 0, "label_next_line", value, head["label"]), raw)
+                    _accept(
+                        scan, _Candidate(1, index, 0, "label_next_line", value, head["label"]), raw
+                    )
         else:
             value = _read_value(rest[:_SPAN])
             if value is not None and (head["sep"].strip() or value.den is not None):
@@ -273,7 +310,17 @@ def _scan_line(scan: _Scan, lines: list[str], cleaned: list[str], index: int, lo
     for match in _INLINE_LABEL.finditer(clean, inline_from):
         value = _read_value(clean[match.end() : match.end() + _SPAN])
         if value is not None:
-            _accept(scan, _Candidate(1, index, match.start(), "inline_label", value, match["label"]), raw)
+            _accept(
+                scan,
+                _Candidate(1, index, match.start(), "inline_label", value, match["label"]),
+                raw,
+            )
+    for match in _XML_SCORE.finditer(raw):
+        value = _read_value(_clean(match.group(2)))
+        if value is not None:
+            _accept(
+                scan, _Candidate(1, index, match.start(), "xml_tag", value, match.group(1)), raw
+            )
     for match in _BOXED.finditer(raw):
         value = _read_value(_clean(match.group(1)))
         if value is not None:
@@ -285,28 +332,52 @@ def _scan_line(scan: _Scan, lines: list[str], cleaned: list[str], index: int, lo
         _accept(scan, _Candidate(2, index, match.start(), "prose", value), raw)
 
 
-def _scan(text: str, window: int | None) -> tuple[_Scan, list[str]]:
+def _scan(text: str) -> tuple[_Scan, list[str], list[int]]:
+    """All declarations of ``text``; also its lines and the indices of the non-empty ones."""
     lines = text.split("\n")
     cleaned = [_clean(line) for line in lines]
     non_empty = [i for i, c in enumerate(cleaned) if c]
-    lo = 0 if window is None or len(non_empty) <= window else non_empty[-window]
     scan = _Scan()
     for index in non_empty:
-        if index >= lo:
-            _scan_line(scan, lines, cleaned, index, lo)
+        if _HEADING.match(lines[index]) and not _LINE_LABEL.match(cleaned[index]):
+            scan.headings.append(index)
+        if _LIST_ITEM.match(lines[index]):
+            scan.list_items.add(index)
+        _scan_line(scan, lines, cleaned, index)
     if non_empty:
         last = non_empty[-1]
         value = _bare_number(cleaned[last])
         if value is not None:
             _accept(scan, _Candidate(3, last, 0, "bare_number", value), lines[last])
-    return scan, lines
+    return scan, lines, non_empty
+
+
+def _is_criterion_score(scan: _Scan, final: _Candidate, later: _Candidate) -> bool:
+    """A bare ``Score: N`` after an explicit final/overall declaration, on a list item or below a
+    new heading, scores a criterion (rule 5), not the essay."""
+    if later.rule != "label" or not _BARE_LABEL.fullmatch(later.label or ""):
+        return False
+    if not _FINAL_LABEL.search(final.label or ""):
+        return False
+    return later.line in scan.list_items or any(final.line < h < later.line for h in scan.headings)
 
 
 def _pick(scan: _Scan) -> _Candidate | None:
     for tier in (1, 2, 3):
-        tiered = [c for c in scan.candidates if c.tier == tier]
-        if tiered:
-            return max(tiered, key=lambda c: (c.line, c.col))
+        tiered = sorted(
+            (c for c in scan.candidates if c.tier == tier), key=lambda c: (c.line, c.col)
+        )
+        if not tiered:
+            continue
+        winner = tiered[0]
+        for candidate in tiered[1:]:
+            if _is_criterion_score(scan, winner, candidate):
+                scan.skipped.append(
+                    f"line {candidate.line + 1} (a criterion score after the final declaration)"
+                )
+                continue
+            winner = candidate
+        return winner
     return None
 
 
@@ -328,28 +399,38 @@ def _render(score: float) -> str:
 def _parse_score(text: str, window: int | None, parser_name: str) -> ParseResult:
     thinking = find_thinking(text)
     visible = remove_spans(text, thinking.spans, keep_lines=True)
-    scan, lines = _scan(visible, window)
+    scan, lines, non_empty = _scan(visible)
     winner = _pick(scan)
     note: str | None = None
     if winner is None and thinking.unclosed:
         # A model that never closed <think> may still have declared its score in there.
         inside = remove_spans(text, thinking.spans[:-1], keep_lines=True)
-        inside_scan, inside_lines = _scan(inside, window)
-        labelled = [c for c in inside_scan.candidates if c.tier == 1]
-        if labelled:
-            scan, lines = inside_scan, inside_lines
-            winner = max(labelled, key=lambda c: (c.line, c.col))
+        inside_scan, inside_lines, inside_non_empty = _scan(inside)
+        inside_scan.candidates = [c for c in inside_scan.candidates if c.tier == 1]
+        inside_winner = _pick(inside_scan)
+        if inside_winner is not None:
+            scan, lines, non_empty, winner = (
+                inside_scan,
+                inside_lines,
+                inside_non_empty,
+                inside_winner,
+            )
             note = "declared inside an unclosed <think> section"
     if winner is None:
-        where = "the last three non-empty lines" if window else "the response"
         message = (
-            f"no final score found in {where}: looked for a labelled declaration such as "
+            "no final score found in the response: looked for a labelled declaration such as "
             "'SCORE: 7' or 'Final Score: 7/10', a rating sentence such as 'I rate it 7/10' and a "
             "last line holding only a number"
         )
         if scan.skipped:
             message += "; skipped " + "; ".join(scan.skipped[-5:])
         raise ParseError(message)
+    if window is not None and winner.line < non_empty[max(0, len(non_empty) - window)]:
+        raise ParseError(
+            f"the final score is declared on line {winner.line + 1} "
+            f"({lines[winner.line].strip()[:80]!r}), not within the last {window} non-empty lines "
+            f"that {parser_name} reads; use final_score for responses with notes after the score"
+        )
     value = winner.value
     scale, scale_source = _scale(value, visible if note is None else text)
     matched = lines[winner.line].strip()

@@ -55,7 +55,11 @@ def lenient_tagged_block(text: str, tag: str) -> ParseResult:
         fallback = _require_text(strip_thinking_text(text), "response without thinking sections")
         return ParseResult(
             text=fallback,
-            details={"rule": "fallback_strip_thinking", "fallback": True, "fallback_reason": str(exc)},
+            details={
+                "rule": "fallback_strip_thinking",
+                "fallback": True,
+                "fallback_reason": str(exc),
+            },
         )
 
 
@@ -98,7 +102,10 @@ def strip_thinking(text: str) -> ParseResult:
     if not stripped:
         what = "response" if not thinking.spans else "response without thinking sections"
         raise ParseError(f"{what} is empty")
-    details: dict[str, Any] = {"rule": "strip_thinking", "thinking_sections_removed": len(thinking.spans)}
+    details: dict[str, Any] = {
+        "rule": "strip_thinking",
+        "thinking_sections_removed": len(thinking.spans),
+    }
     if thinking.unclosed:
         details["unclosed_thinking"] = True
     if thinking.missing_opener:
