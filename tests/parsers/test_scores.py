@@ -233,3 +233,10 @@ def test_many_declarations_on_one_huge_line_stay_linear(filler: str) -> None:
 
 def test_dates_are_not_scale_mentions() -> None:
     assert _score("Reviewed on 3/9/2024.\nSCORE: 8")[1] == "0-10"
+
+
+def test_many_criterion_sections_after_the_final_stay_fast_and_skipped() -> None:
+    text = "Final Score: 6/10\n" + "### Criterion\nScore: 2\n" * 60_000
+    result = get_parser("evaluation", "final_score")[1](text)
+    assert result.score == 6
+    assert len(text) > 1_000_000

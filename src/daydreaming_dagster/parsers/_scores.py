@@ -70,6 +70,7 @@ response length.
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -359,7 +360,11 @@ def _is_criterion_score(scan: _Scan, final: _Candidate, later: _Candidate) -> bo
         return False
     if not _FINAL_LABEL.search(final.label or ""):
         return False
-    return later.line in scan.list_items or any(final.line < h < later.line for h in scan.headings)
+    if later.line in scan.list_items:
+        return True
+    # Headings are collected in line order: the first one after the final decides.
+    after = bisect.bisect_right(scan.headings, final.line)
+    return after < len(scan.headings) and scan.headings[after] < later.line
 
 
 def _pick(scan: _Scan) -> _Candidate | None:
