@@ -15,7 +15,8 @@ class ParseResult:
     """What a parser extracted from one raw model response."""
 
     text: str
-    """The text written to ``parsed.txt``; for evaluations the score rendered as text (``"7"``, ``"7.5"``)."""
+    """The text written to ``parsed.txt``; for evaluations the score rendered as text
+    (``"7"``, ``"7.5"``)."""
     score: float | None = None
     """The final declared score (evaluations only)."""
     scale: str | None = None
@@ -29,7 +30,8 @@ class ParseError(DaydreamError, ValueError):
 
 
 Parser = Callable[[str], ParseResult]
-"""A parser takes the raw response text and returns a :class:`ParseResult` or raises :class:`ParseError`."""
+"""A parser takes the raw response text and returns a :class:`ParseResult` (or raises
+:class:`ParseError`)."""
 
 DEFAULT_PARSERS: dict[Stage, str] = {
     "draft": "identity",

@@ -24,8 +24,9 @@ Rules, in order of application:
    ``Score``, ``Rating``, ``Grade``, ``Mark``, ``Total``, ``Total points``, optionally qualified by
    up to three of *final, total, overall, aggregate, composite, weighted, adjusted, rounded,
    combined, holistic, average, revised, updated, corrected, evaluation, essay, my, the*
-   (``Final Score``, ``Overall rating``, ``My final score``), or ``Final``/``Final answer|verdict|result|evaluation|assessment``,
-   ``Overall``/``Overall evaluation|assessment|verdict``; an optional parenthetical
+   (``Final Score``, ``Overall rating``, ``My final score``), or ``Final``,
+   ``Final answer|verdict|result|evaluation|assessment``, ``Overall``,
+   ``Overall evaluation|assessment|verdict``; an optional parenthetical
    (``Score (0-10):``), a separator (``:``, ``=``, ``|``, dash, ``is``, ``of``), then the value
    ``N``, ``N/D``, ``N out of D`` or ``N (out of D)``. Without a separator a denominator is
    required (``## Final Score 8/10``), so ``Evaluation 2:`` is no score.
@@ -251,8 +252,8 @@ def _accept(scan: _Scan, candidate: _Candidate, raw_line: str) -> None:
     den = candidate.value.den
     if den is not None and den not in _SCALES:
         scan.skipped.append(
-            f"line {candidate.line + 1} {raw_line.strip()[:80]!r} (out of {den:g} is a sub-score or "
-            "an unsupported scale; expected out of 10 or out of 9)"
+            f"line {candidate.line + 1} {raw_line.strip()[:80]!r} (out of {den:g} is a sub-score "
+            "or an unsupported scale; expected out of 10 or out of 9)"
         )
         return
     scan.candidates.append(candidate)

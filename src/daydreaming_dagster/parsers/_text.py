@@ -21,7 +21,7 @@ class ThinkingSpans:
     spans: tuple[tuple[int, int], ...]
     """``(start, end)`` character ranges covering each thinking section including its tags."""
     unclosed: bool = False
-    """The last section opened with ``<think>`` and never closed (typically a truncated response)."""
+    """The last section opened with ``<think>`` and never closed (typically truncated output)."""
     missing_opener: bool = False
     """A ``</think>`` had no opener: everything before it was taken as thinking (some providers
     strip the opening tag)."""

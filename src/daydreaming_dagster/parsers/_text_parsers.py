@@ -96,7 +96,7 @@ def identity(text: str) -> ParseResult:
 
 @register_parser(("draft", "essay"), "strip_thinking")
 def strip_thinking(text: str) -> ParseResult:
-    """The response with ``<think>…</think>`` sections (and an unclosed or opener-less one) removed."""
+    """The response without ``<think>…</think>`` sections (nor an unclosed or opener-less one)."""
     thinking = find_thinking(text)
     stripped = remove_spans(text, thinking.spans).strip()
     if not stripped:
