@@ -16,7 +16,7 @@ from .scenario import CONFIG_VALUE, SCORES, assert_loaded_values, cohort_frame, 
 
 def _query(db: Path, sql: str) -> pl.DataFrame:
     with duckdb.connect(str(db), read_only=True) as con:
-        return pl.from_arrow(con.execute(sql).to_arrow_table())
+        return con.sql(sql).pl()
 
 
 def test_round_trip_writes_real_tables(tmp_path: Path) -> None:

@@ -103,6 +103,12 @@ def read_json_object(path: Path) -> dict[str, Any]:
 
 def remove_file(path: Path) -> bool:
     """Delete ``path`` if present; return whether something was removed."""
+    if not is_local(path):
+        # Object stores delete a missing key without complaint, so ask first.
+        if not path.is_file():
+            return False
+        path.unlink()
+        return True
     try:
         path.unlink()
         return True

@@ -68,6 +68,9 @@ def as_root_path(root: str | os.PathLike[str] | Any) -> Path:
         endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("DAYDREAMING_S3_ENDPOINT_URL")
         if endpoint:
             options["endpoint_url"] = endpoint
+        # s3fs caches directory listings per process; with several workers writing the same
+        # store a cached listing hides their generations, so every listing asks the server.
+        options["use_listings_cache"] = False
     return UPath(text, **options)
 
 

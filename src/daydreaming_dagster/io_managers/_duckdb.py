@@ -114,13 +114,13 @@ class DuckDBIOManager(PartitionAwareIOManager):
             if location.partition_key is None or not self._table_exists(con, location.table_name):
                 con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _daydream_frame")
                 return
-            existing = pl.from_arrow(con.execute(f"SELECT * FROM {table} LIMIT 0").to_arrow_table())
+            existing = con.sql(f"SELECT * FROM {table} LIMIT 0").pl()
             if dict(existing.schema) == dict(stored.schema):
                 con.execute(f"DELETE FROM {table} WHERE {PARTITION_COLUMN} = ?", [location.partition_key])
                 con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _daydream_frame")
                 return
             # The partition's columns changed: rebuild the table with every partition aligned.
-            everything = pl.from_arrow(con.execute(f"SELECT * FROM {table}").to_arrow_table())
+            everything = con.sql(f"SELECT * FROM {table}").pl()
             if PARTITION_COLUMN not in everything.columns:
                 merged = stored
             else:
@@ -156,7 +156,7 @@ class DuckDBIOManager(PartitionAwareIOManager):
             if location.partition_key is not None:
                 query += f" WHERE {PARTITION_COLUMN} = ?"
                 params.append(location.partition_key)
-            frame = pl.from_arrow(con.execute(query, params).to_arrow_table())
+            frame = con.sql(query, params=params or None).pl()
             return _tables.frame_from_table(frame)
         finally:
             con.close()
