@@ -49,6 +49,10 @@ def test_mock_llm_serves_until_sigterm() -> None:
         first = _read_line(proc, 30)
         assert first.startswith("mock-llm listening on http://127.0.0.1:"), first
         url = first.split()[-1]
+        assert proc.stdout is not None
+        banner = "".join(proc.stdout.readline() for _ in range(3))  # printed with the first
+        assert f"DAYDREAMING_LLM_BASE_URL={url}/v1" in banner
+        assert '"rate_limit_per_s": 100' in banner and '"seed": 3' in banner
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
         reply = client.chat.completions.create(
             model="demo/model",
@@ -59,10 +63,9 @@ def test_mock_llm_serves_until_sigterm() -> None:
         stats = httpx.get(f"{url}/stats", timeout=5).json()
         assert stats["total"] == 1 and stats["by_model"] == {"demo/model": 1}
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=10)
-        assert proc.returncode == 0, err
-        assert "mock-llm stopped" in out
-        assert '"rate_limit_per_s": 100' in out and '"seed": 3' in out
+        assert proc.wait(timeout=10) == 0, proc.stderr.read() if proc.stderr else ""
+        # Read through the same buffered stream (communicate() would skip its buffer).
+        assert "mock-llm stopped" in proc.stdout.read()
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -66,14 +66,25 @@ def test_requests_per_minute_spaces_calls_at_the_server() -> None:
         requests += [
             make_request(model_id="free", model="free/model", replicate=i) for i in range(5)
         ]
-        results = gather(client, requests)
+
+        async def run() -> list[GenerationResult]:
+            try:
+                # Warm the client first, so set-up time does not blur the first gap.
+                await client.generate(make_request(model_id="free", model="free/model"))
+                return await asyncio.gather(*(client.generate(r) for r in requests))
+            finally:
+                await client.aclose()
+
+        results = asyncio.run(run())
         assert all(isinstance(r, GenerationResult) for r in results)
         log = server.stats()["requests"]
         limited = sorted(r["at"] for r in log if r["model"] == "limited/model")
-        free = sorted(r["at"] for r in log if r["model"] == "free/model")
         gaps = [b - a for a, b in zip(limited, limited[1:], strict=False)]
         assert len(gaps) == 4
-        assert all(0.45 <= gap <= 0.75 for gap in gaps), gaps  # 60 / 120 rpm = 0.5 s
+        # 60 / 120 rpm = 0.5 s between starts; client-side jitter may move single arrivals.
+        assert 1.9 <= limited[-1] - limited[0] <= 2.6, gaps
+        assert all(0.35 <= gap <= 0.8 for gap in gaps), gaps
+        free = sorted(r["at"] for r in log if r["model"] == "free/model")[1:]
         assert free[-1] - free[0] < 0.3  # other models are not held back
 
 

@@ -162,6 +162,7 @@ def test_persistent_500_gives_up_after_max_attempts(mock_server: MockLLMServer) 
     assert info.value.status == 500 and info.value.retryable
     assert "gave up after 4 attempts" in str(info.value)
     assert "upstream exploded" in str(info.value)
+    assert info.value.attempts == 4 and info.value.retry_wait_s > 0  # type: ignore[attr-defined]
     assert mock_server.stats()["total"] == 4
 
 
@@ -173,6 +174,7 @@ def test_401_fails_at_once_naming_the_key_variable(mock_server: MockLLMServer) -
     assert info.value.status == 401 and not info.value.retryable
     assert "OPENROUTER_API_KEY" in message and "No auth credentials found" in message
     assert mock_server.stats()["total"] == 1  # no retry
+    assert info.value.attempts == 1  # type: ignore[attr-defined]
 
 
 def test_wrong_key_is_401_from_the_server() -> None:

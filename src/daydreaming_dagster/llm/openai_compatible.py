@@ -202,8 +202,13 @@ class OpenAICompatibleProvider(LLMProvider):
     # -- one call ----------------------------------------------------------------------------
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
-        """Run ``request`` with retries; raise :class:`ProviderError` when it fails for good,
-        :class:`~daydreaming_dagster.errors.BudgetExceeded` when the budget forbids starting."""
+        """Run ``request`` with retries.
+
+        Raises:
+            ProviderError: the call failed for good; besides ``status`` and ``retryable`` it
+                carries ``attempts`` and ``retry_wait_s``.
+            BudgetExceeded: the ledger's budget is spent (checked before the first attempt).
+        """
         started = time.perf_counter()
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.retry.max_attempts),
@@ -222,13 +227,14 @@ class OpenAICompatibleProvider(LLMProvider):
         except _AttemptFailed as exc:
             attempts = state.attempt_number if state else 1
             waited = state.idle_for if state else 0.0
+            message = str(exc)
             if exc.retryable:
-                raise ProviderError(
-                    f"{exc} (gave up after {attempts} attempts, {waited:.1f} s of waiting)",
-                    status=exc.status,
-                    retryable=True,
-                ) from exc
-            raise ProviderError(str(exc), status=exc.status, retryable=False) from exc
+                message += f" (gave up after {attempts} attempts, {waited:.1f} s of waiting)"
+            error = ProviderError(message, status=exc.status, retryable=exc.retryable)
+            # Bookkeeping for the caller's failure log (ProviderError has no fields for it).
+            error.attempts = attempts  # type: ignore[attr-defined]
+            error.retry_wait_s = waited  # type: ignore[attr-defined]
+            raise error from exc
         assert state is not None
         result = self._result(request, response, state, time.perf_counter() - started)
         if self.ledger is not None:
