@@ -16,6 +16,7 @@ __all__ = [
     "essay_aggregates",
     "evaluator_pivot",
     "group_summary",
+    "level_label",
     "template_model_summaries",
 ]
 
@@ -129,6 +130,15 @@ def evaluator_pivot(scores: pl.DataFrame) -> pl.DataFrame:
     return order.join(wide, on="essay_gen_id", how="left", maintain_order="left").select(["essay_gen_id", *evaluators])
 
 
+def level_label(column: str, columns: list[str]) -> pl.Expr:
+    """``column`` as a display level: nulls as ``(none)``, the essay model of copy-mode
+    essays as ``(copy)``."""
+    level = pl.col(column).cast(pl.String)
+    if column == "essay_llm" and "essay_mode" in columns:
+        level = pl.when(pl.col("essay_mode") == "copy").then(pl.lit(COPY_LEVEL)).otherwise(level)
+    return level.fill_null(NO_LEVEL)
+
+
 def group_summary(scores: pl.DataFrame, by: str) -> pl.DataFrame:
     """``n_evaluations``, ``n_failed`` (not ``ok``), ``n`` scored, ``mean``, ``std``, ``min``,
     ``max`` of the scores per level of column ``by`` (null levels shown as ``(none)``; the
@@ -136,11 +146,8 @@ def group_summary(scores: pl.DataFrame, by: str) -> pl.DataFrame:
     if by not in scores.columns:
         raise ValueError(f"cannot summarise by {by!r}: not a column of the scores table ({', '.join(scores.columns)})")
     scored_score = pl.when(_SCORED).then(pl.col("score"))
-    level = pl.col(by).cast(pl.String)
-    if by == "essay_llm" and "essay_mode" in scores.columns:
-        level = pl.when(pl.col("essay_mode") == "copy").then(pl.lit(COPY_LEVEL)).otherwise(level)
     summary = (
-        scores.with_columns(level.fill_null(NO_LEVEL).alias("level"))
+        scores.with_columns(level_label(by, scores.columns).alias("level"))
         .group_by("level")
         .agg(
             pl.len().cast(pl.Int64).alias("n_evaluations"),

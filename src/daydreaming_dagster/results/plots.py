@@ -14,6 +14,7 @@ from pathlib import Path
 import polars as pl
 
 from ..data_layer import Paths, _storage
+from .aggregates import level_label
 
 __all__ = ["PLOT_DIMENSIONS", "PLOT_FILENAME", "png_markdown", "render_score_distributions", "write_score_plot"]
 
@@ -33,10 +34,10 @@ def _panels(scored: pl.DataFrame) -> list[tuple[str, list[tuple[str, list[float]
     """(panel title, [(level label, scores)]) for each dimension with scored rows."""
     panels = []
     for column, title in PLOT_DIMENSIONS:
-        if scored[column].null_count() == scored.height:
-            continue  # e.g. essay model when every essay is a copy: nothing to compare
+        if scored[column].null_count() == scored.height and column != "essay_llm":
+            continue  # a dimension without any value has nothing to compare
         grouped = (
-            scored.with_columns(pl.col(column).fill_null("(none)").alias("_level"))
+            scored.with_columns(level_label(column, scored.columns).alias("_level"))
             .group_by("_level")
             .agg(pl.col("score"), pl.len().alias("_n"))
             .sort(["_n", "_level"], descending=[True, False])
