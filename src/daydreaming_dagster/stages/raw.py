@@ -75,6 +75,8 @@ def _result_metadata(result: GenerationResult, requested_model: str, request: Ge
     usage = result.usage
     return {
         "provider": result.provider,
+        "requested_provider": result.requested_provider,
+        "endpoint": result.endpoint,
         "model": requested_model,
         "provider_model": result.model,
         "finish_reason": result.finish_reason,
@@ -156,7 +158,9 @@ async def run_raw_phase(
         except BudgetExceeded as exc:
             raise GenerationFailure(stage, gen_id, "budget", str(exc)) from None
         except ProviderError as exc:
-            log_path = record_failure(layer, stage, gen_id, "provider_error", str(exc), run_id)
+            attempts = getattr(exc, "attempts", None)
+            detail = f"{exc} (status={exc.status}, attempts={attempts})"
+            log_path = record_failure(layer, stage, gen_id, "provider_error", detail, run_id)
             raise GenerationFailure(stage, gen_id, "provider_error", f"{exc} (see {log_path})") from None
         text = result.text
         finish_reason = result.finish_reason
