@@ -39,7 +39,14 @@ from dagster import ConfigurableIOManager, EnvVar
 
 from .data_layer import default_data_root
 from .errors import ConfigError
-from .io_managers import DuckDBIOManager, FilesystemIOManager, InMemoryIOManager, KuzuDBIOManager, S3IOManager, SQLIOManager
+from .io_managers import (
+    DuckDBIOManager,
+    FilesystemIOManager,
+    InMemoryIOManager,
+    KuzuDBIOManager,
+    S3IOManager,
+    SQLIOManager,
+)
 
 __all__ = [
     "ENVIRONMENTS",
@@ -59,7 +66,12 @@ JSON_IO_MANAGER_KEY = "json_io_manager"
 TABLE_IO_MANAGER_KEY = "table_io_manager"
 GRAPH_IO_MANAGER_KEY = "graph_io_manager"
 
-_PG_REQUIRED = ("DAYDREAMING_PG_HOST", "DAYDREAMING_PG_DB", "DAYDREAMING_PG_USER", "DAYDREAMING_PG_PASSWORD")
+_PG_REQUIRED = (
+    "DAYDREAMING_PG_HOST",
+    "DAYDREAMING_PG_DB",
+    "DAYDREAMING_PG_USER",
+    "DAYDREAMING_PG_PASSWORD",
+)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -68,13 +80,19 @@ def current_environment(env: str | None = None, environ: Mapping[str, str] | Non
     """``env``, else ``DAYDREAMING_ENV``, else ``dev``; ``ConfigError`` listing the choices
     for anything else."""
     environ = os.environ if environ is None else environ
-    chosen = (env if env is not None else environ.get(ENV_VAR) or DEFAULT_ENVIRONMENT).strip().lower()
+    chosen = (
+        (env if env is not None else environ.get(ENV_VAR) or DEFAULT_ENVIRONMENT).strip().lower()
+    )
     if chosen not in ENVIRONMENTS:
-        raise ConfigError(f"unknown environment {chosen!r} (from {ENV_VAR} or the env argument); choose one of: {', '.join(ENVIRONMENTS)}")
+        raise ConfigError(
+            f"unknown environment {chosen!r} (from {ENV_VAR} or the env argument); choose one of: {', '.join(ENVIRONMENTS)}"
+        )
     return chosen
 
 
-def io_managers_for_environment(env: str | None = None, data_root: str | None = None) -> dict[str, ConfigurableIOManager]:
+def io_managers_for_environment(
+    env: str | None = None, data_root: str | None = None
+) -> dict[str, ConfigurableIOManager]:
     """Build the ``json_io_manager`` / ``table_io_manager`` / ``graph_io_manager`` resources
     for ``env`` (default: ``DAYDREAMING_ENV``, else ``dev``).
 
@@ -85,7 +103,10 @@ def io_managers_for_environment(env: str | None = None, data_root: str | None = 
     chosen = current_environment(env)
     root = data_root if data_root is not None else default_data_root()
     if chosen == "test":
-        return {key: InMemoryIOManager() for key in (JSON_IO_MANAGER_KEY, TABLE_IO_MANAGER_KEY, GRAPH_IO_MANAGER_KEY)}
+        return {
+            key: InMemoryIOManager()
+            for key in (JSON_IO_MANAGER_KEY, TABLE_IO_MANAGER_KEY, GRAPH_IO_MANAGER_KEY)
+        }
     if chosen == "dev":
         if "://" in str(root):
             raise ConfigError(
@@ -112,7 +133,9 @@ def io_managers_for_environment(env: str | None = None, data_root: str | None = 
 def _require(names: tuple[str, ...], env: str) -> None:
     missing = [name for name in names if not os.environ.get(name)]
     if missing:
-        raise ConfigError(f"the {env} environment needs these environment variables set: {', '.join(missing)}")
+        raise ConfigError(
+            f"the {env} environment needs these environment variables set: {', '.join(missing)}"
+        )
 
 
 def _flag(name: str, default: bool) -> bool:
@@ -131,11 +154,16 @@ def _s3_manager(env: str) -> S3IOManager:
     has_keys = bool(os.environ.get("AWS_ACCESS_KEY_ID"))
     credentials: dict[str, Any] = {}
     if has_keys:
-        credentials = {"access_key": EnvVar("AWS_ACCESS_KEY_ID"), "secret_key": EnvVar("AWS_SECRET_ACCESS_KEY")}
+        credentials = {
+            "access_key": EnvVar("AWS_ACCESS_KEY_ID"),
+            "secret_key": EnvVar("AWS_SECRET_ACCESS_KEY"),
+        }
     return S3IOManager(
         endpoint_url=endpoint,
         bucket=os.environ["DAYDREAMING_S3_BUCKET"],
-        region=os.environ.get("DAYDREAMING_S3_REGION") or os.environ.get("AWS_REGION") or "us-east-1",
+        region=os.environ.get("DAYDREAMING_S3_REGION")
+        or os.environ.get("AWS_REGION")
+        or "us-east-1",
         use_ssl=not (endpoint or "").startswith("http://"),
         create_bucket=_flag("DAYDREAMING_S3_CREATE_BUCKET", default=env == "staging"),
         prefix=os.environ.get("DAYDREAMING_S3_PREFIX", "results"),

@@ -9,14 +9,17 @@ import pytest
 
 from daydreaming_dagster.data_layer import GensDataLayer, resolve_generation_metadata
 from daydreaming_dagster.data_layer.paths import as_root_path
-from tests.support.fixtures import s3_server  # noqa: F401 - registers the session fixture
+from tests.support import fixtures as _fixtures
 from tests.support.servers import S3Server, unique_bucket
 
 pytestmark = pytest.mark.slow
 
+# The session-scoped S3 server fixture (tests/conftest.py may load the plugin globally later).
+s3_server = _fixtures.s3_server
+
 
 @pytest.fixture
-def s3_root(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:  # noqa: F811
+def s3_root(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
     """An empty bucket and the ``s3://`` data root inside it, with the endpoint and keys in
     the environment the way a deployment sets them."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint_url)
@@ -33,7 +36,9 @@ def _keys(server: S3Server, bucket: str) -> list[str]:
     return sorted(item["Key"] for item in response.get("Contents", []))
 
 
-def test_root_is_an_s3_path_with_the_endpoint(s3_root: tuple[str, str], s3_server: S3Server) -> None:  # noqa: F811
+def test_root_is_an_s3_path_with_the_endpoint(
+    s3_root: tuple[str, str], s3_server: S3Server
+) -> None:
     _, root = s3_root
     path = as_root_path(root)
     assert path.protocol == "s3"
@@ -41,10 +46,17 @@ def test_root_is_an_s3_path_with_the_endpoint(s3_root: tuple[str, str], s3_serve
     assert path.storage_options["use_listings_cache"] is False
 
 
-def test_every_artefact_round_trips(s3_root: tuple[str, str], s3_server: S3Server) -> None:  # noqa: F811
+def test_every_artefact_round_trips(s3_root: tuple[str, str], s3_server: S3Server) -> None:
     bucket, root = s3_root
     layer = GensDataLayer.from_root(root)
-    meta = {"stage": "essay", "gen_id": "e_1", "template_id": "t1", "mode": "llm", "parent_gen_id": "d_1", "replicate": 2}
+    meta = {
+        "stage": "essay",
+        "gen_id": "e_1",
+        "template_id": "t1",
+        "mode": "llm",
+        "parent_gen_id": "d_1",
+        "replicate": 2,
+    }
 
     assert not layer.exists("essay", "e_1")
     layer.write_main_metadata("essay", "e_1", meta)
@@ -65,20 +77,32 @@ def test_every_artefact_round_trips(s3_root: tuple[str, str], s3_server: S3Serve
     assert layer.read_parsed_metadata("essay", "e_1") == {"success": True}
     assert layer.read_raw_failure_log("essay", "e_1") == "first failure\nsecond failure\n"
     resolved = resolve_generation_metadata(layer, "essay", "e_1")
-    assert (resolved.parent_gen_id, resolved.parent_stage, resolved.replicate) == ("d_1", "draft", 2)
+    assert (resolved.parent_gen_id, resolved.parent_stage, resolved.replicate) == (
+        "d_1",
+        "draft",
+        2,
+    )
 
     prefix = "store/gens/essay/e_1/"
     assert _keys(s3_server, bucket) == [
         prefix + name
         for name in sorted(
-            ["metadata.json", "prompt.txt", "raw.txt", "raw_metadata.json", "parsed.txt", "parsed_metadata.json", "raw_failure.log"]
+            [
+                "metadata.json",
+                "prompt.txt",
+                "raw.txt",
+                "raw_metadata.json",
+                "parsed.txt",
+                "parsed_metadata.json",
+                "raw_failure.log",
+            ]
         )
     ]
     body = s3_server.client().get_object(Bucket=bucket, Key=prefix + "metadata.json")["Body"].read()
     assert json.loads(body) == meta
 
 
-def test_reuse_force_and_clear_semantics(s3_root: tuple[str, str], s3_server: S3Server) -> None:  # noqa: F811
+def test_reuse_force_and_clear_semantics(s3_root: tuple[str, str], s3_server: S3Server) -> None:
     bucket, root = s3_root
     layer = GensDataLayer.from_root(root)
 
@@ -91,7 +115,9 @@ def test_reuse_force_and_clear_semantics(s3_root: tuple[str, str], s3_server: S3
     layer.write_parsed("draft", "d_1", "x1")
     layer.write_parsed_metadata("draft", "d_1", {"success": True})
     assert layer.raw_exists("draft", "d_1") and layer.parsed_exists("draft", "d_1")
-    assert not layer.raw_exists("draft", "d_1", force=True) and not layer.parsed_exists("draft", "d_1", force=True)
+    assert not layer.raw_exists("draft", "d_1", force=True) and not layer.parsed_exists(
+        "draft", "d_1", force=True
+    )
 
     assert layer.store_prompt("draft", "d_1", "p1") is True  # identical prompt: everything reused
     assert layer.parsed_exists("draft", "d_1")
@@ -110,14 +136,16 @@ def test_reuse_force_and_clear_semantics(s3_root: tuple[str, str], s3_server: S3
         layer.read_raw("draft", "d_1")
 
 
-def test_list_and_delete(s3_root: tuple[str, str], s3_server: S3Server) -> None:  # noqa: F811
+def test_list_and_delete(s3_root: tuple[str, str], s3_server: S3Server) -> None:
     bucket, root = s3_root
     layer = GensDataLayer.from_root(root)
     assert layer.list_generations("draft") == []
     for gen_id in ("d_b", "d_a"):
         layer.write_prompt("draft", gen_id, "p")
     layer.write_prompt("essay", "e_1", "p")
-    s3_server.client().put_object(Bucket=bucket, Key="store/gens/draft/.hidden/prompt.txt", Body=b"x")  # stray name
+    s3_server.client().put_object(
+        Bucket=bucket, Key="store/gens/draft/.hidden/prompt.txt", Body=b"x"
+    )  # stray name
 
     assert layer.list_generations("draft") == ["d_a", "d_b"]
     assert layer.list_generations("essay") == ["e_1"]

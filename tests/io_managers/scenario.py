@@ -39,7 +39,9 @@ SCORES = pl.DataFrame(
 def cohort_frame(key: str) -> pl.DataFrame:
     """Rows that differ per partition, so a mixed-up partition shows."""
     size = 2 if key == "c1" else 3
-    return pl.DataFrame({"gen_id": [f"{key}_{i}" for i in range(size)], "value": [float(i) for i in range(size)]})
+    return pl.DataFrame(
+        {"gen_id": [f"{key}_{i}" for i in range(size)], "value": [float(i) for i in range(size)]}
+    )
 
 
 def cohort_dict(key: str) -> dict[str, Any]:
@@ -71,7 +73,9 @@ class ScenarioRun:
             for event in result.get_asset_materialization_events():
                 materialization = event.event_specific_data.materialization
                 if materialization.asset_key.path[-1] == asset_name:
-                    found.append({k: getattr(v, "value", v) for k, v in materialization.metadata.items()})
+                    found.append(
+                        {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
+                    )
         return found
 
 
@@ -102,21 +106,49 @@ def build_assets(run: ScenarioRun, io_manager_key: str = "io_manager") -> list[A
     @asset(io_manager_key=io_manager_key)
     def summary(config_dict: dict, score_table: pl.DataFrame, cohort_info, cohort_table) -> dict:
         run.loaded["summary"] = (config_dict, score_table, cohort_info, cohort_table)
-        return {"cohorts": sorted(cohort_info), "rows": sum(f.height for f in cohort_table.values())}
+        return {
+            "cohorts": sorted(cohort_info),
+            "rows": sum(f.height for f in cohort_table.values()),
+        }
 
-    @asset(io_manager_key=io_manager_key, partitions_def=PARTS, backfill_policy=BackfillPolicy.single_run())
+    @asset(
+        io_manager_key=io_manager_key,
+        partitions_def=PARTS,
+        backfill_policy=BackfillPolicy.single_run(),
+    )
     def batch_table(context) -> dict:
-        return {key: cohort_frame(key).with_columns(pl.lit("batch").alias("origin")) for key in context.partition_keys}
+        return {
+            key: cohort_frame(key).with_columns(pl.lit("batch").alias("origin"))
+            for key in context.partition_keys
+        }
 
-    @asset(io_manager_key=io_manager_key, partitions_def=PARTS, backfill_policy=BackfillPolicy.single_run())
+    @asset(
+        io_manager_key=io_manager_key,
+        partitions_def=PARTS,
+        backfill_policy=BackfillPolicy.single_run(),
+    )
     def batch_none(context):
         run.loaded["batch_none_keys"] = list(context.partition_keys)
         return None
 
-    return [config_dict, score_table, cohort_info, cohort_table, cohort_echo, summary, batch_table, batch_none]
+    return [
+        config_dict,
+        score_table,
+        cohort_info,
+        cohort_table,
+        cohort_echo,
+        summary,
+        batch_table,
+        batch_none,
+    ]
 
 
-def run_scenario(manager: ConfigurableIOManager, *, resources: dict[str, Any] | None = None, io_manager_key: str = "io_manager") -> ScenarioRun:
+def run_scenario(
+    manager: ConfigurableIOManager,
+    *,
+    resources: dict[str, Any] | None = None,
+    io_manager_key: str = "io_manager",
+) -> ScenarioRun:
     """Materialise the whole scenario with ``manager`` and return what was loaded."""
     run = ScenarioRun()
     assets = build_assets(run, io_manager_key)
@@ -126,7 +158,13 @@ def run_scenario(manager: ConfigurableIOManager, *, resources: dict[str, Any] | 
     run.instance = instance
 
     def go(names: list[str], **kwargs: Any) -> None:
-        result = materialize(assets, selection=[by_name[n] for n in names], resources=all_resources, instance=instance, **kwargs)
+        result = materialize(
+            assets,
+            selection=[by_name[n] for n in names],
+            resources=all_resources,
+            instance=instance,
+            **kwargs,
+        )
         assert result.success
         run.results.append(result)
 
@@ -136,7 +174,10 @@ def run_scenario(manager: ConfigurableIOManager, *, resources: dict[str, Any] | 
     go(["summary"])
     go(
         ["batch_table", "batch_none"],
-        tags={"dagster/asset_partition_range_start": PARTITIONS[0], "dagster/asset_partition_range_end": PARTITIONS[-1]},
+        tags={
+            "dagster/asset_partition_range_start": PARTITIONS[0],
+            "dagster/asset_partition_range_end": PARTITIONS[-1],
+        },
     )
     return run
 

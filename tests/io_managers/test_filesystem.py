@@ -12,7 +12,14 @@ from dagster import DagsterInstance, asset, materialize
 from daydreaming_dagster.errors import ConfigError
 from daydreaming_dagster.io_managers import FilesystemIOManager, StoredValueMissing
 
-from .scenario import CONFIG_VALUE, PARTITIONS, SCORES, assert_loaded_values, cohort_frame, run_scenario
+from .scenario import (
+    CONFIG_VALUE,
+    PARTITIONS,
+    SCORES,
+    assert_loaded_values,
+    cohort_frame,
+    run_scenario,
+)
 
 
 def _files(root: Path) -> list[str]:
@@ -39,7 +46,10 @@ def test_round_trip_writes_exactly_the_expected_files(tmp_path: Path) -> None:
     assert pl.read_parquet(base / "score_table.parquet").equals(SCORES)
     batch = pl.read_parquet(base / "batch_table" / "c2.parquet")
     assert batch.equals(cohort_frame("c2").with_columns(pl.lit("batch").alias("origin")))
-    assert json.loads((base / "summary.json").read_text()) == {"cohorts": list(PARTITIONS), "rows": 5}
+    assert json.loads((base / "summary.json").read_text()) == {
+        "cohorts": list(PARTITIONS),
+        "rows": 5,
+    }
     [meta] = run.output_metadata("score_table")
     assert meta["row_count"] == 3
     assert meta["path"] == str((base / "score_table.parquet").resolve())
@@ -87,7 +97,11 @@ def test_unsupported_value_type_is_refused(tmp_path: Path) -> None:
         return [1, 2]
 
     with pytest.raises(TypeError, match="asset a_list: IO managers store dict .* got list"):
-        materialize([a_list], resources={"io_manager": FilesystemIOManager(base_path=str(tmp_path))}, instance=DagsterInstance.ephemeral())
+        materialize(
+            [a_list],
+            resources={"io_manager": FilesystemIOManager(base_path=str(tmp_path))},
+            instance=DagsterInstance.ephemeral(),
+        )
     assert _files(tmp_path) == []
 
 
@@ -96,5 +110,7 @@ def test_unsafe_partition_key_is_refused() -> None:
 
     with pytest.raises(ConfigError, match="partition key '../x'"):
         storage_location(["a"], "../x")
-    assert storage_location(["results", "scores"], "c1").file_name("json") == "results/scores/c1.json"
+    assert (
+        storage_location(["results", "scores"], "c1").file_name("json") == "results/scores/c1.json"
+    )
     assert storage_location(["results", "scores-v2"]).table_name == "results__scores_v2"

@@ -17,14 +17,40 @@ PARTS = StaticPartitionsDefinition(["c1", "c2"])
 
 def lineage(cohort: str) -> GraphData:
     """draft → essay → evaluation, with scores on evaluations and a property on one edge set."""
-    drafts = pl.DataFrame({"id": [f"d_{cohort}_1", f"d_{cohort}_2"], "template": ["links-v1", "links-v2"]})
-    essays = pl.DataFrame({"id": [f"e_{cohort}_1", f"e_{cohort}_2", f"e_{cohort}_3"], "mean_score": [7.5, 4.0, None]})
-    evaluations = pl.DataFrame({"id": [f"v_{cohort}_1", f"v_{cohort}_2"], "score": [8, 7], "model": ["m1", "m2"]})
+    drafts = pl.DataFrame(
+        {"id": [f"d_{cohort}_1", f"d_{cohort}_2"], "template": ["links-v1", "links-v2"]}
+    )
+    essays = pl.DataFrame(
+        {"id": [f"e_{cohort}_1", f"e_{cohort}_2", f"e_{cohort}_3"], "mean_score": [7.5, 4.0, None]}
+    )
+    evaluations = pl.DataFrame(
+        {"id": [f"v_{cohort}_1", f"v_{cohort}_2"], "score": [8, 7], "model": ["m1", "m2"]}
+    )
     return GraphData(
         nodes={"Draft": drafts, "Essay": essays, "Evaluation": evaluations},
         edges=(
-            EdgeSet("PARENT_OF", "Draft", "Essay", pl.DataFrame({"from": [f"d_{cohort}_1", f"d_{cohort}_1", f"d_{cohort}_2"], "to": [f"e_{cohort}_1", f"e_{cohort}_2", f"e_{cohort}_3"]})),
-            EdgeSet("PARENT_OF", "Essay", "Evaluation", pl.DataFrame({"from": [f"e_{cohort}_1", f"e_{cohort}_1"], "to": [f"v_{cohort}_1", f"v_{cohort}_2"]})),
+            EdgeSet(
+                "PARENT_OF",
+                "Draft",
+                "Essay",
+                pl.DataFrame(
+                    {
+                        "from": [f"d_{cohort}_1", f"d_{cohort}_1", f"d_{cohort}_2"],
+                        "to": [f"e_{cohort}_1", f"e_{cohort}_2", f"e_{cohort}_3"],
+                    }
+                ),
+            ),
+            EdgeSet(
+                "PARENT_OF",
+                "Essay",
+                "Evaluation",
+                pl.DataFrame(
+                    {
+                        "from": [f"e_{cohort}_1", f"e_{cohort}_1"],
+                        "to": [f"v_{cohort}_1", f"v_{cohort}_2"],
+                    }
+                ),
+            ),
         ),
     )
 
@@ -53,9 +79,13 @@ def test_partitioned_graph_is_queryable_and_loads_back(tmp_path: Path) -> None:
     resources = {"graph_io_manager": KuzuDBIOManager(db_path=str(tmp_path / "graph"))}
     instance = DagsterInstance.ephemeral()
     for key in ("c1", "c2"):
-        result = materialize([lineage_graph, reader], partition_key=key, resources=resources, instance=instance)
+        result = materialize(
+            [lineage_graph, reader], partition_key=key, resources=resources, instance=instance
+        )
         assert result.success
-    files = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "graph").rglob("*") if p.is_file())
+    files = sorted(
+        str(p.relative_to(tmp_path)) for p in (tmp_path / "graph").rglob("*") if p.is_file()
+    )
     assert files == ["graph/lineage_graph/c1.kuzu", "graph/lineage_graph/c2.kuzu"]
 
     db = tmp_path / "graph" / "lineage_graph" / "c2.kuzu"
@@ -74,7 +104,9 @@ def test_partitioned_graph_is_queryable_and_loads_back(tmp_path: Path) -> None:
         assert graph.nodes[label].equals(frame.sort("id")), label
     got_edges = {(e.label, e.from_label, e.to_label): e.frame for e in graph.edges}
     for edge in expected.edges:
-        assert got_edges[(edge.label, edge.from_label, edge.to_label)].equals(edge.frame.sort("from", "to"))
+        assert got_edges[(edge.label, edge.from_label, edge.to_label)].equals(
+            edge.frame.sort("from", "to")
+        )
 
     [materialization] = result.asset_materializations_for_node("lineage_graph")
     assert materialization.metadata["node_count"].value == 7
@@ -102,15 +134,23 @@ def test_rewrite_replaces_the_whole_graph(tmp_path: Path) -> None:
 def test_edges_to_unknown_nodes_are_refused(tmp_path: Path) -> None:
     bad = GraphData(
         nodes={"Draft": pl.DataFrame({"id": ["d1"]}), "Essay": pl.DataFrame({"id": ["e1"]})},
-        edges=(EdgeSet("PARENT_OF", "Draft", "Essay", pl.DataFrame({"from": ["d1"], "to": ["e9"]})),),
+        edges=(
+            EdgeSet("PARENT_OF", "Draft", "Essay", pl.DataFrame({"from": ["d1"], "to": ["e9"]})),
+        ),
     )
 
     @asset(io_manager_key="graph_io_manager")
     def g() -> GraphData:
         return bad
 
-    with pytest.raises(ConfigError, match=r"PARENT_OF.*'to' ids not in node table 'Essay': \['e9'\]"):
-        materialize([g], resources={"graph_io_manager": KuzuDBIOManager(db_path=str(tmp_path))}, instance=DagsterInstance.ephemeral())
+    with pytest.raises(
+        ConfigError, match=r"PARENT_OF.*'to' ids not in node table 'Essay': \['e9'\]"
+    ):
+        materialize(
+            [g],
+            resources={"graph_io_manager": KuzuDBIOManager(db_path=str(tmp_path))},
+            instance=DagsterInstance.ephemeral(),
+        )
     assert list(tmp_path.rglob("*.kuzu")) == []
 
 
@@ -120,7 +160,11 @@ def test_graph_manager_refuses_other_values(tmp_path: Path) -> None:
         return {"nodes": {}}
 
     with pytest.raises(TypeError, match="stores GraphData values"):
-        materialize([g], resources={"graph_io_manager": KuzuDBIOManager(db_path=str(tmp_path))}, instance=DagsterInstance.ephemeral())
+        materialize(
+            [g],
+            resources={"graph_io_manager": KuzuDBIOManager(db_path=str(tmp_path))},
+            instance=DagsterInstance.ephemeral(),
+        )
 
 
 def test_graph_validation_names_the_problem() -> None:

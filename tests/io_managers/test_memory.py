@@ -32,7 +32,9 @@ def test_round_trip_in_memory(tmp_path: Path, monkeypatch) -> None:
         ("summary", None),
     ]
     assert stored[(("config_dict",), None)] == CONFIG_VALUE
-    assert stored[(("batch_table",), "c1")].equals(cohort_frame("c1").with_columns(pl.lit("batch").alias("origin")))
+    assert stored[(("batch_table",), "c1")].equals(
+        cohort_frame("c1").with_columns(pl.lit("batch").alias("origin"))
+    )
     assert list(workdir.iterdir()) == []  # nothing written to the working directory
     manager.clear()
     assert manager.stored() == {}

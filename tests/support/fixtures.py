@@ -80,7 +80,9 @@ def _postgres_admin() -> Iterator[tuple[PostgresServer, ThrowawayPostgres | None
 
 
 @pytest.fixture(scope="session")
-def postgres_server(_postgres_admin: tuple[PostgresServer, ThrowawayPostgres | None]) -> Iterator[PostgresServer]:
+def postgres_server(
+    _postgres_admin: tuple[PostgresServer, ThrowawayPostgres | None],
+) -> Iterator[PostgresServer]:
     """A fresh, uniquely named PostgreSQL database for this session (dropped afterwards)."""
     admin, _ = _postgres_admin
     try:

@@ -44,7 +44,9 @@ def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
         return False
 
 
-def wait_for_port(host: str, port: int, *, timeout: float, process: subprocess.Popen | None = None, what: str) -> None:
+def wait_for_port(
+    host: str, port: int, *, timeout: float, process: subprocess.Popen | None = None, what: str
+) -> None:
     """Wait until ``host:port`` accepts connections; raise with the server's output if not."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -52,7 +54,9 @@ def wait_for_port(host: str, port: int, *, timeout: float, process: subprocess.P
             return
         if process is not None and process.poll() is not None:
             output = process.stderr.read().decode(errors="replace") if process.stderr else ""
-            raise RuntimeError(f"{what} exited with code {process.returncode} before listening on {host}:{port}: {output[-2000:]}")
+            raise RuntimeError(
+                f"{what} exited with code {process.returncode} before listening on {host}:{port}: {output[-2000:]}"
+            )
         time.sleep(0.05)
     raise RuntimeError(f"{what} did not listen on {host}:{port} within {timeout:.0f} s")
 
@@ -88,7 +92,9 @@ def _moto_command(port: int) -> list[str]:
     try:
         import moto.server  # noqa: F401
     except ImportError:
-        raise ServerUnavailable("moto_server is not installed (uv sync installs moto[server] with the dev group)") from None
+        raise ServerUnavailable(
+            "moto_server is not installed (uv sync installs moto[server] with the dev group)"
+        ) from None
     return [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)]
 
 
@@ -103,15 +109,28 @@ def start_moto_server() -> tuple[S3Server, subprocess.Popen]:
 
     port = free_port()
     env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT=str(_MOTO_SETUP_REQUESTS))
-    process = subprocess.Popen(_moto_command(port), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        _moto_command(port), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         wait_for_port(LOOPBACK, port, timeout=30, process=process, what="moto_server")
         endpoint = f"http://{LOOPBACK}:{port}"
-        iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="setup", aws_secret_access_key="setup")
+        iam = boto3.client(
+            "iam",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="setup",
+            aws_secret_access_key="setup",
+        )
         iam.create_user(UserName="daydream-tests")
         key = iam.create_access_key(UserName="daydream-tests")["AccessKey"]
-        policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
-        iam.put_user_policy(UserName="daydream-tests", PolicyName="allow-all", PolicyDocument=json.dumps(policy))
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+        }
+        iam.put_user_policy(
+            UserName="daydream-tests", PolicyName="allow-all", PolicyDocument=json.dumps(policy)
+        )
     except BaseException:
         stop_process(process)
         raise
@@ -153,7 +172,9 @@ class PostgresServer:
             auth += ":" + quote(self.password, safe="")
         return f"{driver}://{auth}@{self.host}:{self.port}/{database or self.database}"
 
-    def connect(self, *, database: str | None = None, password: str | None = None, autocommit: bool = True):  # noqa: ANN201
+    def connect(
+        self, *, database: str | None = None, password: str | None = None, autocommit: bool = True
+    ):  # noqa: ANN201
         import psycopg
 
         return psycopg.connect(
@@ -171,7 +192,9 @@ def server_from_url(url: str) -> PostgresServer:
     """Parse ``postgresql://user:password@host:port/db`` (any ``+driver`` suffix)."""
     parts = urlsplit(url)
     if not parts.scheme.startswith("postgres"):
-        raise ValueError(f"DAYDREAMING_PG_URL must be a postgresql:// URL, got scheme {parts.scheme!r}")
+        raise ValueError(
+            f"DAYDREAMING_PG_URL must be a postgresql:// URL, got scheme {parts.scheme!r}"
+        )
     return PostgresServer(
         host=parts.hostname or LOOPBACK,
         port=parts.port or 5432,
@@ -183,13 +206,18 @@ def server_from_url(url: str) -> PostgresServer:
 
 def postgres_bin_dir() -> Path:
     """Directory holding ``initdb`` and ``pg_ctl`` (Debian's layout first)."""
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0)
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0,
+    )
     if candidates:
         return Path(candidates[-1]).parent
     found = shutil.which("initdb")
     if found and shutil.which("pg_ctl"):
         return Path(found).parent
-    raise ServerUnavailable("PostgreSQL server binaries (initdb, pg_ctl) are missing: run scripts/install_system_deps.sh")
+    raise ServerUnavailable(
+        "PostgreSQL server binaries (initdb, pg_ctl) are missing: run scripts/install_system_deps.sh"
+    )
 
 
 @dataclass
@@ -209,7 +237,9 @@ class ThrowawayPostgres:
             command = ["su", "postgres", "-s", "/bin/sh", "-c", shlex.join(command)]
         completed = subprocess.run(command, capture_output=True, text=True, timeout=120)
         if completed.returncode != 0:
-            raise RuntimeError(f"{args[0]} failed ({completed.returncode}): {completed.stderr.strip() or completed.stdout.strip()}")
+            raise RuntimeError(
+                f"{args[0]} failed ({completed.returncode}): {completed.stderr.strip() or completed.stdout.strip()}"
+            )
 
     def stop(self) -> None:
         try:
@@ -233,7 +263,9 @@ def start_throwaway_postgres() -> ThrowawayPostgres:
             entry = pwd.getpwnam("postgres")
         except KeyError:
             shutil.rmtree(directory, ignore_errors=True)
-            raise ServerUnavailable("running as root but there is no 'postgres' user to run the server as") from None
+            raise ServerUnavailable(
+                "running as root but there is no 'postgres' user to run the server as"
+            ) from None
         os.chown(directory, entry.pw_uid, entry.pw_gid)
         os.chown(directory / "pwfile", entry.pw_uid, entry.pw_gid)
     else:
@@ -241,12 +273,37 @@ def start_throwaway_postgres() -> ThrowawayPostgres:
 
         user = getpass.getuser()
     port = free_port()
-    cluster = ThrowawayPostgres(directory, bin_dir, PostgresServer(LOOPBACK, port, user, password, "postgres"), as_root)
+    cluster = ThrowawayPostgres(
+        directory, bin_dir, PostgresServer(LOOPBACK, port, user, password, "postgres"), as_root
+    )
     data = directory / "data"
     try:
-        cluster._run("initdb", "-D", str(data), "-A", "scram-sha-256", "-U", user, f"--pwfile={directory / 'pwfile'}", "-E", "UTF8")
+        cluster._run(
+            "initdb",
+            "-D",
+            str(data),
+            "-A",
+            "scram-sha-256",
+            "-U",
+            user,
+            f"--pwfile={directory / 'pwfile'}",
+            "-E",
+            "UTF8",
+        )
         options = f"-p {port} -k {directory} -c listen_addresses={LOOPBACK} -c fsync=off -c full_page_writes=off"
-        cluster._run("pg_ctl", "-D", str(data), "-o", options, "-l", str(directory / "server.log"), "-w", "-t", "60", "start")
+        cluster._run(
+            "pg_ctl",
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(directory / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
         wait_for_port(LOOPBACK, port, timeout=30, what="PostgreSQL")
     except BaseException:
         log = directory / "server.log"
@@ -256,7 +313,9 @@ def start_throwaway_postgres() -> ThrowawayPostgres:
         except Exception:  # noqa: BLE001 - the original failure matters more
             shutil.rmtree(directory, ignore_errors=True)
         if detail:
-            raise RuntimeError(f"throwaway PostgreSQL failed to start; server log:\n{detail}") from None
+            raise RuntimeError(
+                f"throwaway PostgreSQL failed to start; server log:\n{detail}"
+            ) from None
         raise
     return cluster
 

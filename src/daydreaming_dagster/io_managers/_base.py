@@ -78,7 +78,9 @@ class PartitionAwareIOManager(ConfigurableIOManager, abc.ABC):
     """Base class: dispatch outputs and inputs over partitions; subclasses store one value."""
 
     @abc.abstractmethod
-    def _store(self, context: OutputContext, location: StorageLocation, obj: dict | pl.DataFrame) -> dict[str, Any]:
+    def _store(
+        self, context: OutputContext, location: StorageLocation, obj: dict | pl.DataFrame
+    ) -> dict[str, Any]:
         """Store one value; return cheap Dagster metadata (path/uri/table, row count)."""
 
     @abc.abstractmethod

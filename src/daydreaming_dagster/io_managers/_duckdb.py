@@ -26,7 +26,9 @@ _LOCK_WAIT_SECONDS = 0.25
 def quote_identifier(name: str, what: str) -> str:
     """Double-quote a schema or table name after checking it is a plain identifier."""
     if not _IDENTIFIER.match(name):
-        raise ConfigError(f"{what} {name!r} must be a plain identifier (letters, digits, underscore)")
+        raise ConfigError(
+            f"{what} {name!r} must be a plain identifier (letters, digits, underscore)"
+        )
     return f'"{name}"'
 
 
@@ -72,7 +74,15 @@ class DuckDBIOManager(PartitionAwareIOManager):
             "PRIMARY KEY (asset_key, partition_key))"
         )
 
-    def _record(self, con: Any, location: StorageLocation, kind: str, value: str | None, table: str | None, rows: int | None) -> None:
+    def _record(
+        self,
+        con: Any,
+        location: StorageLocation,
+        kind: str,
+        value: str | None,
+        table: str | None,
+        rows: int | None,
+    ) -> None:
         con.execute(
             f"INSERT OR REPLACE INTO {self._schema}.{_tables.CATALOG_TABLE} "
             "VALUES (?, ?, ?, ?, ?, ?, now())",
@@ -80,24 +90,36 @@ class DuckDBIOManager(PartitionAwareIOManager):
         )
 
     def _table_exists(self, con: Any, table_name: str) -> bool:
-        row = con.execute(
+        # fetchall, not fetchone: DuckDB refuses new statements while a result is unfinished.
+        rows = con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
             [self.schema_, table_name],
-        ).fetchone()
-        return bool(row and row[0])
+        ).fetchall()
+        return bool(rows and rows[0][0])
 
-    def _store(self, context: OutputContext, location: StorageLocation, obj: dict | pl.DataFrame) -> dict[str, Any]:
+    def _store(
+        self, context: OutputContext, location: StorageLocation, obj: dict | pl.DataFrame
+    ) -> dict[str, Any]:
         con = self._connect()
         try:
             con.execute("BEGIN TRANSACTION")
             self._prepare(con)
             if isinstance(obj, dict):
                 self._record(con, location, _tables.KIND_JSON, _tables.dump_dict(obj), None, None)
-                metadata: dict[str, Any] = {"db_path": self.db_path, "table": f"{self.schema_}.{_tables.CATALOG_TABLE}"}
+                metadata: dict[str, Any] = {
+                    "db_path": self.db_path,
+                    "table": f"{self.schema_}.{_tables.CATALOG_TABLE}",
+                }
             else:
                 self._write_frame(con, location, obj)
-                self._record(con, location, _tables.KIND_TABLE, None, location.table_name, obj.height)
-                metadata = {"db_path": self.db_path, "table": f"{self.schema_}.{location.table_name}", "row_count": obj.height}
+                self._record(
+                    con, location, _tables.KIND_TABLE, None, location.table_name, obj.height
+                )
+                metadata = {
+                    "db_path": self.db_path,
+                    "table": f"{self.schema_}.{location.table_name}",
+                    "row_count": obj.height,
+                }
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -116,7 +138,9 @@ class DuckDBIOManager(PartitionAwareIOManager):
                 return
             existing = con.sql(f"SELECT * FROM {table} LIMIT 0").pl()
             if dict(existing.schema) == dict(stored.schema):
-                con.execute(f"DELETE FROM {table} WHERE {PARTITION_COLUMN} = ?", [location.partition_key])
+                con.execute(
+                    f"DELETE FROM {table} WHERE {PARTITION_COLUMN} = ?", [location.partition_key]
+                )
                 con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _daydream_frame")
                 return
             # The partition's columns changed: rebuild the table with every partition aligned.
@@ -142,13 +166,13 @@ class DuckDBIOManager(PartitionAwareIOManager):
         try:
             if not self._table_exists(con, _tables.CATALOG_TABLE):
                 raise missing
-            row = con.execute(
+            rows = con.execute(
                 f"SELECT kind, value FROM {self._schema}.{_tables.CATALOG_TABLE} WHERE asset_key = ? AND partition_key = ?",
                 [location.asset_name, _tables.catalog_partition(location)],
-            ).fetchone()
-            if row is None:
+            ).fetchall()
+            if not rows:
                 raise missing
-            kind, value = row
+            kind, value = rows[0]
             if kind == _tables.KIND_JSON:
                 return _tables.load_dict(value, f"{location.describe()} in {self.db_path}")
             query = f"SELECT * FROM {self.qualified_table(location)}"

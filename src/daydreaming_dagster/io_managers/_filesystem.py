@@ -24,13 +24,17 @@ class FilesystemIOManager(PartitionAwareIOManager):
     ambiguous.
     """
 
-    base_path: str = Field(description="Directory that holds the stored values (created on demand).")
+    base_path: str = Field(
+        description="Directory that holds the stored values (created on demand)."
+    )
 
     def path_for(self, location: StorageLocation, extension: str) -> Path:
         """The file holding ``location`` in ``extension`` format."""
         return Path(self.base_path) / location.file_name(extension)
 
-    def _store(self, context: OutputContext, location: StorageLocation, obj: dict | pl.DataFrame) -> dict[str, Any]:
+    def _store(
+        self, context: OutputContext, location: StorageLocation, obj: dict | pl.DataFrame
+    ) -> dict[str, Any]:
         extension = _codec.extension_for(obj)
         path = self.path_for(location, extension)
         _storage.atomic_write_bytes(path, _codec.encode(obj))

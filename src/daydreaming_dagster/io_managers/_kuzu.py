@@ -43,7 +43,9 @@ def _kuzu_type(dtype: pl.DataType, where: str) -> tuple[str, Any]:
     for simple, mapping in _SIMPLE_TYPES.items():
         if dtype == simple:
             return mapping
-    raise ConfigError(f"{where}: column type {dtype} cannot be stored in the graph; use strings, numbers, booleans or dates")
+    raise ConfigError(
+        f"{where}: column type {dtype} cannot be stored in the graph; use strings, numbers, booleans or dates"
+    )
 
 
 def _columns_ddl(frame: pl.DataFrame, columns: list[str], where: str) -> tuple[str, pl.DataFrame]:
@@ -65,7 +67,9 @@ class KuzuDBIOManager(PartitionAwareIOManager):
     ``GraphData`` back (nodes ordered by ``id``, edges by ``from``, ``to``).
     """
 
-    db_path: str = Field(description="Directory holding one Kuzu database file per asset (partition).")
+    db_path: str = Field(
+        description="Directory holding one Kuzu database file per asset (partition)."
+    )
 
     def path_for(self, location: StorageLocation) -> Path:
         """The Kuzu database file of ``location``."""
@@ -79,7 +83,9 @@ class KuzuDBIOManager(PartitionAwareIOManager):
             )
         obj.validate()
 
-    def _store(self, context: OutputContext, location: StorageLocation, obj: GraphData) -> dict[str, Any]:
+    def _store(
+        self, context: OutputContext, location: StorageLocation, obj: GraphData
+    ) -> dict[str, Any]:
         import kuzu
 
         target = self.path_for(location)
@@ -109,7 +115,9 @@ class KuzuDBIOManager(PartitionAwareIOManager):
     def _load(self, context: InputContext, location: StorageLocation) -> GraphData:
         path = self.path_for(location)
         if not path.is_file():
-            raise StoredValueMissing(f"nothing stored for {location.describe()}: expected graph database {path}")
+            raise StoredValueMissing(
+                f"nothing stored for {location.describe()}: expected graph database {path}"
+            )
         return read_graph(path)
 
 
@@ -157,7 +165,9 @@ def read_graph(path: str | os.PathLike[str]) -> GraphData:
         for name in tables.filter(pl.col("type") == "NODE")["name"].to_list():
             props = _properties(connection, name)
             select = ", ".join(f"n.`{p}` AS `{p}`" for p in props)
-            nodes[name] = connection.execute(f"MATCH (n:`{name}`) RETURN {select} ORDER BY `{ID_COLUMN}`").get_as_pl()
+            nodes[name] = connection.execute(
+                f"MATCH (n:`{name}`) RETURN {select} ORDER BY `{ID_COLUMN}`"
+            ).get_as_pl()
         for name in tables.filter(pl.col("type") == "REL")["name"].to_list():
             props = [p for p in _properties(connection, name)]
             pairs = connection.execute(f"CALL show_connection('{name}') RETURN *").get_as_pl()

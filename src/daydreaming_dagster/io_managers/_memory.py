@@ -28,7 +28,9 @@ class InMemoryIOManager(PartitionAwareIOManager):
     only with the in-process executor.
     """
 
-    store_id: str = Field(default_factory=lambda: uuid.uuid4().hex, description="Key of this manager's store.")
+    store_id: str = Field(
+        default_factory=lambda: uuid.uuid4().hex, description="Key of this manager's store."
+    )
 
     def _values(self) -> dict[tuple[tuple[str, ...], str | None], Any]:
         with _STORES_LOCK:

@@ -59,7 +59,9 @@ class StorageLocation:
     @property
     def table_name(self) -> str:
         """SQL identifier for the asset's table (all partitions share it)."""
-        return "__".join(_NON_IDENTIFIER.sub("_", part).strip("_") or "_" for part in self.asset_path).lower()
+        return "__".join(
+            _NON_IDENTIFIER.sub("_", part).strip("_") or "_" for part in self.asset_path
+        ).lower()
 
     def describe(self) -> str:
         """``asset a/b`` or ``asset a/b partition 'c1'`` for messages."""
@@ -68,7 +70,9 @@ class StorageLocation:
         return f"asset {self.asset_name} partition {self.partition_key!r}"
 
 
-def storage_location(asset_path: Sequence[str], partition_key: str | None = None) -> StorageLocation:
+def storage_location(
+    asset_path: Sequence[str], partition_key: str | None = None
+) -> StorageLocation:
     """Build the :class:`StorageLocation` of an asset (partition), validating the partition key.
 
     Raises ``ConfigError`` for a key that is empty, ``.``/``..`` or holds a slash, backslash

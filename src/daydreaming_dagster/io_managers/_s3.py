@@ -20,7 +20,14 @@ from ._naming import StorageLocation
 _READY_BUCKETS: set[tuple[str, str]] = set()
 _READY_LOCK = threading.Lock()
 
-_AUTH_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "InvalidToken", "ExpiredToken", "403"}
+_AUTH_CODES = {
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "AccessDenied",
+    "InvalidToken",
+    "ExpiredToken",
+    "403",
+}
 _MISSING_BUCKET_CODES = {"NoSuchBucket", "404", "NotFound"}
 
 
@@ -34,14 +41,22 @@ class S3IOManager(PartitionAwareIOManager):
     bucket, never the secret.
     """
 
-    endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint; None for AWS S3.")
+    endpoint_url: str | None = Field(
+        default=None, description="S3-compatible endpoint; None for AWS S3."
+    )
     access_key: str | None = Field(default=None, description="Access key id (use EnvVar).")
     secret_key: str | None = Field(default=None, description="Secret access key (use EnvVar).")
     bucket: str = Field(description="Bucket holding the stored values.")
     region: str | None = Field(default="us-east-1", description="Region of the bucket.")
-    use_ssl: bool = Field(default=True, description="Use HTTPS (False for a plain-HTTP local server).")
-    create_bucket: bool = Field(default=True, description="Create the bucket when it does not exist.")
-    prefix: str = Field(default="", description="Key prefix inside the bucket (no leading/trailing '/').")
+    use_ssl: bool = Field(
+        default=True, description="Use HTTPS (False for a plain-HTTP local server)."
+    )
+    create_bucket: bool = Field(
+        default=True, description="Create the bucket when it does not exist."
+    )
+    prefix: str = Field(
+        default="", description="Key prefix inside the bucket (no leading/trailing '/')."
+    )
 
     _client: Any = PrivateAttr(default=None)
 
@@ -124,7 +139,9 @@ class S3IOManager(PartitionAwareIOManager):
         if isinstance(exc, EndpointConnectionError):
             message = f"cannot reach {where} while {action}: is the server running and the endpoint URL right?"
         elif isinstance(exc, NoCredentialsError):
-            message = f"no S3 credentials for {where}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            message = (
+                f"no S3 credentials for {where}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            )
         elif code in _AUTH_CODES:
             message = (
                 f"{where} refused the credentials while {action} ({code}): check AWS_ACCESS_KEY_ID "
@@ -137,13 +154,22 @@ class S3IOManager(PartitionAwareIOManager):
         return ConfigError(message)
 
     # -- store / load -----------------------------------------------------------------------
-    def _store(self, context: OutputContext, location: StorageLocation, obj: dict | pl.DataFrame) -> dict[str, Any]:
+    def _store(
+        self, context: OutputContext, location: StorageLocation, obj: dict | pl.DataFrame
+    ) -> dict[str, Any]:
         client = self.client()
         extension = _codec.extension_for(obj)
-        content_type = "application/json" if extension == _codec.JSON_EXTENSION else "application/vnd.apache.parquet"
+        content_type = (
+            "application/json"
+            if extension == _codec.JSON_EXTENSION
+            else "application/vnd.apache.parquet"
+        )
         try:
             client.put_object(
-                Bucket=self.bucket, Key=self.key_for(location, extension), Body=_codec.encode(obj), ContentType=content_type
+                Bucket=self.bucket,
+                Key=self.key_for(location, extension),
+                Body=_codec.encode(obj),
+                ContentType=content_type,
             )
             for other in _codec.EXTENSIONS:
                 if other != extension:

@@ -39,7 +39,9 @@ class SQLIOManager(PartitionAwareIOManager):
     db_name: str = Field(description="PostgreSQL database name, or the SQLite file path.")
     username: str | None = Field(default=None, description="PostgreSQL user (use EnvVar).")
     password: str | None = Field(default=None, description="PostgreSQL password (use EnvVar).")
-    schema_: str | None = Field(default=None, alias="schema", description="Schema (PostgreSQL only).")
+    schema_: str | None = Field(
+        default=None, alias="schema", description="Schema (PostgreSQL only)."
+    )
 
     # -- connection -------------------------------------------------------------------------
     @property
@@ -66,7 +68,9 @@ class SQLIOManager(PartitionAwareIOManager):
             self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
             return sa.create_engine(f"sqlite:///{self.sqlite_path}", poolclass=NullPool)
         if self.db_type != "postgresql":
-            raise ConfigError(f"SQLIOManager db_type must be 'postgresql' or 'sqlite', got {self.db_type!r}")
+            raise ConfigError(
+                f"SQLIOManager db_type must be 'postgresql' or 'sqlite', got {self.db_type!r}"
+            )
         url = sa.URL.create(
             "postgresql+psycopg",
             username=self.username,
@@ -115,7 +119,11 @@ class SQLIOManager(PartitionAwareIOManager):
         import sqlalchemy as sa
 
         if self.schema_name is not None:
-            conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(self.schema_name, 'PostgreSQL schema')}"))
+            conn.execute(
+                sa.text(
+                    f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(self.schema_name, 'PostgreSQL schema')}"
+                )
+            )
         conn.execute(
             sa.text(
                 f"CREATE TABLE IF NOT EXISTS {self._qualified(_tables.CATALOG_TABLE)} ("
@@ -125,7 +133,15 @@ class SQLIOManager(PartitionAwareIOManager):
             )
         )
 
-    def _record(self, conn: Any, location: StorageLocation, kind: str, value: str | None, table: str | None, rows: int | None) -> None:
+    def _record(
+        self,
+        conn: Any,
+        location: StorageLocation,
+        kind: str,
+        value: str | None,
+        table: str | None,
+        rows: int | None,
+    ) -> None:
         import sqlalchemy as sa
 
         conn.execute(
@@ -148,17 +164,30 @@ class SQLIOManager(PartitionAwareIOManager):
         )
 
     # -- store / load -----------------------------------------------------------------------
-    def _store(self, context: OutputContext, location: StorageLocation, obj: dict | pl.DataFrame) -> dict[str, Any]:
+    def _store(
+        self, context: OutputContext, location: StorageLocation, obj: dict | pl.DataFrame
+    ) -> dict[str, Any]:
         engine = self.engine()
         try:
             with self._connect(engine) as conn, conn.begin():
                 self._prepare(conn)
                 if isinstance(obj, dict):
-                    self._record(conn, location, _tables.KIND_JSON, _tables.dump_dict(obj), None, None)
-                    return {"database": self.describe_target(), "table": self._display(_tables.CATALOG_TABLE)}
+                    self._record(
+                        conn, location, _tables.KIND_JSON, _tables.dump_dict(obj), None, None
+                    )
+                    return {
+                        "database": self.describe_target(),
+                        "table": self._display(_tables.CATALOG_TABLE),
+                    }
                 self._write_frame(conn, location, obj)
-                self._record(conn, location, _tables.KIND_TABLE, None, location.table_name, obj.height)
-                return {"database": self.describe_target(), "table": self._display(location.table_name), "row_count": obj.height}
+                self._record(
+                    conn, location, _tables.KIND_TABLE, None, location.table_name, obj.height
+                )
+                return {
+                    "database": self.describe_target(),
+                    "table": self._display(location.table_name),
+                    "row_count": obj.height,
+                }
         finally:
             engine.dispose()
 
@@ -172,9 +201,14 @@ class SQLIOManager(PartitionAwareIOManager):
             stored.write_database(target, connection=conn, if_table_exists="replace")
             return
         table = self._qualified(location.table_name)
-        existing_columns = set(pl.read_database(f"SELECT * FROM {table} WHERE 1 = 0", connection=conn).columns)
+        existing_columns = set(
+            pl.read_database(f"SELECT * FROM {table} WHERE 1 = 0", connection=conn).columns
+        )
         if existing_columns == set(stored.columns):
-            conn.execute(sa.text(f"DELETE FROM {table} WHERE {PARTITION_COLUMN} = :pk"), {"pk": location.partition_key})
+            conn.execute(
+                sa.text(f"DELETE FROM {table} WHERE {PARTITION_COLUMN} = :pk"),
+                {"pk": location.partition_key},
+            )
             stored.write_database(target, connection=conn, if_table_exists="append")
             return
         # The partition's columns changed: rebuild the table with every partition aligned.
@@ -201,19 +235,26 @@ class SQLIOManager(PartitionAwareIOManager):
                         f"SELECT kind, value FROM {self._qualified(_tables.CATALOG_TABLE)} "
                         "WHERE asset_key = :asset AND partition_key = :partition"
                     ),
-                    {"asset": location.asset_name, "partition": _tables.catalog_partition(location)},
+                    {
+                        "asset": location.asset_name,
+                        "partition": _tables.catalog_partition(location),
+                    },
                 ).fetchone()
                 if row is None:
                     raise missing
                 kind, value = row
                 if kind == _tables.KIND_JSON:
-                    return _tables.load_dict(value, f"{location.describe()} in {self.describe_target()}")
+                    return _tables.load_dict(
+                        value, f"{location.describe()} in {self.describe_target()}"
+                    )
                 query = f"SELECT * FROM {self._qualified(location.table_name)}"
                 options: dict[str, Any] = {}
                 if location.partition_key is not None:
                     query += f" WHERE {PARTITION_COLUMN} = :pk"
                     options = {"parameters": {"pk": location.partition_key}}
-                frame = pl.read_database(sa.text(query), connection=conn, execute_options=options or None)
+                frame = pl.read_database(
+                    sa.text(query), connection=conn, execute_options=options or None
+                )
                 return _tables.frame_from_table(frame)
         finally:
             engine.dispose()

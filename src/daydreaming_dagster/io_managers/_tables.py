@@ -43,10 +43,14 @@ def frame_for_table(location: StorageLocation, frame: pl.DataFrame) -> pl.DataFr
             "rename them in the asset's DataFrame"
         )
     if not frame.columns:
-        raise ConfigError(f"{location.describe()}: a DataFrame without columns cannot be stored as a table")
+        raise ConfigError(
+            f"{location.describe()}: a DataFrame without columns cannot be stored as a table"
+        )
     stored = frame.with_row_index(ROW_COLUMN).with_columns(pl.col(ROW_COLUMN).cast(pl.Int64))
     if location.partition_key is not None:
-        stored = stored.with_columns(pl.lit(location.partition_key, dtype=pl.String).alias(PARTITION_COLUMN))
+        stored = stored.with_columns(
+            pl.lit(location.partition_key, dtype=pl.String).alias(PARTITION_COLUMN)
+        )
     return stored
 
 
@@ -73,7 +77,9 @@ def load_dict(text: str, where: str) -> dict[str, Any]:
     return value
 
 
-def merge_partition(existing: pl.DataFrame, new_rows: pl.DataFrame, partition_key: str) -> pl.DataFrame:
+def merge_partition(
+    existing: pl.DataFrame, new_rows: pl.DataFrame, partition_key: str
+) -> pl.DataFrame:
     """All other partitions' rows plus ``new_rows``, aligning columns that differ (used when a
     partition arrives with a schema the table does not have yet)."""
     others = existing.filter(pl.col(PARTITION_COLUMN) != partition_key)

@@ -83,23 +83,36 @@ class GraphData:
         for label, frame in self.nodes.items():
             _check_label(label, "node")
             if not isinstance(frame, pl.DataFrame):
-                raise ConfigError(f"graph node table {label!r} must be a polars.DataFrame, got {type(frame).__name__}")
+                raise ConfigError(
+                    f"graph node table {label!r} must be a polars.DataFrame, got {type(frame).__name__}"
+                )
             if ID_COLUMN not in frame.columns:
-                raise ConfigError(f"graph node table {label!r} needs an {ID_COLUMN!r} column; has {frame.columns}")
+                raise ConfigError(
+                    f"graph node table {label!r} needs an {ID_COLUMN!r} column; has {frame.columns}"
+                )
             if frame[ID_COLUMN].null_count():
                 raise ConfigError(f"graph node table {label!r} has null ids")
             if frame[ID_COLUMN].n_unique() != frame.height:
-                dupes = frame.filter(pl.col(ID_COLUMN).is_duplicated())[ID_COLUMN].unique().sort().to_list()[:5]
+                dupes = (
+                    frame.filter(pl.col(ID_COLUMN).is_duplicated())[ID_COLUMN]
+                    .unique()
+                    .sort()
+                    .to_list()[:5]
+                )
                 raise ConfigError(f"graph node table {label!r} has duplicate ids: {dupes}")
             _check_properties(frame.columns, f"node table {label!r}")
         for rel_label, group in self.edge_labels().items():
             _check_label(rel_label, "relationship")
             if rel_label in self.nodes:
-                raise ConfigError(f"graph label {rel_label!r} is used for both nodes and relationships")
+                raise ConfigError(
+                    f"graph label {rel_label!r} is used for both nodes and relationships"
+                )
             first = group[0]
             for edge in group:
                 self._validate_edge(edge)
-                if dict(edge.frame.drop(FROM_COLUMN, TO_COLUMN).schema) != dict(first.frame.drop(FROM_COLUMN, TO_COLUMN).schema):
+                if dict(edge.frame.drop(FROM_COLUMN, TO_COLUMN).schema) != dict(
+                    first.frame.drop(FROM_COLUMN, TO_COLUMN).schema
+                ):
                     raise ConfigError(
                         f"graph relationship {rel_label!r}: every edge set of one label needs the same property "
                         f"columns; {first.from_label}->{first.to_label} has {first.property_columns}, "
@@ -110,23 +123,38 @@ class GraphData:
         where = f"graph relationship {edge.label!r} ({edge.from_label}->{edge.to_label})"
         for column in (FROM_COLUMN, TO_COLUMN):
             if column not in edge.frame.columns:
-                raise ConfigError(f"{where} needs columns 'from' and 'to'; has {edge.frame.columns}")
+                raise ConfigError(
+                    f"{where} needs columns 'from' and 'to'; has {edge.frame.columns}"
+                )
         _check_properties(edge.property_columns, where)
         for column, node_label in ((FROM_COLUMN, edge.from_label), (TO_COLUMN, edge.to_label)):
             if node_label not in self.nodes:
-                raise ConfigError(f"{where}: node label {node_label!r} is not among the nodes {sorted(self.nodes)}")
+                raise ConfigError(
+                    f"{where}: node label {node_label!r} is not among the nodes {sorted(self.nodes)}"
+                )
             known = self.nodes[node_label][ID_COLUMN]
-            unknown = edge.frame.filter(~pl.col(column).is_in(known.implode()))[column].unique().sort().to_list()
+            unknown = (
+                edge.frame.filter(~pl.col(column).is_in(known.implode()))[column]
+                .unique()
+                .sort()
+                .to_list()
+            )
             if unknown:
-                raise ConfigError(f"{where}: {column!r} ids not in node table {node_label!r}: {unknown[:5]}")
+                raise ConfigError(
+                    f"{where}: {column!r} ids not in node table {node_label!r}: {unknown[:5]}"
+                )
 
 
 def _check_label(label: str, kind: str) -> None:
     if not isinstance(label, str) or not _LABEL.match(label):
-        raise ConfigError(f"graph {kind} label {label!r} must be an identifier (letters, digits, underscore)")
+        raise ConfigError(
+            f"graph {kind} label {label!r} must be an identifier (letters, digits, underscore)"
+        )
 
 
 def _check_properties(columns: list[str], where: str) -> None:
     for column in columns:
         if not _PROPERTY.match(column):
-            raise ConfigError(f"{where}: property column {column!r} must be an identifier (letters, digits, underscore)")
+            raise ConfigError(
+                f"{where}: property column {column!r} must be an identifier (letters, digits, underscore)"
+            )
