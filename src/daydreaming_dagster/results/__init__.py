@@ -30,9 +30,29 @@ from .cohort import (
 from .export import export_tables, write_csv
 from .lineage import LineageEdges, LineageGraph, build_lineage_graph, lineage_graph
 from .plots import PLOT_FILENAME, png_markdown, render_score_distributions, write_score_plot
-from .report import REPORT_HTML, REPORT_MD, CohortReport, build_report, stage_summary, write_cohort_report
-from .scores import SCORE_SCHEMA, concepts_by_combo, evaluation_scores, evaluator_label, scores_from_records
-from .top import INDEX_FILENAME, TOP_DIRNAME, TopEssay, TopEssays, export_top_essays, rank_top_essays
+from .report import (
+    REPORT_HTML,
+    REPORT_MD,
+    CohortReport,
+    build_report,
+    stage_summary,
+    write_cohort_report,
+)
+from .scores import (
+    SCORE_SCHEMA,
+    concepts_by_combo,
+    evaluation_scores,
+    evaluator_label,
+    scores_from_records,
+)
+from .top import (
+    INDEX_FILENAME,
+    TOP_DIRNAME,
+    TopEssay,
+    TopEssays,
+    export_top_essays,
+    rank_top_essays,
+)
 
 __all__ = [
     "ESSAY_AGGREGATE_SCHEMA",

@@ -19,7 +19,12 @@ import polars as pl
 
 from ..data_layer import GensDataLayer, Paths, _storage
 from ..types import STAGES
-from .aggregates import SUMMARY_DIMENSIONS, essay_aggregates, evaluator_pivot, template_model_summaries
+from .aggregates import (
+    SUMMARY_DIMENSIONS,
+    essay_aggregates,
+    evaluator_pivot,
+    template_model_summaries,
+)
 from .cohort import CohortRecords, generations_table, load_cohort_records
 from .export import export_tables
 from .plots import PLOT_FILENAME, write_score_plot
