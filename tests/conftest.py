@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+# Real servers (moto S3, PostgreSQL) shared by every test directory.
+pytest_plugins = ["tests.support.fixtures"]
+
 # Variables that would point a test at real services, keys or shared state.
 _ISOLATED_ENV = (
     "OPENROUTER_API_KEY",

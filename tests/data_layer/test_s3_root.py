@@ -9,13 +9,11 @@ import pytest
 
 from daydreaming_dagster.data_layer import GensDataLayer, resolve_generation_metadata
 from daydreaming_dagster.data_layer.paths import as_root_path
-from tests.support import fixtures as _fixtures
 from tests.support.servers import S3Server, unique_bucket
 
 pytestmark = pytest.mark.slow
 
 # The session-scoped S3 server fixture (tests/conftest.py may load the plugin globally later).
-s3_server = _fixtures.s3_server
 
 
 @pytest.fixture

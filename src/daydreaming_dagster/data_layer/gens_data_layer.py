@@ -84,7 +84,10 @@ class GensDataLayer:
         stage_dir = self.paths.stage_dir(stage)
         if not stage_dir.is_dir():
             return []
-        return sorted(p.name for p in stage_dir.iterdir() if is_valid_gen_id(p.name) and p.is_dir())
+        # On object storage one listing returns the "directories"; a per-entry is_dir() would
+        # cost a request each, so only local paths are checked entry by entry.
+        local = _storage.is_local(stage_dir)
+        return sorted(p.name for p in stage_dir.iterdir() if is_valid_gen_id(p.name) and (not local or p.is_dir()))
 
     def delete_generation(self, stage: Stage, gen_id: str) -> bool:
         """Remove a generation directory and everything in it; return whether it existed."""
