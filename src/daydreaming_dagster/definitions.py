@@ -13,6 +13,7 @@ from dagster import Definitions
 
 from .assets.cohort import COHORT_ASSETS, prune_partitions_job
 from .assets.generation import GENERATION_ASSETS
+from .assets.results import RESULTS_ASSETS
 from .data_layer import default_data_root
 from .gens_prompt_io_manager import GensPromptIOManager
 from .resources import DataRootResource, LLMResource, StageSettingsResource
@@ -43,7 +44,7 @@ def _storage_resources(data_root: str, env: str | None) -> dict[str, Any]:
     return io_managers_for_environment(env, data_root=data_root)
 
 
-ALL_ASSETS = [*COHORT_ASSETS, *GENERATION_ASSETS]
+ALL_ASSETS = [*COHORT_ASSETS, *GENERATION_ASSETS, *RESULTS_ASSETS]
 
 
 def build_definitions(data_root: str | None = None, **kwargs: Any) -> Definitions:

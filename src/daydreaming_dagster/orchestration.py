@@ -31,7 +31,13 @@ def get_instance() -> DagsterInstance:
     if not home:
         home = str(Path(DEFAULT_DAGSTER_HOME).resolve())
         os.environ["DAGSTER_HOME"] = home
-    Path(home).mkdir(parents=True, exist_ok=True)
+    home_path = Path(home)
+    home_path.mkdir(parents=True, exist_ok=True)
+    config = home_path / "dagster.yaml"
+    if not config.exists():
+        # An explicit (default: SQLite under DAGSTER_HOME) config silences Dagster's first-run
+        # banners; telemetry stays off for an offline research tool.
+        config.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
     return DagsterInstance.get()
 
 

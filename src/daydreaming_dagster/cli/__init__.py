@@ -43,8 +43,17 @@ def cli() -> None:
     """DayDreaming: reproducible LLM idea-generation experiments."""
 
 
+def _quiet_library_warnings() -> None:
+    # Dagster flags beta parameters (backfill_policy) on every import; users cannot act on it.
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r".*is currently in beta.*")
+    warnings.filterwarnings("ignore", message=r".*is currently in preview.*")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI, turning user errors into one line and exit code 2."""
+    _quiet_library_warnings()
     try:
         result = cli.main(args=argv, prog_name="daydream", standalone_mode=False)
     except click.exceptions.Abort:
