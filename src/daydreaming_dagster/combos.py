@@ -208,6 +208,13 @@ def register_combinations(
     """
     path = _mappings_path(data_root)
     validated = [_validate_request(r) for r in requests]
+    if not validated:
+        return []
+    if path.exists():
+        # Fast path without the lock (and without creating a lock file): everything known.
+        existing = read_combo_mappings(data_root)
+        if all(r.combo_id in existing and existing[r.combo_id].key() == r.key() for r in validated):
+            return [r.combo_id for r in validated]
     with _registry_lock(path):
         existing = read_combo_mappings(data_root)
         known = {combo_id: record.key() for combo_id, record in existing.items()}

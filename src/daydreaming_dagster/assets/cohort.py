@@ -33,7 +33,13 @@ from dagster import (
     sensor,
 )
 
-from ..cohorts import build_cohort, discover_cohorts, load_membership, read_membership, stale_partition_keys
+from ..cohorts import (
+    build_cohort,
+    discover_cohorts,
+    load_membership,
+    read_membership,
+    stale_partition_keys,
+)
 from ..combos import load_combinations
 from ..data_layer import GensDataLayer, Paths
 from ..partitions import cohort_partitions, partitions_name

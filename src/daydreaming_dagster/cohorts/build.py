@@ -35,7 +35,13 @@ from ..data_layer import GensDataLayer, Paths, _storage
 from ..errors import CatalogError, MembershipError
 from ..ids import is_valid_gen_id
 from ..types import STAGES, Stage, ensure_stage
-from .membership import Membership, MembershipRow, build_membership, format_problems, membership_problems
+from .membership import (
+    Membership,
+    MembershipRow,
+    build_membership,
+    format_problems,
+    membership_problems,
+)
 from .spec import SPEC_FILENAMES, CohortSpec, DesignRows, compile_spec, find_spec_file, load_spec
 
 __all__ = [
@@ -289,23 +295,20 @@ def _manifest(cohort_id: str, compiled: CompiledCohort, spec_path: Path, cohort_
     }
 
 
-def build_cohort(
-    data_root: str | os.PathLike[str] | Path, cohort_id: str, *, seed_metadata: bool = True, workers: int = 4
-) -> CohortBuild:
+def build_cohort(data_root: str | os.PathLike[str] | Path, cohort_id: str, *, workers: int = 4) -> CohortBuild:
     """Compile, validate, register combos, seed metadata and write the cohort's files.
 
     Raises :class:`~daydreaming_dagster.errors.SpecError` for a bad spec and
     :class:`~daydreaming_dagster.errors.MembershipError` listing every unknown catalog value
-    or conflicting existing metadata; nothing is written before validation passes.
-    ``seed_metadata=False`` skips step 4 (a dry run of the cohort files only).
+    or conflicting existing metadata; nothing is written before validation passes, and
+    ``membership.csv`` is written only after every listed generation has its metadata.
+    ``workers`` threads write new metadata files concurrently (each write is fsynced).
     """
     paths = _paths(data_root)
     compiled = compile_cohort(data_root, cohort_id)
     spec_path = compiled.spec.path
     combo_ids = tuple(register_combinations(data_root, compiled.spec.combo_requests()))
-    written = kept = 0
-    if seed_metadata:
-        written, kept = _seed_metadata(GensDataLayer(paths.data_root), compiled.membership, cohort_id, workers)
+    written, kept = _seed_metadata(GensDataLayer(paths.data_root), compiled.membership, cohort_id, workers)
     membership_path = paths.cohort_membership_path(cohort_id)
     manifest_path = paths.cohort_manifest_path(cohort_id)
     manifest = _manifest(cohort_id, compiled, spec_path, paths.cohort_dir(cohort_id))
