@@ -22,6 +22,9 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "run": (".run", "run"),
     "status": (".status", "status"),
     "estimate": (".status", "estimate"),
+    "report": (".report", "report"),
+    "partitions": (".partitions", "partitions"),
+    "ui": (".ui", "ui"),
 }
 
 
