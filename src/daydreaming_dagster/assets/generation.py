@@ -5,9 +5,19 @@ Each asset is thin: it reads its partition keys (one gen id, or a whole contiguo
 metadata. Cross-stage reads go through ``parent_gen_id`` and the data layer, never through
 cross-partition IO-manager loads (seed 003). A step persists every generation it can, then
 fails with the list of failed gen ids if any failed.
+
+Failure handling in Dagster terms: the raw assets carry a :class:`~dagster.RetryPolicy` with
+exponential backoff (on top of the model client's own per-call retries). A raw step that failed
+only because of transient provider errors (``provider_transient``: rate limits, 5xx, timeouts)
+raises a retryable :class:`~dagster.Failure`; any other failure (truncated, too few lines,
+parse errors, a non-retryable provider error) raises ``Failure(allow_retries=False)``. A retried
+step skips the generations an earlier attempt of the same run already rejected for good, so
+it pays only for the transient ones again. The raw assets share the concurrency pool
+``DAYDREAMING_LLM_POOL`` (default ``llm``) so an instance can cap model-calling steps across
+runs (deploy/dagster.yaml).
 """
 
-
+import os
 from typing import Any
 
 from dagster import (
@@ -18,21 +28,47 @@ from dagster import (
     AssetIn,
     AssetsDefinition,
     BackfillPolicy,
+    Backoff,
     Failure,
+    Jitter,
     MaterializeResult,
     MetadataValue,
+    RetryPolicy,
     asset,
 )
 
 from ..data_layer import GensDataLayer
+from ..failures import is_transient, judged_in_run
 from ..partitions import STAGE_PARTITIONS
 from ..resources import DataRootResource, LLMResource, StageSettingsResource
-from ..stages.batch import BatchReport, run_parsed_batch, run_prompt_batch, run_raw_batch
+from ..stages.batch import (
+    BatchReport,
+    GenerationStatus,
+    run_parsed_batch,
+    run_prompt_batch,
+    run_raw_batch,
+)
 from ..stages.context import StageContext
 from ..types import STAGES, Stage
 from .stage_metadata import build_stage_metadata, failure_table
 
 SCORE_RANGE = (0.0, 10.0)
+LLM_POOL_ENV = "DAYDREAMING_LLM_POOL"
+STEP_RETRIES_ENV = "DAYDREAMING_STEP_RETRIES"
+STEP_RETRY_DELAY_ENV = "DAYDREAMING_STEP_RETRY_DELAY"
+
+
+def raw_step_retry_policy(max_retries: int | None = None, delay_s: float | None = None) -> RetryPolicy:
+    """Step-level retries of the raw assets: exponential backoff with jitter, for transient
+    provider failures only (non-transient failures raise ``allow_retries=False``).
+
+    Defaults: ``$DAYDREAMING_STEP_RETRIES`` (3) retries, first after ``$DAYDREAMING_STEP_RETRY_DELAY``
+    (30) seconds, then 60, 120 (± jitter). The client already retried each call
+    ``max_attempts`` times; these retries wait out longer outages (a provider down for minutes).
+    """
+    retries = int(os.environ.get(STEP_RETRIES_ENV, "3")) if max_retries is None else max_retries
+    delay = float(os.environ.get(STEP_RETRY_DELAY_ENV, "30")) if delay_s is None else delay_s
+    return RetryPolicy(max_retries=retries, delay=delay, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
 
 
 def stage_group(stage: Stage) -> str:
@@ -40,10 +76,15 @@ def stage_group(stage: Stage) -> str:
 
 
 def _raise_on_failures(context: AssetExecutionContext, layer: GensDataLayer, report: BatchReport) -> None:
-    """Everything is persisted by now; fail the step so Dagster shows which generations failed."""
+    """Everything is persisted by now; fail the step so Dagster shows which generations failed.
+
+    Only a raw step with at least one transient provider failure may be retried by the step's
+    retry policy; everything else fails for good (retrying would pay for the same answer).
+    """
     if not report.failures:
         return
     failed = report.failures
+    retryable = report.phase == "raw" and any(is_transient(s.reason) for s in failed)
     preview = "; ".join(f"{s.gen_id}: {s.error}" for s in failed[:5])
     more = f" (+{len(failed) - 5} more)" if len(failed) > 5 else ""
     raise Failure(
@@ -53,7 +94,9 @@ def _raise_on_failures(context: AssetExecutionContext, layer: GensDataLayer, rep
             **build_stage_metadata(layer, report),
             "failed_gen_ids": MetadataValue.json([s.gen_id for s in failed]),
             "failures": MetadataValue.json(failure_table(layer, report)),
+            "retryable": retryable,
         },
+        allow_retries=retryable,
     )
 
 
@@ -61,8 +104,14 @@ def _context_for(data_root: DataRootResource) -> StageContext:
     return StageContext(data_root.layer())
 
 
-def build_stage_assets(stage: Stage) -> list[AssetsDefinition]:
-    """The prompt, raw and parsed assets of one stage."""
+def build_stage_assets(
+    stage: Stage, *, retry_policy: RetryPolicy | None = None, pool: str | None = None
+) -> list[AssetsDefinition]:
+    """The prompt, raw and parsed assets of one stage.
+
+    ``retry_policy`` (default :func:`raw_step_retry_policy`) and ``pool`` (default
+    ``$DAYDREAMING_LLM_POOL`` or ``llm``) apply to the raw asset, the only one calling models.
+    """
     partitions_def = STAGE_PARTITIONS[stage]
     group = stage_group(stage)
     policy = BackfillPolicy.single_run()
@@ -92,6 +141,8 @@ def build_stage_assets(stage: Stage) -> list[AssetsDefinition]:
         group_name=group,
         ins={"prompts": AssetIn(prompt_name)},
         backfill_policy=policy,
+        retry_policy=retry_policy or raw_step_retry_policy(),
+        pool=pool or os.environ.get(LLM_POOL_ENV) or "llm",
         kinds={"python"},
         description=f"Raw {stage} model outputs, gens/{stage}/<gen_id>/raw.txt (+ raw_metadata.json).",
     )
@@ -104,7 +155,14 @@ def build_stage_assets(stage: Stage) -> list[AssetsDefinition]:
     ) -> MaterializeResult:
         ctx = _context_for(data_root)
         keys = list(context.partition_keys)
-        report = _run_raw(ctx, stage, keys, stage_settings, llm, prompts, context.run_id)
+        judged = judged_in_run(ctx.layer, stage, keys, context.run_id) if context.retry_number else {}
+        todo = [k for k in keys if k not in judged]
+        report = _run_raw(ctx, stage, todo, stage_settings, llm, prompts, context.run_id)
+        report.statuses += [
+            GenerationStatus(gen_id=g, status="failed", reason=reason,
+                             error=f"rejected ({reason}) by an earlier attempt of this run; not retried")
+            for g, reason in judged.items()
+        ]
         _raise_on_failures(context, ctx.layer, report)
         return MaterializeResult(metadata=build_stage_metadata(ctx.layer, report))
 
@@ -189,4 +247,11 @@ def _parsed_checks(layer: GensDataLayer, stage: Stage, report: BatchReport) -> l
     return checks
 
 
-GENERATION_ASSETS: list[AssetsDefinition] = [a for stage in STAGES for a in build_stage_assets(stage)]
+def build_generation_assets(
+    *, retry_policy: RetryPolicy | None = None, pool: str | None = None
+) -> list[AssetsDefinition]:
+    """The nine generation assets (tests pass a fast ``retry_policy``)."""
+    return [a for stage in STAGES for a in build_stage_assets(stage, retry_policy=retry_policy, pool=pool)]
+
+
+GENERATION_ASSETS: list[AssetsDefinition] = build_generation_assets()

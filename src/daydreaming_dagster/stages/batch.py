@@ -51,7 +51,8 @@ class GenerationStatus:
     gen_id: str
     status: Status
     reason: str | None = None
-    """Failure tag (``truncated``, ``min_lines``, ``parse_error``, ``provider_error``...)."""
+    """Failure tag (``truncated``, ``min_lines``, ``parse_error``, ``provider_error``,
+    ``provider_transient`` (a retryable provider error: rate limit, 5xx, timeout)...)."""
     error: str | None = None
     cost_usd: float = 0.0
     total_tokens: int = 0

@@ -160,8 +160,10 @@ async def run_raw_phase(
         except ProviderError as exc:
             attempts = getattr(exc, "attempts", None)
             detail = f"{exc} (status={exc.status}, attempts={attempts})"
-            log_path = record_failure(layer, stage, gen_id, "provider_error", detail, run_id)
-            raise GenerationFailure(stage, gen_id, "provider_error", f"{exc} (see {log_path})") from None
+            # Rate limits, 5xx and timeouts may pass later (a Dagster step retry); other errors will not.
+            reason = "provider_transient" if exc.retryable else "provider_error"
+            log_path = record_failure(layer, stage, gen_id, reason, detail, run_id)
+            raise GenerationFailure(stage, gen_id, reason, f"{exc} (see {log_path})") from None
         text = result.text
         finish_reason = result.finish_reason
         raw_meta.update(_result_metadata(result, model.model, request))
