@@ -84,14 +84,29 @@ def stop_server(process: subprocess.Popen[bytes], grace_s: float = STOP_GRACE_S)
     return process.returncode
 
 
-def _sweep_group(pgid: int) -> None:
-    # Children that detached from the leader's shutdown (rare) still carry its process group.
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
+def _sweep_group(pgid: int, grace_s: float = 3.0) -> None:
+    # Children that outlived the leader's own shutdown (rare) still carry its process group.
+    if not _group_alive(pgid):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not _group_alive(pgid):
             return
-        time.sleep(1.0)
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def serve(command: Sequence[str], env: dict[str, str], url: str,
