@@ -21,6 +21,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "mock-llm": (".mock_llm", "mock_llm"),
     "run": (".run", "run"),
     "status": (".status", "status"),
+    "retry-failed": (".retry", "retry_failed"),
     "estimate": (".status", "estimate"),
     "report": (".report", "report"),
     "partitions": (".partitions", "partitions"),
