@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -24,13 +23,28 @@ import pytest
 
 from daydreaming_dagster.cli.ui import DEFINITIONS_MODULE
 from tests.support.servers import free_port
+from tests.ui.support import (
+    graphql,
+    ignore_sigint,
+    log_tail,
+    process_tree,
+    stop_with,
+    wait_until_loaded,
+)
 
 REPO_DATA = Path(__file__).resolve().parents[2] / "data"
 GROUPS = ("cohort", "generation_draft", "generation_essay", "generation_evaluation", "results")
 CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--virtual-time-budget=15000", "--window-size=1400,900",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--virtual-time-budget=15000",
+    "--window-size=1400,900",
 )
 
 pytestmark = pytest.mark.slow
@@ -41,7 +55,9 @@ def _chromium() -> str:
         found = shutil.which(name)
         if found:
             return found
-    reason = "no chromium binary on PATH (scripts/install_system_deps.sh installs Debian's chromium)"
+    reason = (
+        "no chromium binary on PATH (scripts/install_system_deps.sh installs Debian's chromium)"
+    )
     if os.environ.get("CI"):
         pytest.fail(f"the browser test must run in CI, but: {reason}", pytrace=False)
     pytest.skip(reason)
@@ -76,8 +92,13 @@ def _text_lines(dom: str) -> list[str]:
 
 def _browser(chromium: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
     profile.mkdir(parents=True, exist_ok=True)
-    return subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
-                          capture_output=True, text=True, timeout=90, check=True)
+    return subprocess.run(
+        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=True,
+    )
 
 
 def _rendered_text(chromium: str, profile: Path, url: str, expected: list[str]) -> list[str]:
@@ -99,33 +120,6 @@ def _value_after(lines: list[str], key: str) -> str | None:
     return None
 
 
-def _graphql(base: str, query: str) -> dict:
-    request = urllib.request.Request(f"{base}/graphql", data=json.dumps({"query": query}).encode(),
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
-
-
-def _wait_until_loaded(base: str, server: subprocess.Popen[bytes], log: Path, timeout: float = 60.0) -> None:
-    """Wait for ``/server_info`` and for the code location to be loaded."""
-    query = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise AssertionError(f"the UI exited early with code {server.returncode}: "
-                                 f"{log.read_text(errors='replace')[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"{base}/server_info", timeout=1) as response:
-                assert "dagster_webserver_version" in json.loads(response.read())
-            entries = _graphql(base, query)["data"]["workspaceOrError"]["locationEntries"]
-            if entries and all(entry["loadStatus"] == "LOADED" for entry in entries):
-                return
-        except OSError:
-            pass
-        time.sleep(0.25)
-    raise AssertionError(f"the Dagster UI at {base} was not ready within {timeout:.0f} s")
-
-
 def _materialise_one_draft(data_root: Path) -> str:
     """Materialise the three draft assets of the cohort's first draft as a single partition."""
     from dagster import materialize
@@ -138,16 +132,15 @@ def _materialise_one_draft(data_root: Path) -> str:
     gen_id = read_membership(str(data_root), "demo")["draft"][0]
     with get_instance() as instance:
         result = materialize(
-            GENERATION_ASSETS, selection=["draft_prompt", "draft_raw", "draft_parsed"], partition_key=gen_id,
-            instance=instance, resources=build_resources(str(data_root)), run_config=quiet_run_config(),
+            GENERATION_ASSETS,
+            selection=["draft_prompt", "draft_raw", "draft_parsed"],
+            partition_key=gen_id,
+            instance=instance,
+            resources=build_resources(str(data_root)),
+            run_config=quiet_run_config(),
         )
     assert result.success
     return gen_id
-
-
-def _ignore_sigint() -> None:
-    # What a background job of a non-interactive shell inherits (see cli/ui.py).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def test_asset_graph_and_generation_metadata_render_in_chromium(
@@ -157,40 +150,61 @@ def test_asset_graph_and_generation_metadata_render_in_chromium(
     started = time.perf_counter()
     data_root = tmp_path / "data"
     shutil.copytree(REPO_DATA / "1_raw", data_root / "1_raw")
-    shutil.copytree(REPO_DATA / "cohorts" / "demo" / "spec", data_root / "cohorts" / "demo" / "spec")
+    shutil.copytree(
+        REPO_DATA / "cohorts" / "demo" / "spec", data_root / "cohorts" / "demo" / "spec"
+    )
     monkeypatch.setenv("DAYDREAMING_DATA_ROOT", str(data_root))
     env = dict(os.environ)  # DAGSTER_HOME: the test's own (tests/conftest.py)
 
-    run = subprocess.run([sys.executable, "-m", "daydreaming_dagster", "run", "demo"], env=env,
-                         capture_output=True, text=True, timeout=180)
+    run = subprocess.run(
+        [sys.executable, "-m", "daydreaming_dagster", "run", "demo"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert run.returncode == 0, run.stderr
     assert "report:" in run.stdout
     gen_id = _materialise_one_draft(data_root)
     raw_path = data_root / "gens" / "draft" / gen_id / "raw.txt"
     raw_metadata = json.loads((raw_path.parent / "raw_metadata.json").read_text())
     total_tokens = raw_metadata["usage"]["total_tokens"]
+    prepared = time.perf_counter()
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log_path = tmp_path / "ui.log"
     with log_path.open("wb") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "daydreaming_dagster", "ui", "--webserver-only", "--port", str(port)],
-            env=env, preexec_fn=_ignore_sigint, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "daydreaming_dagster",
+                "ui",
+                "--webserver-only",
+                "--port",
+                str(port),
+            ],
+            env=env,
+            preexec_fn=ignore_sigint,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     tree: set[int] = set()
     try:
-        _wait_until_loaded(base, server, log_path)
-        tree = _process_tree(server.pid)
+        ready_s = wait_until_loaded(base, server, log_path)
+        tree = process_tree(server.pid)
         # The first-visit "join the community" dialog would cover the graph in the screenshot.
-        assert _graphql(base, "mutation { setNuxSeen }")["data"]["setNuxSeen"] is True
+        assert graphql(base, "mutation { setNuxSeen }")["data"]["setNuxSeen"] is True
+        profile = tmp_path / "chromium-profile"
 
-        graph = _rendered_text(chromium, tmp_path / "profile", f"{base}/asset-groups", list(GROUPS))
+        graph = _rendered_text(chromium, profile, f"{base}/asset-groups", list(GROUPS))
         missing_groups = [group for group in GROUPS if group not in graph]
-        assert not missing_groups, f"groups not shown on the asset graph: {missing_groups}; page text: {graph[:80]}"
-
+        assert not missing_groups, (
+            f"groups not shown on the asset graph: {missing_groups}; page text: {graph[:80]}"
+        )
         screenshot = tmp_path / "asset_graph.png"
-        _browser(chromium, tmp_path / "profile", f"--screenshot={screenshot}", f"{base}/asset-groups")
+        _browser(chromium, profile, f"--screenshot={screenshot}", f"{base}/asset-groups")
         assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert screenshot.stat().st_size > 10_000  # a blank page is a few KB
         print(f"asset graph screenshot: {screenshot}")
@@ -199,73 +213,31 @@ def test_asset_graph_and_generation_metadata_render_in_chromium(
         # `daydream run` (the UI reads the same instance).
         draft_group = f"{base}/locations/{DEFINITIONS_MODULE}/asset-groups/generation_draft"
         draft_assets = ["draft_prompt", "draft_raw", "draft_parsed"]
-        lines = _rendered_text(chromium, tmp_path / "profile", draft_group, [*draft_assets, "100% filled"])
+        lines = _rendered_text(chromium, profile, draft_group, [*draft_assets, "100% filled"])
         assert all(name in lines for name in draft_assets), lines
         assert lines.count("100% filled") == 3 and lines.count("8 partitions") == 3, lines
         group_shot = tmp_path / "generation_draft.png"
-        _browser(chromium, tmp_path / "profile", f"--screenshot={group_shot}", draft_group)
+        _browser(chromium, profile, f"--screenshot={group_shot}", draft_group)
         assert group_shot.stat().st_size > 10_000
         print(f"generation_draft group screenshot: {group_shot}")
 
+        # One partition's latest materialisation: the per-generation metadata table.
         page = f"{base}/assets/draft_raw?view=partitions&partition={gen_id}"
-        lines = _rendered_text(chromium, tmp_path / "profile", page, ["reused", "total_tokens", str(raw_path)])
+        lines = _rendered_text(chromium, profile, page, ["reused", "total_tokens", str(raw_path)])
         assert gen_id in lines
         assert _value_after(lines, "reused") == "true", lines
         assert _value_after(lines, "total_tokens") == str(total_tokens), lines
         assert _value_after(lines, "path") == str(raw_path), lines
-        assert _value_after(lines, "raw_metadata_path") == str(raw_path.parent / "raw_metadata.json"), lines
+        assert _value_after(lines, "raw_metadata_path") == str(
+            raw_path.parent / "raw_metadata.json"
+        ), lines
     finally:
-        stop_started = time.perf_counter()
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            _kill_all(tree | {server.pid})
-            server.wait()
-            raise AssertionError("the UI did not stop within 10 s of SIGTERM") from None
-    stopped_in = time.perf_counter() - stop_started
-    assert server.returncode == 0, log_path.read_text(errors="replace")[-2000:]
-    left = _alive(tree)
-    _kill_all(left)
-    assert not left, f"processes of the UI still running after SIGTERM: {sorted(left)}"
-    print(f"UI stopped {stopped_in:.1f} s after SIGTERM; browser test took {time.perf_counter() - started:.1f} s")
-
-
-def _process_tree(root: int) -> set[int]:
-    """``root`` and its descendants (from /proc)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            # Field 4 of /proc/PID/stat is the parent pid; the command (field 2) may hold spaces.
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
-    tree, todo = set(), [root]
-    while todo:
-        pid = todo.pop()
-        tree.add(pid)
-        todo.extend(children.get(pid, []))
-    return tree
-
-
-def _alive(pids: set[int]) -> set[int]:
-    alive = set()
-    for pid in pids:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if state != "Z":  # a zombie has exited; only its parent's bookkeeping is left
-            alive.add(pid)
-    return alive
-
-
-def _kill_all(pids: set[int]) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        stopped = stop_with(server, tree, signal.SIGTERM, timeout=10)
+    assert stopped.returncode == 0, log_tail(log_path)
+    assert not stopped.left_running, (
+        f"UI processes still running after SIGTERM: {sorted(stopped.left_running)}"
+    )
+    print(
+        f"demo run + one partition {prepared - started:.1f} s; UI ready in {ready_s:.1f} s; stopped "
+        f"{stopped.seconds:.1f} s after SIGTERM; whole test {time.perf_counter() - started:.1f} s"
+    )

@@ -16,7 +16,12 @@ def partitions() -> None:
 
 @partitions.command("prune")
 @click.option("--dry-run", is_flag=True, help="Only list the keys that would be removed.")
-@click.option("--all-keys", "list_all", is_flag=True, help=f"List every key, not only the first {_LISTED_KEYS} per set.")
+@click.option(
+    "--all-keys",
+    "list_all",
+    is_flag=True,
+    help=f"List every key, not only the first {_LISTED_KEYS} per set.",
+)
 @data_root_option
 def prune(dry_run: bool, list_all: bool, data_root: str | None) -> None:
     """Remove partition keys that no cohort's membership.csv lists (cohort keys whose spec is gone).
@@ -43,4 +48,7 @@ def prune(dry_run: bool, list_all: bool, data_root: str | None) -> None:
     if total == 0:
         click.echo("nothing to prune: every partition key belongs to a cohort", err=True)
     elif dry_run:
-        click.echo(f"dry run: {total} key(s) would be removed; run without --dry-run to remove them", err=True)
+        click.echo(
+            f"dry run: {total} key(s) would be removed; run without --dry-run to remove them",
+            err=True,
+        )

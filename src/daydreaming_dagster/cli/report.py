@@ -9,8 +9,13 @@ from ._common import data_root_option, resolve_data_root
 
 @click.command("report")
 @click.argument("cohort_id")
-@click.option("--top-n", type=click.IntRange(1), default=5, show_default=True,
-              help="How many top essays to copy into the results folder and list.")
+@click.option(
+    "--top-n",
+    type=click.IntRange(1),
+    default=5,
+    show_default=True,
+    help="How many top essays to copy into the results folder and list.",
+)
 @data_root_option
 def report(cohort_id: str, top_n: int, data_root: str | None) -> None:
     """Build COHORT's report (Markdown + HTML, CSV tables, score plot, top essays).
@@ -26,8 +31,10 @@ def report(cohort_id: str, top_n: int, data_root: str | None) -> None:
     counts = ", ".join(
         f"{row['stage']} {row['ok']}/{row['members']} ok" for row in summary.iter_rows(named=True)
     )
-    click.echo(f"cohort {cohort_id}: {counts}; {built.n_scored} of {built.n_evaluations} evaluations scored",
-               err=True)
+    click.echo(
+        f"cohort {cohort_id}: {counts}; {built.n_scored} of {built.n_evaluations} evaluations scored",
+        err=True,
+    )
     click.echo(f"report: {built.report_md}")
     click.echo(f"html:   {built.report_html}")
     click.echo(f"plot:   {built.plot_png}")

@@ -35,9 +35,29 @@ def ui_command(host: str, port: int, *, webserver_only: bool = False) -> list[st
     """The command line of the server: ``dagster dev`` (webserver + daemon, so runs launched
     from the UI start), or only ``dagster-webserver`` (browsing, lighter)."""
     if webserver_only:
-        return [sys.executable, "-m", "dagster_webserver", "-m", DEFINITIONS_MODULE,
-                "-h", host, "-p", str(port)]
-    return [sys.executable, "-m", "dagster", "dev", "-m", DEFINITIONS_MODULE, "-h", host, "-p", str(port)]
+        return [
+            sys.executable,
+            "-m",
+            "dagster_webserver",
+            "-m",
+            DEFINITIONS_MODULE,
+            "-h",
+            host,
+            "-p",
+            str(port),
+        ]
+    return [
+        sys.executable,
+        "-m",
+        "dagster",
+        "dev",
+        "-m",
+        DEFINITIONS_MODULE,
+        "-h",
+        host,
+        "-p",
+        str(port),
+    ]
 
 
 def _default_signals() -> None:
@@ -109,8 +129,12 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def serve(command: Sequence[str], env: dict[str, str], url: str,
-          on_ready: Callable[[], None] | None = None) -> int:
+def serve(
+    command: Sequence[str],
+    env: dict[str, str],
+    url: str,
+    on_ready: Callable[[], None] | None = None,
+) -> int:
     """Run the server until it exits or this process gets SIGINT/SIGTERM; returns an exit code
     (0 when stopped by a signal)."""
     stop_requested: list[int] = []
@@ -139,11 +163,19 @@ def serve(command: Sequence[str], env: dict[str, str], url: str,
 
 @click.command("ui")
 @click.option("--port", "-p", type=click.IntRange(1, 65535), default=3000, show_default=True)
-@click.option("--host", "-h", default="127.0.0.1", show_default=True,
-              help="Interface to listen on. The UI has no authentication: keep it on loopback.")
-@click.option("--webserver-only", is_flag=True,
-              help="Start only dagster-webserver (no daemon): lighter, for browsing; runs launched "
-                   "from the UI then wait in the queue until a daemon runs.")
+@click.option(
+    "--host",
+    "-h",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface to listen on. The UI has no authentication: keep it on loopback.",
+)
+@click.option(
+    "--webserver-only",
+    is_flag=True,
+    help="Start only dagster-webserver (no daemon): lighter, for browsing; runs launched "
+    "from the UI then wait in the queue until a daemon runs.",
+)
 @data_root_option
 def ui(port: int, host: str, webserver_only: bool, data_root: str | None) -> None:
     """Start the Dagster UI for this project (Ctrl-C or SIGTERM stops it)."""
@@ -151,17 +183,26 @@ def ui(port: int, host: str, webserver_only: bool, data_root: str | None) -> Non
 
     root = resolve_data_root(data_root)
     if port_in_use(host, port):
-        raise click.BadParameter(f"{host}:{port} is already in use; pick another with --port", param_hint="--port")
+        raise click.BadParameter(
+            f"{host}:{port} is already in use; pick another with --port", param_hint="--port"
+        )
     if host not in _LOOPBACK:
         click.echo(f"warning: the Dagster UI has no authentication and listens on {host}", err=True)
     get_instance()  # sets DAGSTER_HOME to the default when unset and writes its dagster.yaml
     env = dict(os.environ)
     env["DAYDREAMING_DATA_ROOT"] = root if "://" in root else str(Path(root).resolve())
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
-    click.echo(f"starting the Dagster UI (DAGSTER_HOME={env['DAGSTER_HOME']}, data root "
-               f"{env['DAYDREAMING_DATA_ROOT']})", err=True)
-    code = serve(ui_command(host, port, webserver_only=webserver_only), env, url,
-                 on_ready=lambda: click.echo(f"Dagster UI ready: {url}  (Ctrl-C to stop)", err=True))
+    click.echo(
+        f"starting the Dagster UI (DAGSTER_HOME={env['DAGSTER_HOME']}, data root "
+        f"{env['DAYDREAMING_DATA_ROOT']})",
+        err=True,
+    )
+    code = serve(
+        ui_command(host, port, webserver_only=webserver_only),
+        env,
+        url,
+        on_ready=lambda: click.echo(f"Dagster UI ready: {url}  (Ctrl-C to stop)", err=True),
+    )
     click.echo("Dagster UI stopped", err=True)
     if code:
         sys.exit(code)
