@@ -14,10 +14,13 @@ from dagster import Definitions
 from .assets.cohort import COHORT_ASSETS, prune_partitions_job
 from .assets.generation import GENERATION_ASSETS
 from .assets.results import RESULTS_ASSETS
+from .automation import AUTOMATION_JOBS, AUTOMATION_SENSORS, executor_from_env
+from .dagster_settings import apply_dagster_event_settings
 from .data_layer import default_data_root
 from .gens_prompt_io_manager import GensPromptIOManager
 from .resources import DataRootResource, LLMResource, StageSettingsResource
 
+apply_dagster_event_settings()
 
 def build_resources(
     data_root: str | None = None,
@@ -50,8 +53,11 @@ ALL_ASSETS = [*COHORT_ASSETS, *GENERATION_ASSETS, *RESULTS_ASSETS]
 def build_definitions(data_root: str | None = None, **kwargs: Any) -> Definitions:
     return Definitions(
         assets=ALL_ASSETS,
-        jobs=[prune_partitions_job],
+        jobs=[prune_partitions_job, *AUTOMATION_JOBS],
+        sensors=AUTOMATION_SENSORS,
         resources=build_resources(data_root, **kwargs),
+        # DAYDREAMING_EXECUTOR=celery|in_process|multiprocess (unset: Dagster's default).
+        executor=executor_from_env(),
     )
 
 

@@ -1,0 +1,117 @@
+"""Content fingerprints of the inputs a cohort depends on, and what a template edit affects.
+
+Pure code (no Dagster): the automation sensor (:mod:`.automation`) keeps the last fingerprints
+in its cursor and compares them with these. Fingerprints hash file *contents* (SHA-256), so a
+touched-but-unchanged file changes nothing and an edit that keeps the mtime is still seen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .data_layer import GensDataLayer, Paths
+from .types import STAGES, Stage
+
+_DIGEST_CHARS = 16  # 64 bits per file keeps the sensor cursor small; collisions are not a concern here
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:_DIGEST_CHARS]
+
+
+def _tree_fingerprints(folder: Path, prefix: str) -> dict[str, str]:
+    if not folder.is_dir():
+        return {}
+    out: dict[str, str] = {}
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.name.startswith("."):
+            relative = path.relative_to(folder).as_posix() if hasattr(path, "relative_to") else path.name
+            out[f"{prefix}/{relative}"] = _digest(path.read_bytes())
+    return dict(sorted(out.items()))
+
+
+def raw_fingerprints(data_root: str | Path) -> dict[str, str]:
+    """``1_raw/<relative path>`` -> content digest, for every catalog, template and concept file."""
+    return _tree_fingerprints(Paths.from_str(str(data_root)).raw_dir, "1_raw")
+
+
+def spec_fingerprints(data_root: str | Path, cohort_id: str) -> dict[str, str]:
+    """Digest of every file of a cohort's spec folder (``config.yaml`` and its ``@file:`` helpers)."""
+    paths = Paths.from_str(str(data_root))
+    return _tree_fingerprints(paths.cohort_spec_dir(cohort_id), f"cohorts/{cohort_id}/spec")
+
+
+def combine(fingerprints: Mapping[str, str]) -> str:
+    """One digest over a set of file digests (order-independent)."""
+    text = "\n".join(f"{name}\t{digest}" for name, digest in sorted(fingerprints.items()))
+    return _digest(text.encode("utf-8"))
+
+
+def cohort_fingerprint(raw: Mapping[str, str], spec: Mapping[str, str]) -> str:
+    """What a cohort's build depends on: its spec and every raw catalog file."""
+    return combine({**raw, **spec})
+
+
+def changed_files(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
+    """Files added, removed or edited between two fingerprint maps, sorted."""
+    return sorted(name for name in set(before) | set(after) if before.get(name) != after.get(name))
+
+
+@dataclass(frozen=True)
+class TemplateRef:
+    """A template file of a stage."""
+
+    stage: Stage
+    template_id: str
+
+
+def changed_templates(files: Iterable[str]) -> list[TemplateRef]:
+    """The templates among changed ``1_raw/templates/<stage>/<id>.txt`` files."""
+    refs = []
+    for name in files:
+        parts = name.split("/")
+        if len(parts) == 4 and parts[:2] == ["1_raw", "templates"] and parts[2] in STAGES and parts[3].endswith(".txt"):
+            refs.append(TemplateRef(parts[2], parts[3].removesuffix(".txt")))  # type: ignore[arg-type]
+    return refs
+
+
+def affected_generations(
+    data_root: str | Path,
+    stage: Stage,
+    template_id: str,
+    gen_ids: Mapping[Stage, Sequence[str]] | None = None,
+) -> dict[Stage, list[str]]:
+    """Generations a change to ``stage``'s template ``template_id`` invalidates.
+
+    ``result[stage]`` lists the generations rendered from the template (their prompts change,
+    so the data layer drops their raw and parsed outputs on the next prompt phase); later
+    stages list their descendants (their input, the parent's parsed text, will change once the
+    parents are regenerated; copy-mode essays included). Earlier stages are empty. Looks at
+    every generation in the gens store, or only ``gen_ids`` per stage when given (a cohort).
+    """
+    layer = GensDataLayer.from_root(data_root)
+    affected: dict[Stage, list[str]] = {s: [] for s in STAGES}
+    start = STAGES.index(stage)
+    parents: set[str] = set()
+    for index, current in enumerate(STAGES):
+        if index < start:
+            continue
+        candidates = list(gen_ids.get(current, [])) if gen_ids is not None else layer.list_generations(current)
+        chosen = []
+        for gen_id in candidates:
+            try:
+                meta = layer.read_main_metadata(current, gen_id)
+            except (FileNotFoundError, ValueError):
+                continue
+            if index == start:
+                hit = meta.get("template_id") == template_id
+            else:
+                hit = meta.get("parent_gen_id") in parents
+            if hit:
+                chosen.append(gen_id)
+        affected[current] = chosen
+        parents = set(chosen)
+    return affected
