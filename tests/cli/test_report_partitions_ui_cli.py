@@ -23,8 +23,10 @@ from daydreaming_dagster.cli import main
 from daydreaming_dagster.cohorts import build_cohort, read_membership
 from tests.support.servers import LOOPBACK, free_port
 from tests.ui.support import (
+    alive,
     graphql,
     ignore_sigint,
+    kill_all,
     log_tail,
     process_tree,
     stop_with,
@@ -311,3 +313,28 @@ def test_ui_webserver_only_stops_on_sigint(demo_root: Path, tmp_path: Path) -> N
         stopped = stop_with(server, tree, signal.SIGINT, timeout=15)
     assert stopped.returncode == 0, log_tail(log)
     assert not stopped.left_running, f"still running after SIGINT: {sorted(stopped.left_running)}"
+
+
+@pytest.mark.slow
+def test_ui_server_stops_when_the_cli_process_is_killed(demo_root: Path, tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "ui.log"
+    args = ["--webserver-only", "--port", str(port), "--data-root", str(demo_root)]
+    server = _start_ui(args, dict(os.environ), tmp_path, log)
+    tree: set[int] = set()
+    try:
+        wait_until_loaded(base, server, log)
+        tree = process_tree(server.pid) - {server.pid}
+        assert tree, "the CLI started no server process"
+    finally:
+        # SIGKILL cannot be forwarded: the server must notice its parent died (PR_SET_PDEATHSIG).
+        server.kill()
+        server.wait()
+        deadline = time.monotonic() + 15
+        left = alive(tree)
+        while left and time.monotonic() < deadline:
+            time.sleep(0.2)
+            left = alive(left)
+        kill_all(left)
+    assert not left, f"server processes outlived the killed CLI: {sorted(left)}: {log_tail(log)}"

@@ -34,8 +34,8 @@ def prune(dry_run: bool, list_all: bool, data_root: str | None) -> None:
     from ..orchestration import get_instance
 
     root = resolve_data_root(data_root)
-    instance = get_instance()
-    stale = prune_dynamic_partitions(instance, root, dry_run=dry_run)
+    with get_instance() as instance:
+        stale = prune_dynamic_partitions(instance, root, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     for name, keys in stale.items():
         click.echo(f"{name}: {verb} {len(keys)} key(s)")

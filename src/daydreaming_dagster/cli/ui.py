@@ -34,36 +34,28 @@ STOP_GRACE_S = 20.0
 def ui_command(host: str, port: int, *, webserver_only: bool = False) -> list[str]:
     """The command line of the server: ``dagster dev`` (webserver + daemon, so runs launched
     from the UI start), or only ``dagster-webserver`` (browsing, lighter)."""
-    if webserver_only:
-        return [
-            sys.executable,
-            "-m",
-            "dagster_webserver",
-            "-m",
-            DEFINITIONS_MODULE,
-            "-h",
-            host,
-            "-p",
-            str(port),
-        ]
-    return [
-        sys.executable,
-        "-m",
-        "dagster",
-        "dev",
-        "-m",
-        DEFINITIONS_MODULE,
-        "-h",
-        host,
-        "-p",
-        str(port),
-    ]
+    server = ["dagster_webserver"] if webserver_only else ["dagster", "dev"]
+    return [sys.executable, "-m", *server, "-m", DEFINITIONS_MODULE, "-h", host, "-p", str(port)]
 
 
-def _default_signals() -> None:
-    # Runs in the child between fork and exec: undo an inherited SIG_IGN (see module docstring).
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+def _child_setup() -> Callable[[], None]:
+    """The ``preexec_fn`` of the server (runs in the child between fork and exec)."""
+    prctl = None
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        # Loaded before the fork: nothing but the call itself should run in the child.
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+    def setup() -> None:
+        # Undo an inherited SIG_IGN (see the module docstring).
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if prctl is not None:
+            # PR_SET_PDEATHSIG: should this process be killed outright, the server still stops.
+            prctl(1, int(signal.SIGTERM))
+
+    return setup
 
 
 def port_in_use(host: str, port: int) -> bool:
@@ -85,7 +77,7 @@ def server_ready(url: str, timeout: float = 1.0) -> bool:
 
 def start_server(command: Sequence[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     """Start the server with default SIGINT/SIGTERM handling, leading its own process group."""
-    return subprocess.Popen(list(command), env=env, preexec_fn=_default_signals, process_group=0)
+    return subprocess.Popen(list(command), env=env, preexec_fn=_child_setup(), process_group=0)
 
 
 def stop_server(process: subprocess.Popen[bytes], grace_s: float = STOP_GRACE_S) -> int:
@@ -188,7 +180,8 @@ def ui(port: int, host: str, webserver_only: bool, data_root: str | None) -> Non
         )
     if host not in _LOOPBACK:
         click.echo(f"warning: the Dagster UI has no authentication and listens on {host}", err=True)
-    get_instance()  # sets DAGSTER_HOME to the default when unset and writes its dagster.yaml
+    # Sets DAGSTER_HOME to the default when unset and writes its dagster.yaml.
+    get_instance().dispose()
     env = dict(os.environ)
     env["DAYDREAMING_DATA_ROOT"] = root if "://" in root else str(Path(root).resolve())
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
