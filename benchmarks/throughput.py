@@ -10,7 +10,13 @@ Starts ``daydream mock-llm`` in its own process, writes a temporary data root wi
     ideal_s      calls / concurrency * latency (a provider-bound lower bound)
     ratio        ideal_s / wall_s (1.0 = bounded by the provider only)
 
-Usage: uv run python benchmarks/throughput.py [--drafts 256] [--latency 2] [--concurrency 64] [--json]
+The Dagster instance matters: every partition of a range run writes a materialisation event.
+``--instance postgres`` (default when a PostgreSQL server answers on ``DAYDREAMING_PG_URL`` or
+127.0.0.1:5432) uses a throwaway database and batched event writes, as a team deployment
+would; ``--instance sqlite`` uses the embedded default of a laptop (slower per generation).
+
+Usage: uv run python benchmarks/throughput.py [--drafts 256] [--latency 2] [--concurrency 64]
+       [--instance postgres|sqlite] [--json]
 """
 
 from __future__ import annotations
@@ -100,11 +106,51 @@ def start_mock(latency: float) -> tuple[subprocess.Popen, str]:
     raise SystemExit("mock server did not start within 30 s")
 
 
-def run_benchmark(drafts: int, latency: float, concurrency: int) -> dict:
+def _pg_admin_url() -> str:
+    return os.environ.get("DAYDREAMING_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def postgres_available() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect(_pg_admin_url(), connect_timeout=2):
+            return True
+    except Exception:
+        return False
+
+
+def _pg_database(action: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(_pg_admin_url(), autocommit=True) as conn:
+        if action == "CREATE":
+            conn.execute(f'CREATE DATABASE "{name}"')
+        else:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _instance_yaml(instance: str, database: str) -> str:
+    if instance == "sqlite":
+        return "telemetry:\n  enabled: false\n"
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(_pg_admin_url())
+    url = urlunsplit(("postgresql+psycopg2", parts.netloc, f"/{database}", "", ""))
+    return f"storage:\n  postgres:\n    postgres_url: {url}\ntelemetry:\n  enabled: false\n"
+
+
+def run_benchmark(drafts: int, latency: float, concurrency: int, instance_kind: str = "sqlite") -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="daydream-bench-"))
+    database = f"daydream_bench_{os.getpid()}"
+    if instance_kind == "postgres":
+        _pg_database("CREATE", database)
     proc, url = start_mock(latency)
     try:
-        os.environ["DAGSTER_HOME"] = str(workdir / "dagster_home")
+        home = workdir / "dagster_home"
+        home.mkdir()
+        (home / "dagster.yaml").write_text(_instance_yaml(instance_kind, database))
+        os.environ["DAGSTER_HOME"] = str(home)
         os.environ["DAYDREAMING_LLM_BASE_URL"] = f"{url}/v1"
         root = workdir / "data"
         write_data_root(root, drafts)
@@ -135,7 +181,9 @@ def run_benchmark(drafts: int, latency: float, concurrency: int) -> dict:
         parsed = sum(1 for stage, ids in members.items() for g in ids if (root / "gens" / stage / g / "parsed.txt").is_file())
         generations = sum(len(ids) for ids in members.values())
         ideal = calls / concurrency * latency
+        instance.dispose()
         return {
+            "instance": instance_kind,
             "drafts": drafts,
             "latency_s": latency,
             "concurrency": concurrency,
@@ -154,6 +202,8 @@ def run_benchmark(drafts: int, latency: float, concurrency: int) -> dict:
         proc.terminate()
         proc.wait(timeout=10)
         shutil.rmtree(workdir, ignore_errors=True)
+        if instance_kind == "postgres":
+            _pg_database("DROP", database)
 
 
 def main() -> None:
@@ -161,9 +211,12 @@ def main() -> None:
     parser.add_argument("--drafts", type=int, default=256)
     parser.add_argument("--latency", type=float, default=2.0)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--instance", choices=["postgres", "sqlite"], default=None,
+                        help="Dagster instance storage (default: postgres when reachable, else sqlite)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
-    figures = run_benchmark(args.drafts, args.latency, args.concurrency)
+    instance_kind = args.instance or ("postgres" if postgres_available() else "sqlite")
+    figures = run_benchmark(args.drafts, args.latency, args.concurrency, instance_kind)
     if args.json:
         print(json.dumps(figures))
         return

@@ -18,7 +18,10 @@ from typing import Any
 from dagster import DagsterInstance, materialize
 
 from .partitions import partitions_name
+from .dagster_settings import apply_dagster_event_settings
 from .types import PHASES, Phase, Stage
+
+apply_dagster_event_settings()
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"

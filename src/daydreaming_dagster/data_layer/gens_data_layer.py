@@ -19,7 +19,13 @@ from typing import Any
 from ..ids import ensure_gen_id, is_valid_gen_id
 from ..types import Stage, ensure_stage, parent_stage
 from . import _storage
-from .paths import Paths
+from .paths import (
+    PARSED_FILENAME,
+    PARSED_METADATA_FILENAME,
+    RAW_FILENAME,
+    RAW_METADATA_FILENAME,
+    Paths,
+)
 
 __all__ = ["GenerationMetadata", "GensDataLayer", "resolve_generation_metadata"]
 
@@ -183,14 +189,24 @@ class GensDataLayer:
 
     def clear_raw(self, stage: Stage, gen_id: str) -> None:
         """Remove raw output, raw metadata and everything parsed from them."""
-        _storage.remove_file(self.raw_path(stage, gen_id))
-        _storage.remove_file(self.raw_metadata_path(stage, gen_id))
-        self.clear_parsed(stage, gen_id)
+        self._remove_present(stage, gen_id, (RAW_FILENAME, RAW_METADATA_FILENAME, PARSED_FILENAME, PARSED_METADATA_FILENAME))
 
     def clear_parsed(self, stage: Stage, gen_id: str) -> None:
         """Remove parsed output and parsed metadata."""
-        _storage.remove_file(self.parsed_path(stage, gen_id))
-        _storage.remove_file(self.parsed_metadata_path(stage, gen_id))
+        self._remove_present(stage, gen_id, (PARSED_FILENAME, PARSED_METADATA_FILENAME))
+
+    def _remove_present(self, stage: Stage, gen_id: str, names: tuple[str, ...]) -> None:
+        directory = self.generation_dir(stage, gen_id)
+        if _storage.is_local(directory):
+            # One directory listing instead of a failing unlink per absent file: a fresh
+            # generation (the common case) has nothing to clear.
+            try:
+                present = set(os.listdir(directory))
+            except FileNotFoundError:
+                return
+            names = tuple(name for name in names if name in present)
+        for name in names:
+            _storage.remove_file(directory / name)
 
     # -- reads ------------------------------------------------------------------------------
     def read_prompt(self, stage: Stage, gen_id: str) -> str:

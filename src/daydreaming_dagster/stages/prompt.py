@@ -36,12 +36,17 @@ def _environment() -> SandboxedEnvironment:
     )
 
 
+@functools.lru_cache(maxsize=256)
+def _compiled(template_text: str) -> jinja2.Template:
+    # Compiling is the expensive part of rendering; a run renders each template many times.
+    return _environment().from_string(template_text)
+
+
 def render_template(template_text: str, variables: dict[str, Any], *, template_name: str) -> str:
     """Render ``template_text``; a missing variable or bad syntax raises ``ValueError`` naming
     the template (and the variable)."""
     try:
-        template = _environment().from_string(template_text)
-        return template.render(**variables)
+        return _compiled(template_text).render(**variables)
     except jinja2.UndefinedError as exc:
         raise ValueError(
             f"template {template_name!r} uses an undefined variable: {exc.message}; "

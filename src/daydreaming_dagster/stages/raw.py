@@ -7,6 +7,7 @@ reused), a line goes to ``raw_failure.log``, and :class:`GenerationFailure` is r
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -174,11 +175,18 @@ async def run_raw_phase(
     failure = validation_failure(stage, text, finish_reason, settings)
     if failure is not None:
         raw_meta.update({FAILED_FLAG: True, "failure_reason": failure[0], "error": failure[1]})
-    # Persist before judging: operators debug rejected outputs from these files (seed 000).
-    layer.write_raw(stage, gen_id, text)
-    layer.write_raw_metadata(stage, gen_id, raw_meta)
+
+    def persist() -> str | None:
+        # Persist before judging: operators debug rejected outputs from these files (seed 000).
+        layer.write_raw(stage, gen_id, text)
+        layer.write_raw_metadata(stage, gen_id, raw_meta)
+        if failure is None:
+            return None
+        return record_failure(layer, stage, gen_id, failure[0], failure[1], run_id)
+
+    # fsync'd writes block; off the event loop, other calls keep flowing meanwhile.
+    log_path = await asyncio.to_thread(persist) if called else persist()
     if failure is not None:
         reason, message = failure
-        log_path = record_failure(layer, stage, gen_id, reason, message, run_id)
         raise GenerationFailure(stage, gen_id, reason, f"{message} (raw output kept; see {log_path})")
     return RawOutcome(gen_id=gen_id, metadata=raw_meta, reused=False, called_model=called)
