@@ -18,7 +18,13 @@ from daydreaming_dagster.assets.cohort import (
     sync_cohort_partitions,
 )
 from daydreaming_dagster.cohorts import read_membership
+from daydreaming_dagster.environments import io_managers_for_environment
 from daydreaming_dagster.resources import DataRootResource
+
+
+def _resources(root) -> dict:
+    """The data root plus the dev storage (JSON files + DuckDB) under it."""
+    return {"data_root": DataRootResource(root=str(root)), **io_managers_for_environment("dev", data_root=str(root))}
 
 REPO_DATA = Path(__file__).resolve().parents[2] / "data"
 STAGE_PARTITIONS = {"draft": "draft_gens", "essay": "essay_gens", "evaluation": "evaluation_gens"}
@@ -62,7 +68,7 @@ def run_cohort(instance: DagsterInstance, root: Path, cohort: str):
         COHORT_ASSETS,
         partition_key=cohort,
         instance=instance,
-        resources={"data_root": DataRootResource(root=str(root))},
+        resources=_resources(root),
     )
     assert result.success
     return result
@@ -142,7 +148,7 @@ def test_prune_removes_keys_no_cohort_lists(instance: DagsterInstance, demo_root
 
     result = prune_partitions_job.execute_in_process(
         instance=instance,
-        resources={"data_root": DataRootResource(root=str(demo_root))},
+        resources=_resources(demo_root),
         run_config={"ops": {"prune_partitions": {"config": {"dry_run": False}}}},
     )
     assert result.success and result.output_for_node("prune_partitions") == dry
@@ -161,7 +167,7 @@ def test_failed_build_fails_the_asset_with_the_spec_error(instance: DagsterInsta
         COHORT_ASSETS,
         partition_key="demo",
         instance=instance,
-        resources={"data_root": DataRootResource(root=str(demo_root))},
+        resources=_resources(demo_root),
         raise_on_error=False,
     )
     assert not result.success

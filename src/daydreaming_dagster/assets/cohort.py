@@ -92,7 +92,7 @@ def register_membership_partitions(instance: DagsterInstance, data_root: str, co
     return added
 
 
-@asset(partitions_def=cohort_partitions, group_name=GROUP, io_manager_key="io_manager")
+@asset(partitions_def=cohort_partitions, group_name=GROUP, io_manager_key="json_io_manager")
 def cohort_id(context: AssetExecutionContext, data_root: DataRootResource) -> dict[str, Any]:
     """Build the cohort on disk and return its manifest."""
     build = build_cohort(data_root.root, context.partition_key)
@@ -110,7 +110,7 @@ def cohort_id(context: AssetExecutionContext, data_root: DataRootResource) -> di
     return build.manifest
 
 
-@asset(partitions_def=cohort_partitions, group_name=GROUP, deps=[cohort_id], io_manager_key="io_manager")
+@asset(partitions_def=cohort_partitions, group_name=GROUP, deps=[cohort_id], io_manager_key="table_io_manager")
 def cohort_membership(context: AssetExecutionContext, data_root: DataRootResource) -> pl.DataFrame:
     """All membership rows (stage, gen_id, parent_gen_id, template_id, llm_model_id, combo_id,
     replicate, mode, cohort_id) of the cohort, drafts then essays then evaluations."""
@@ -126,7 +126,7 @@ def cohort_membership(context: AssetExecutionContext, data_root: DataRootResourc
     return frame
 
 
-@asset(partitions_def=cohort_partitions, group_name=GROUP, deps=[cohort_membership], io_manager_key="io_manager")
+@asset(partitions_def=cohort_partitions, group_name=GROUP, deps=[cohort_membership], io_manager_key="json_io_manager")
 def content_combinations(context: AssetExecutionContext, data_root: DataRootResource) -> dict[str, Any]:
     """The combinations the cohort's drafts use: combo_id -> {level, k_max, concepts}."""
     layer = GensDataLayer.from_root(data_root.root)
@@ -144,7 +144,7 @@ def content_combinations(context: AssetExecutionContext, data_root: DataRootReso
     }
 
 
-@asset(partitions_def=cohort_partitions, group_name=GROUP, deps=[cohort_membership], io_manager_key="io_manager")
+@asset(partitions_def=cohort_partitions, group_name=GROUP, deps=[cohort_membership], io_manager_key="json_io_manager")
 def register_cohort_partitions(context: AssetExecutionContext, data_root: DataRootResource) -> dict[str, int]:
     """Add the cohort's gen ids to the stage partitions; return how many were new per stage."""
     added = register_membership_partitions(context.instance, data_root.root, context.partition_key)

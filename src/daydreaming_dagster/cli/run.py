@@ -136,9 +136,7 @@ def run(cohort_id: str, stages: tuple[str, ...], force: tuple[str, ...], concurr
     if stop_requested():
         click.echo("stopped early: re-run the same command to resume (finished work is reused)", err=True)
     if not no_report:
-        from ..results.report import build_report
-
-        report_path = build_report(root, cohort_id)
+        report_path = _materialize_results(instance, root, cohort_id)
         click.echo(f"report: {report_path}")
     click.echo(f"finished in {time.perf_counter() - started:.1f}s", err=True)
     if any_failed:
@@ -173,3 +171,27 @@ def reparse(cohort_id: str, stage: Stage, parser_name: str | None, data_root: st
         click.echo(f"  {failure.gen_id}: {failure.error}", err=True)
     if report.failures:
         sys.exit(1)
+
+
+def _materialize_results(instance, root: str, cohort_id: str) -> str:  # noqa: ANN001 - DagsterInstance
+    """Materialise the cohort and results assets for COHORT in one Dagster run (tables land in
+    the environment's store: DuckDB by default) and return the report path."""
+    from dagster import materialize
+
+    from ..assets.cohort import COHORT_ASSETS, sync_cohort_partitions
+    from ..assets.results import RESULTS_ASSETS
+    from ..definitions import build_resources
+    from ..orchestration import quiet_run_config
+
+    sync_cohort_partitions(instance, root)
+    result = materialize(
+        [*COHORT_ASSETS, *RESULTS_ASSETS], partition_key=cohort_id, instance=instance,
+        resources=build_resources(root), raise_on_error=False, run_config=quiet_run_config(),
+        tags={"daydream/cohort": cohort_id},
+    )
+    if not result.success:
+        failures = [f"{e.step_key}: {e.step_failure_data.error.message.strip().splitlines()[-1]}"
+                    for e in result.get_step_failure_events() if e.step_failure_data and e.step_failure_data.error]
+        raise click.ClickException("building the results failed: " + "; ".join(failures))
+    report = result.asset_materializations_for_node("cohort_report")[0].metadata["report"].value
+    return str(report)
