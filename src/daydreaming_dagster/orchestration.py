@@ -17,8 +17,8 @@ from typing import Any
 
 from dagster import DagsterInstance, materialize
 
-from .partitions import partitions_name
 from .dagster_settings import apply_dagster_event_settings
+from .partitions import partitions_name
 from .types import PHASES, Phase, Stage
 
 apply_dagster_event_settings()

@@ -9,7 +9,12 @@ from dagster import DagsterInstance, materialize
 
 from daydreaming_dagster.assets.generation import GENERATION_ASSETS
 from daydreaming_dagster.gens_prompt_io_manager import GensPromptIOManager
-from daydreaming_dagster.orchestration import RANGE_END_TAG, RANGE_START_TAG, register_keys, run_stage
+from daydreaming_dagster.orchestration import (
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    register_keys,
+    run_stage,
+)
 from daydreaming_dagster.resources import DataRootResource, LLMResource, StageSettingsResource
 
 from ..stages.conftest import Chain, ScriptedProvider, seed_chain, write_catalogs

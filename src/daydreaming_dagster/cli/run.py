@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import click
 
-from ..types import PHASES, STAGES, Phase, Stage
+from ..types import STAGES, Phase, Stage
 from ._common import data_root_option, graceful_interrupt, resolve_data_root
 
 STAGE_CHOICE = click.Choice(list(STAGES))
@@ -39,7 +39,13 @@ class ProgressBoard:
     """Turns per-generation statuses from the stage batches into progress bars."""
 
     def __init__(self, totals: dict[Stage, int], enabled: bool) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         self.tallies: dict[Stage, StageTally] = defaultdict(StageTally)
         self.progress = Progress(
@@ -89,10 +95,10 @@ def run(cohort_id: str, stages: tuple[str, ...], force: tuple[str, ...], concurr
     Reuses every finished artefact (a re-run pays nothing twice); exits 1 when some
     generations failed (see `daydream status COHORT`), 2 on bad input.
     """
+    from ..assets.generation import GENERATION_ASSETS
     from ..cohorts import build_cohort, read_membership
     from ..definitions import build_resources
     from ..orchestration import get_instance, register_keys, run_stage
-    from ..assets.generation import GENERATION_ASSETS
     from ..resources import LLMResource, StageSettingsResource
     from ..stages.batch import add_progress_listener, remove_progress_listener, stop_requested
 
