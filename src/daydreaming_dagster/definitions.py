@@ -11,14 +11,14 @@ from typing import Any
 
 from dagster import Definitions
 
-from .assets.cohort import COHORT_ASSETS, prune_partitions_job
-from .assets.generation import GENERATION_ASSETS
-from .assets.results import RESULTS_ASSETS
-from .automation import AUTOMATION_JOBS, AUTOMATION_SENSORS, executor_from_env
-from .dagster_settings import apply_dagster_event_settings
-from .data_layer import default_data_root
-from .gens_prompt_io_manager import GensPromptIOManager
-from .resources import DataRootResource, LLMResource, StageSettingsResource
+from daydreaming_dagster.assets.cohort import COHORT_ASSETS, prune_partitions_job
+from daydreaming_dagster.assets.generation import GENERATION_ASSETS
+from daydreaming_dagster.assets.results import RESULTS_ASSETS
+from daydreaming_dagster.automation import AUTOMATION_JOBS, AUTOMATION_SENSORS, executor_from_env
+from daydreaming_dagster.dagster_settings import apply_dagster_event_settings
+from daydreaming_dagster.data_layer import default_data_root
+from daydreaming_dagster.gens_prompt_io_manager import GensPromptIOManager
+from daydreaming_dagster.resources import DataRootResource, LLMResource, StageSettingsResource
 
 apply_dagster_event_settings()
 
@@ -42,7 +42,7 @@ def build_resources(
 
 
 def _storage_resources(data_root: str, env: str | None) -> dict[str, Any]:
-    from .environments import io_managers_for_environment
+    from daydreaming_dagster.environments import io_managers_for_environment
 
     return io_managers_for_environment(env, data_root=data_root)
 
