@@ -82,6 +82,7 @@ def _raise_on_failures(context: AssetExecutionContext, layer: GensDataLayer, rep
     retry policy; everything else fails for good (retrying would pay for the same answer).
     """
     if not report.failures:
+        _raise_if_stopped(report)
         return
     failed = report.failures
     retryable = report.phase == "raw" and any(is_transient(s.reason) for s in failed)
@@ -98,6 +99,19 @@ def _raise_on_failures(context: AssetExecutionContext, layer: GensDataLayer, rep
         },
         allow_retries=retryable,
     )
+
+
+def _raise_if_stopped(report: BatchReport) -> None:
+    """A stop request (Ctrl-C) left generations unrun: the step must not report them as
+    materialised. Nothing is lost; a re-run picks them up and reuses the rest."""
+    skipped = report.count("skipped")
+    if skipped:
+        raise Failure(
+            description=f"stopped on request before {skipped} of {len(report.statuses)} {report.stage} "
+            f"generations ran the {report.phase} phase; re-run to resume",
+            metadata={"skipped": skipped, "done": report.count("done"), "reused_count": report.count("reused")},
+            allow_retries=False,
+        )
 
 
 def _context_for(data_root: DataRootResource) -> StageContext:
