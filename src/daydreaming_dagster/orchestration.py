@@ -19,6 +19,7 @@ from dagster import DagsterInstance, materialize
 
 from .dagster_settings import apply_dagster_event_settings
 from .partitions import partitions_name
+from .stages.batch import stop_requested
 from .types import PHASES, Phase, Stage
 
 apply_dagster_event_settings()
@@ -115,6 +116,8 @@ def run_stage(
             if result.success:
                 break
             outcome.success = False
+            if stop_requested():
+                break  # Ctrl-C: launch nothing more; a re-run resumes
             failed = _failed_phase(result, stage, remaining)
             if failed is None:
                 break  # not a generation failure (e.g. resource error): nothing later can help

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import signal
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
@@ -49,3 +50,26 @@ def graceful_interrupt(message: str) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def run_in_worker_thread(work: Callable[[], None]) -> None:
+    """Run ``work`` in a thread while the main thread keeps handling signals.
+
+    Dagster swaps the main thread's SIGINT handler while it executes a run (and swallows the
+    interrupt); run from another thread it leaves ours alone, so the first Ctrl-C reaches
+    :func:`graceful_interrupt`. Exceptions from ``work`` are re-raised here.
+    """
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            work()
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            errors.append(exc)
+
+    worker = threading.Thread(target=target, name="daydream-run", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(timeout=0.2)  # short waits keep the main thread responsive to signals
+    if errors:
+        raise errors[0]

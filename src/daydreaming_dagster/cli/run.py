@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import click
 
 from ..types import STAGES, Phase, Stage
-from ._common import data_root_option, graceful_interrupt, resolve_data_root
+from ._common import data_root_option, graceful_interrupt, resolve_data_root, run_in_worker_thread
 
 STAGE_CHOICE = click.Choice(list(STAGES))
 
@@ -116,40 +116,45 @@ def run(cohort_id: str, stages: tuple[str, ...], force: tuple[str, ...], concurr
 
     board = ProgressBoard({s: len(members[s]) for s in selected}, enabled=sys.stderr.isatty())
     add_progress_listener(board.listener)
-    spent = 0.0
-    any_failed = False
+    outcomes: list[bool] = []
+
+    def run_stages() -> None:
+        spent = 0.0
+        for stage in selected:
+            if stop_requested():
+                break
+            remaining_budget = None if max_cost is None else max(max_cost - spent, 0.0)
+            settings = StageSettingsResource(
+                **{f"force_{s}": s in force for s in STAGES}, draft_min_lines=min_lines)
+            llm = LLMResource(concurrency=concurrency, max_cost=remaining_budget)
+            resources = build_resources(root, stage_settings=settings, llm=llm)
+            outcome = run_stage(instance, GENERATION_ASSETS, stage, members[stage], resources,
+                                tags={"daydream/cohort": cohort_id})
+            spent += board.tallies[stage].cost_usd
+            outcomes.append(outcome.success)
+
     try:
         with graceful_interrupt("stopping: no new model calls; calls in flight will finish and persist "
                                 "(Ctrl-C again to abort now)"), board.progress:
-            for stage in selected:
-                if stop_requested():
-                    break
-                remaining_budget = None if max_cost is None else max(max_cost - spent, 0.0)
-                settings = StageSettingsResource(
-                    **{f"force_{s}": s in force for s in STAGES}, draft_min_lines=min_lines)
-                llm = LLMResource(concurrency=concurrency, max_cost=remaining_budget)
-                resources = build_resources(root, stage_settings=settings, llm=llm)
-                outcome = run_stage(instance, GENERATION_ASSETS, stage, members[stage], resources,
-                                    tags={"daydream/cohort": cohort_id})
-                spent += board.tallies[stage].cost_usd
-                any_failed = any_failed or not outcome.success
+            run_in_worker_thread(run_stages)
     finally:
         remove_progress_listener(board.listener)
+    any_failed = not all(outcomes)
 
     for stage in selected:
         tally = board.tallies[stage]
         click.echo(f"{stage:<11} {tally.finished}/{tally.total}  {tally.describe()}  calls {tally.calls}", err=True)
     if stop_requested():
         click.echo("stopped early: re-run the same command to resume (finished work is reused)", err=True)
-    if not no_report:
+    if not no_report and not stop_requested():
         report_path = _materialize_results(instance, root, cohort_id)
         click.echo(f"report: {report_path}")
     click.echo(f"finished in {time.perf_counter() - started:.1f}s", err=True)
+    if stop_requested():
+        sys.exit(130)  # interrupted: the conventional exit code for SIGINT
     if any_failed:
         click.echo(f"some generations failed; see `daydream status {cohort_id}`", err=True)
         sys.exit(1)
-    if stop_requested():
-        sys.exit(130)
 
 
 @click.command("reparse")
