@@ -207,6 +207,9 @@ def run_benchmark(drafts: int, latency: float, concurrency: int, instance_kind: 
 
 
 def main() -> None:
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r".*is currently in beta.*")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--drafts", type=int, default=256)
     parser.add_argument("--latency", type=float, default=2.0)
