@@ -160,8 +160,9 @@ def retry_targets(
     stages: Sequence[Stage] = STAGES,
 ) -> dict[Stage, list[str]]:
     """What ``retry-failed`` re-runs, per stage in pipeline order: the generations that failed
-    (an error on record), plus the unfinished ones whose parent is being retried (they never
-    ran because their parent failed). Finished generations and ones never attempted for other
+    (an error on record) or were left half-done (a prompt but no parsed output: a killed worker,
+    a skipped step), plus the unfinished ones whose parent is being retried (they never ran
+    because their parent failed). Finished generations and ones never attempted for other
     reasons are left alone, so nothing finished is paid for again."""
     targets: dict[Stage, list[str]] = {}
     retried: set[str] = set()
@@ -171,7 +172,7 @@ def retry_targets(
             state = generation_state(layer, stage, gen_id)
             if state.parsed == "ok":
                 continue
-            if state.error or _parent_of(layer, stage, gen_id) in retried:
+            if state.error or state.prompt or _parent_of(layer, stage, gen_id) in retried:
                 chosen.append(gen_id)
         if stage in stages:
             targets[stage] = chosen

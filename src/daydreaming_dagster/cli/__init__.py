@@ -22,6 +22,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "run": (".run", "run"),
     "status": (".status", "status"),
     "retry-failed": (".retry", "retry_failed"),
+    "launch": (".launch", "launch"),
     "estimate": (".status", "estimate"),
     "report": (".report", "report"),
     "partitions": (".partitions", "partitions"),
