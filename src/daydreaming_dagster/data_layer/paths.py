@@ -56,8 +56,8 @@ def as_root_path(root: str | os.PathLike[str] | Any) -> Path:
     endpoint taken from ``AWS_ENDPOINT_URL`` when set, so the whole pipeline can run against
     object storage.
     """
-    if isinstance(root, Path):
-        return root
+    if isinstance(root, Path) or hasattr(root, "protocol"):
+        return root  # already a path (a UPath is not a pathlib.Path and has no __fspath__)
     text = os.fspath(root)
     if "://" not in text:
         return Path(text)
