@@ -34,7 +34,10 @@ REQUIRED_MODULES = [
 OPTIONAL_MODULES = ["catalogs", "combos", "cohorts", "parsers", "llm", "stages", "results"]
 
 PURE_DIRS = ["data_layer", "cohorts", "parsers", "llm", "stages", "results"]
-PURE_FILES = ["catalogs.py", "combos.py", "ids.py", "types.py", "errors.py", "catalog_types.py"]
+PURE_FILES = [
+    "catalogs.py", "combos.py", "ids.py", "types.py", "errors.py", "catalog_types.py",
+    "failures.py", "fingerprints.py",
+]
 
 # Runs in a fresh interpreter: imports a module (and, for a package, each submodule) and
 # reports the first import after which any Dagster module was loaded.

@@ -1,6 +1,6 @@
 """Dagster automation: keep cohorts current, report failed runs, pick the executor.
 
-- :data:`cohort_automation_sensor` (extends ``assets.cohort.cohort_partitions_sensor``): adds a
+- :data:`cohort_automation_sensor` (registers cohort partitions as specs appear): adds a
   ``cohorts`` partition for every new spec, and when a cohort's spec or any raw catalog,
   template or concept file changes *by content* (SHA-256 fingerprints kept in the sensor
   cursor, see :mod:`.fingerprints`) it requests :data:`cohort_job` for that cohort, which

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from dagster import DagsterInstance, build_sensor_context, materialize
+from dagster import DagsterInstance, materialize
 
 from daydreaming_dagster.assets.cohort import (
     COHORT_ASSETS,
-    cohort_partitions_sensor,
     prune_dynamic_partitions,
     prune_partitions_job,
     sync_cohort_partitions,
@@ -174,11 +173,3 @@ def test_failed_build_fails_the_asset_with_the_spec_error(instance: DagsterInsta
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "unknown model(s): missing-model" in failure.event_specific_data.error.to_string()
     assert instance.get_dynamic_partitions("draft_gens") == []
-
-
-def test_sensor_adds_new_cohorts(instance: DagsterInstance, demo_root: Path) -> None:
-    context = build_sensor_context(instance=instance, resources={"data_root": DataRootResource(root=str(demo_root))})
-    result = cohort_partitions_sensor(context)
-    assert [r.partition_keys for r in result.dynamic_partitions_requests] == [["demo"]]
-    instance.add_dynamic_partitions("cohorts", ["demo"])
-    assert cohort_partitions_sensor(context).dynamic_partitions_requests == []

@@ -44,6 +44,14 @@ def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
         return False
 
 
+def _process_output(process: subprocess.Popen) -> str:
+    log = getattr(process, "log_file", None)
+    if log is not None:
+        log.seek(0)
+        return log.read().decode(errors="replace")
+    return process.stderr.read().decode(errors="replace") if process.stderr else ""
+
+
 def wait_for_port(
     host: str, port: int, *, timeout: float, process: subprocess.Popen | None = None, what: str
 ) -> None:
@@ -53,7 +61,7 @@ def wait_for_port(
         if port_open(host, port, timeout=0.2):
             return
         if process is not None and process.poll() is not None:
-            output = process.stderr.read().decode(errors="replace") if process.stderr else ""
+            output = _process_output(process)
             raise RuntimeError(
                 f"{what} exited with code {process.returncode} before listening on {host}:{port}: {output[-2000:]}"
             )
@@ -109,9 +117,11 @@ def start_moto_server() -> tuple[S3Server, subprocess.Popen]:
 
     port = free_port()
     env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT=str(_MOTO_SETUP_REQUESTS))
-    process = subprocess.Popen(
-        _moto_command(port), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    # moto logs every request to stderr; a pipe nobody reads fills up and hangs the server
+    # after a few hundred requests, so the log goes to an unlinked temporary file instead.
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen(_moto_command(port), env=env, stdout=subprocess.DEVNULL, stderr=log)
+    process.log_file = log  # type: ignore[attr-defined] - read by wait_for_port on early exit
     try:
         wait_for_port(LOOPBACK, port, timeout=30, process=process, what="moto_server")
         endpoint = f"http://{LOOPBACK}:{port}"
@@ -148,6 +158,9 @@ def stop_process(process: subprocess.Popen) -> None:
             process.wait(timeout=10)
     if process.stderr:
         process.stderr.close()
+    log = getattr(process, "log_file", None)
+    if log is not None:
+        log.close()
 
 
 def unique_bucket(prefix: str = "dd-test") -> str:

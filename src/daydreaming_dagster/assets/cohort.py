@@ -10,7 +10,7 @@
   so a cohort's new keys form one contiguous range per stage.
 
 Cohort partition keys are the cohorts found under ``data/cohorts/*/spec/``;
-:func:`sync_cohort_partitions` (also run by :data:`cohort_partitions_sensor`) adds them.
+:func:`sync_cohort_partitions` (also run by ``automation.cohort_automation_sensor``) adds them.
 ``prune_partitions_job`` removes dynamic partition keys that no cohort lists any more.
 The logic lives in :mod:`daydreaming_dagster.cohorts`; these bodies only wire it.
 """
@@ -25,12 +25,9 @@ from dagster import (
     DagsterInstance,
     MetadataValue,
     OpExecutionContext,
-    SensorEvaluationContext,
-    SensorResult,
     asset,
     job,
     op,
-    sensor,
 )
 
 from ..cohorts import (
@@ -48,10 +45,8 @@ from ..types import STAGES
 
 __all__ = [
     "COHORT_ASSETS",
-    "COHORT_SENSORS",
     "cohort_id",
     "cohort_membership",
-    "cohort_partitions_sensor",
     "content_combinations",
     "prune_dynamic_partitions",
     "prune_partitions",
@@ -208,14 +203,4 @@ def prune_partitions_job() -> None:
     prune_partitions()
 
 
-@sensor(minimum_interval_seconds=30, description="Adds a partition for every cohort spec under data/cohorts.")
-def cohort_partitions_sensor(context: SensorEvaluationContext, data_root: DataRootResource) -> SensorResult:
-    """Keep the ``cohorts`` partitions in step with the specs on disk (add-only)."""
-    present = set(context.instance.get_dynamic_partitions(cohort_partitions.name))
-    new = [c for c in discover_cohorts(data_root.root) if c not in present]
-    requests = [cohort_partitions.build_add_request(new)] if new else []
-    return SensorResult(dynamic_partitions_requests=requests)
-
-
 COHORT_ASSETS = [cohort_id, cohort_membership, content_combinations, register_cohort_partitions]
-COHORT_SENSORS = [cohort_partitions_sensor]
