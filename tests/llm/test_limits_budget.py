@@ -16,6 +16,7 @@ from daydreaming_dagster.llm import (
     build_llm_client,
 )
 from daydreaming_dagster.llm.mock_server import MockConfig, MockLLMServer
+from daydreaming_dagster.llm.router import EndpointConfig
 
 from .conftest import make_request, model_info
 
@@ -53,13 +54,13 @@ def test_global_concurrency_cap_is_honoured() -> None:
 @pytest.mark.slow
 def test_requests_per_minute_spaces_calls_at_the_server() -> None:
     with MockLLMServer(MockConfig()) as server:
+        # A named endpoint (no global override): the catalog's per-model rate applies.
         models = {
-            "limited": model_info("limited", requests_per_minute=120),
-            "free": model_info("free"),
+            "limited": model_info("limited", provider="local", requests_per_minute=120),
+            "free": model_info("free", provider="local"),
         }
-        client = build_llm_client(
-            models, LLMConfig(), environ={"DAYDREAMING_LLM_BASE_URL": server.base_url}
-        )
+        config = LLMConfig(endpoints={"local": EndpointConfig(base_url=server.base_url)})
+        client = build_llm_client(models, config, environ={})
         requests = [
             make_request(model_id="limited", model="limited/model", replicate=i) for i in range(5)
         ]
@@ -183,3 +184,18 @@ def test_limits_work_across_event_loops() -> None:
     assert asyncio.run(use()) == 2
     with pytest.raises(ValueError):
         RequestLimits(max_concurrency=0)
+
+
+def test_catalog_rates_do_not_apply_under_a_base_url_override() -> None:
+    """With every model sent to one override endpoint (a local server), the real provider's
+    per-model rates from the catalog are not enforced; config-level rates still are."""
+    models = {"limited": model_info("limited", requests_per_minute=6)}
+    overridden = build_llm_client(models, LLMConfig(), environ={"DAYDREAMING_LLM_BASE_URL": "http://127.0.0.1:9/v1"})
+    assert overridden._rpm_for("limited") is None
+    configured = build_llm_client(
+        models, LLMConfig(model_requests_per_minute={"limited": 30}),
+        environ={"DAYDREAMING_LLM_BASE_URL": "http://127.0.0.1:9/v1"},
+    )
+    assert configured._rpm_for("limited") == 30
+    plain = build_llm_client(models, LLMConfig(), environ={"OPENROUTER_API_KEY": "k"})
+    assert plain._rpm_for("limited") == 6

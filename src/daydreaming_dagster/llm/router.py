@@ -198,7 +198,9 @@ class RoutingProvider(LLMProvider):
         if model_id in cfg.model_requests_per_minute:
             return cfg.model_requests_per_minute[model_id]
         info = self.models.get(model_id)
-        if info is not None and info.requests_per_minute:
+        # The catalog's rates describe the real provider; with every model sent to one override
+        # endpoint (a local server, the mock) they do not apply.
+        if info is not None and info.requests_per_minute and not self._override:
             return info.requests_per_minute
         if info is not None:
             if info.provider in cfg.provider_requests_per_minute:
