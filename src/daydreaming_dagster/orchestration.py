@@ -95,7 +95,7 @@ def run_stage(
     *,
     phases: Sequence[Phase] = PHASES,
     tags: dict[str, str] | None = None,
-    log_level: str = "WARNING",
+    log_level: str = "CRITICAL",
 ) -> StageRun:
     """Materialise ``phases`` of ``stage`` for ``gen_ids`` in as few runs as possible."""
     outcome = StageRun(stage=stage)
@@ -126,9 +126,10 @@ def run_stage(
     return outcome
 
 
-def quiet_run_config(log_level: str = "WARNING") -> dict[str, Any]:
-    """Run config that keeps Dagster's console logger to ``log_level`` (the CLI draws its own
-    progress; the event log in the instance keeps everything)."""
+def quiet_run_config(log_level: str = "CRITICAL") -> dict[str, Any]:
+    """Run config that keeps Dagster's console logger to ``log_level``: the CLI draws its own
+    progress and prints one line per failure summary, so step tracebacks would only bury it;
+    the event log in the instance (and the Dagster UI) keeps everything."""
     return {"loggers": {"console": {"config": {"log_level": log_level}}}}
 
 

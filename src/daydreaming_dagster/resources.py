@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -9,8 +10,12 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from .data_layer import GensDataLayer, Paths, default_data_root
+from .errors import ConfigError
 from .stages.settings import StageSettings
 from .types import Stage
+
+CONCURRENCY_ENV = "DAYDREAMING_LLM_CONCURRENCY"
+DEFAULT_CONCURRENCY = 16
 
 if TYPE_CHECKING:
     from .catalog_types import ModelInfo
@@ -55,26 +60,39 @@ class StageSettingsResource(ConfigurableResource):
 class LLMResource(ConfigurableResource):
     """How model calls are made: concurrency, retries, budget, endpoint override.
 
-    Keys never live here: providers read them from the environment (``OPENROUTER_API_KEY``...).
+    Unset fields fall back to the ``DAYDREAMING_LLM_*`` environment variables, then to the
+    defaults of :class:`~daydreaming_dagster.llm.router.LLMConfig`. Keys never live here:
+    providers read them from the environment (``OPENROUTER_API_KEY``...).
     """
 
-    concurrency: int = Field(default=16, ge=1, description="Model calls in flight at once, per run.")
+    concurrency: int | None = Field(default=None, ge=1, description="Model calls in flight at once, per run (default: $DAYDREAMING_LLM_CONCURRENCY or 16).")
     max_cost: float | None = Field(default=None, description="USD budget; no new call starts once spent.")
-    timeout_s: float = Field(default=120.0, gt=0, description="Per-attempt HTTP timeout.")
-    max_attempts: int = Field(default=6, ge=1, description="Attempts per call on retryable errors.")
+    timeout_s: float | None = Field(default=None, gt=0, description="Per-attempt HTTP timeout.")
+    max_attempts: int | None = Field(default=None, ge=1, description="Attempts per call on retryable errors.")
     base_url: str | None = Field(default=None, description="Send every non-offline model to this OpenAI-compatible endpoint.")
+
+    def effective_concurrency(self) -> int:
+        """Calls in flight per run: the field, else ``$DAYDREAMING_LLM_CONCURRENCY``, else 16."""
+        if self.concurrency is not None:
+            return self.concurrency
+        raw = os.environ.get(CONCURRENCY_ENV, "").strip()
+        if not raw:
+            return DEFAULT_CONCURRENCY
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{CONCURRENCY_ENV}={raw!r} is not an integer; unset it or fix the value") from None
+        if value < 1:
+            raise ConfigError(f"{CONCURRENCY_ENV}={raw!r} must be at least 1")
+        return value
 
     def client(self, models: Mapping[str, ModelInfo]) -> LLMProvider:
         """A provider routing each model to its backend; build one per run (it binds an event loop)."""
         from .llm.router import LLMConfig, build_llm_client
 
-        overrides: dict[str, object] = {
-            "max_concurrency": self.concurrency,
-            "timeout_s": self.timeout_s,
-            "max_attempts": self.max_attempts,
-        }
-        if self.max_cost is not None:
-            overrides["max_cost"] = self.max_cost
-        if self.base_url:
-            overrides["base_url_override"] = self.base_url
+        overrides: dict[str, object] = {"max_concurrency": self.effective_concurrency()}
+        for name, value in (("timeout_s", self.timeout_s), ("max_attempts", self.max_attempts),
+                            ("max_cost", self.max_cost), ("base_url_override", self.base_url)):
+            if value is not None:
+                overrides[name] = value
         return build_llm_client(models, LLMConfig.from_env(**overrides))

@@ -215,3 +215,4 @@ def test_raw_metadata_is_valid_sorted_json(stage_root: Path, chain: Chain, provi
     text = ctx.layer.raw_metadata_path("draft", chain.draft).read_text(encoding="utf-8")
     data = json.loads(text)
     assert list(data) == sorted(data)
+

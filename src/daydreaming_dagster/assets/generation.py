@@ -225,7 +225,7 @@ def _run_raw(
         try:
             return await run_raw_batch(
                 ctx, stage, keys, stage_settings.for_stage(stage), client,
-                concurrency=llm.concurrency, run_id=run_id, prompts=prompts,
+                concurrency=llm.effective_concurrency(), run_id=run_id, prompts=prompts,
             )
         finally:
             await client.aclose()

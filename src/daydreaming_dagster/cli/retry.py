@@ -24,13 +24,13 @@ RETRY_TAG = "daydream/retry_failed"
 @click.argument("cohort_id")
 @click.option("--stage", "stages", type=STAGE_CHOICE, multiple=True,
               help="Retry only these stages (repeatable; default: all, in order).")
-@click.option("--concurrency", type=click.IntRange(1, 4096), default=16, show_default=True,
-              help="Model calls in flight at once.")
+@click.option("--concurrency", type=click.IntRange(1, 4096), default=None,
+              help="Model calls in flight at once (default: $DAYDREAMING_LLM_CONCURRENCY or 16).")
 @click.option("--min-lines", type=click.IntRange(0), default=3, show_default=True,
               help="Minimum non-empty lines of a draft's raw output.")
 @click.option("--dry-run", is_flag=True, help="List what would be retried; run nothing.")
 @data_root_option
-def retry_failed(cohort_id: str, stages: tuple[str, ...], concurrency: int, min_lines: int,
+def retry_failed(cohort_id: str, stages: tuple[str, ...], concurrency: int | None, min_lines: int,
                  dry_run: bool, data_root: str | None) -> None:
     """Re-run COHORT's failed generations (and what waits on them), nothing else.
 

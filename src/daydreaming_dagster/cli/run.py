@@ -60,11 +60,11 @@ class ProgressBoard:
 
     def listener(self, stage: Stage, phase: Phase, status) -> None:  # noqa: ANN001 - GenerationStatus
         tally = self.tallies[stage]
-        if status.status == "failed":
-            tally.failed.add(status.gen_id)
-        elif phase == "raw":
+        if phase == "raw":  # rejected outputs were paid for too
             tally.cost_usd += status.cost_usd
             tally.calls += int(status.called_model)
+        if status.status == "failed":
+            tally.failed.add(status.gen_id)
         elif phase == "parsed" and status.gen_id not in tally.failed:
             if status.status == "done":
                 tally.done += 1
@@ -80,15 +80,15 @@ class ProgressBoard:
               help="Run only these stages (repeatable; default: all, in order).")
 @click.option("--force", "force", type=STAGE_CHOICE, multiple=True,
               help="Regenerate this stage even where outputs exist (repeatable).")
-@click.option("--concurrency", type=click.IntRange(1, 4096), default=16, show_default=True,
-              help="Model calls in flight at once.")
+@click.option("--concurrency", type=click.IntRange(1, 4096), default=None,
+              help="Model calls in flight at once (default: $DAYDREAMING_LLM_CONCURRENCY or 16).")
 @click.option("--max-cost", type=click.FloatRange(min=0), default=None,
               help="USD budget for this invocation: no new call starts once it is spent.")
 @click.option("--min-lines", type=click.IntRange(0), default=3, show_default=True,
               help="Minimum non-empty lines of a draft's raw output.")
 @click.option("--no-report", is_flag=True, help="Skip building the report at the end.")
 @data_root_option
-def run(cohort_id: str, stages: tuple[str, ...], force: tuple[str, ...], concurrency: int,
+def run(cohort_id: str, stages: tuple[str, ...], force: tuple[str, ...], concurrency: int | None,
         max_cost: float | None, min_lines: int, no_report: bool, data_root: str | None) -> None:
     """Compile COHORT, register its partitions and run its stages through Dagster.
 
