@@ -103,7 +103,7 @@ from typing import Any
 import yaml
 
 from ..combos import ComboRequest, k_combinations
-from ..data_layer.paths import DESCRIPTION_LEVELS
+from ..data_layer.paths import DESCRIPTION_LEVELS, as_root_path
 from ..errors import SpecError
 
 __all__ = [
@@ -298,7 +298,7 @@ def _load_include(ctx: _Ctx, rule: str, reference: str) -> _Include:
         raise ctx.error(rule, f"{reference!r} names no file")
     path = Path(relative)
     if not path.is_absolute():
-        path = ctx.base_dir / path
+        path = ctx.base_dir / relative  # base_dir may be an object-store path (UPath)
     if not path.is_file():
         raise ctx.error(rule, f"{reference!r}: file not found: {path}")
     ctx.includes.append(path)
@@ -427,14 +427,14 @@ def _read_spec_file(path: Path) -> Any:
 
 def load_spec(path: str | Path) -> CohortSpec:
     """Read and parse a spec file (YAML, JSON or TOML by extension)."""
-    spec_path = Path(path)
+    spec_path = as_root_path(path)  # local path, or s3://... on an object-store data root
     return parse_spec(_read_spec_file(spec_path), source=spec_path)
 
 
 def parse_spec(data: Any, *, source: str | Path = "<memory>", base_dir: Path | None = None) -> CohortSpec:
     """Parse an already-loaded spec mapping; ``@file:`` paths resolve against ``base_dir``
     (default: the directory of ``source``)."""
-    path = Path(source)
+    path = as_root_path(source)
     ctx = _Ctx(path, base_dir if base_dir is not None else path.parent)
     if data is None:
         data = {}
@@ -928,7 +928,7 @@ def compile_spec(spec: CohortSpec) -> DesignRows:
 
 def compile_design(spec_path: str | Path) -> DesignRows:
     """Load and compile the spec at ``spec_path`` (a file, or a ``spec/`` directory)."""
-    path = Path(spec_path)
+    path = as_root_path(spec_path)
     if path.is_dir():
         path = find_spec_file(path)
     return compile_spec(load_spec(path))
