@@ -172,8 +172,11 @@ def run_benchmark(drafts: int, latency: float, concurrency: int, instance_kind: 
         resources = build_resources(str(root), llm=LLMResource(concurrency=concurrency, timeout_s=max(60.0, latency * 10)))
         clock = time.perf_counter()
         failed_runs = 0
+        stage_wall: dict[str, float] = {}
         for stage in ("draft", "essay", "evaluation"):
+            stage_clock = time.perf_counter()
             outcome = run_stage(instance, GENERATION_ASSETS, stage, members[stage], resources)
+            stage_wall[stage] = round(time.perf_counter() - stage_clock, 3)
             failed_runs += 0 if outcome.success else 1
         wall = time.perf_counter() - clock
 
@@ -192,6 +195,7 @@ def run_benchmark(drafts: int, latency: float, concurrency: int, instance_kind: 
             "failed_stage_runs": failed_runs,
             "cohort_build_s": round(build_s, 3),
             "wall_s": round(wall, 3),
+            "stage_wall_s": stage_wall,
             "calls": calls,
             "calls_per_s": round(calls / wall, 2) if wall else None,
             "ideal_s": round(ideal, 3),
