@@ -36,7 +36,12 @@ def launch(cohort_id: str, stages: tuple[str, ...], split: int | None, chunk: in
     Exits 1 when a run failed (then `daydream retry-failed COHORT` or launching again finishes
     the rest without paying twice).
     """
-    from ..automation import ensure_pool_limit, launch_stage_ranges, stage_providers, stage_run_ranges
+    from ..automation import (
+        ensure_pool_limit,
+        launch_stage_ranges,
+        stage_providers,
+        stage_run_ranges,
+    )
     from ..cohorts import build_cohort, read_membership
     from ..failures import COHORT_TAG, PROVIDER_TAG
     from ..orchestration import get_instance, register_keys
