@@ -216,3 +216,42 @@ def test_raw_metadata_is_valid_sorted_json(stage_root: Path, chain: Chain, provi
     data = json.loads(text)
     assert list(data) == sorted(data)
 
+
+
+def test_raw_batch_never_exceeds_its_concurrency(stage_root: Path) -> None:
+    """More workers than call slots keep requests ready, but calls in flight stay capped."""
+    from daydreaming_dagster.data_layer import GensDataLayer
+    from daydreaming_dagster.ids import draft_gen_id
+    from daydreaming_dagster.llm.base import GenerationRequest, GenerationResult
+
+    from .conftest import seed_chain
+
+    chain = seed_chain(stage_root)
+    layer = GensDataLayer.from_root(stage_root)
+    gen_ids = []
+    for replicate in range(1, 21):
+        gen_id = draft_gen_id(chain.combo_id, "d1", "scripted", replicate)
+        layer.write_main_metadata("draft", gen_id, {"stage": "draft", "gen_id": gen_id, "template_id": "d1",
+                                                    "mode": "llm", "combo_id": chain.combo_id,
+                                                    "llm_model_id": "scripted", "replicate": replicate})
+        gen_ids.append(gen_id)
+
+    class Tracking(ScriptedProvider):
+        in_flight: int = 0
+        peak: int = 0
+
+        async def generate(self, request: GenerationRequest) -> GenerationResult:
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+            try:
+                await asyncio.sleep(0.01)
+                return await super().generate(request)
+            finally:
+                self.in_flight -= 1
+
+    ctx = StageContext.for_root(stage_root)
+    _, prompts = run_prompt_batch(ctx, "draft", gen_ids, SETTINGS)
+    provider = Tracking()
+    report = asyncio.run(run_raw_batch(ctx, "draft", gen_ids, SETTINGS, provider, concurrency=3, prompts=prompts))
+    assert report.count("done") == 20
+    assert provider.peak == 3

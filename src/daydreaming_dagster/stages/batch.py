@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..errors import GenerationFailure
-from ..llm.base import LLMProvider
+from ..llm.base import GenerationRequest, GenerationResult, LLMProvider
 from ..types import Phase, Stage
 from .context import StageContext
 from .parsed import run_parsed_phase
@@ -239,6 +239,8 @@ async def run_raw_batch(
         queue.put_nowait(index)
     clock = time.perf_counter()
 
+    llm = _SlotLimitedProvider(llm, concurrency)
+
     async def one(gen_id: str) -> GenerationStatus:
         if stop_requested():
             return GenerationStatus(gen_id=gen_id, status="skipped", reason="stopped")
@@ -266,7 +268,10 @@ async def run_raw_batch(
             status = await one(gen_ids[index])
             results[index] = _notify(progress, status, stage, "raw")
 
-    workers = [asyncio.create_task(worker()) for _ in range(max(1, min(concurrency, len(gen_ids))))]
+    # Twice as many workers as call slots: while one worker handles a finished response (files,
+    # metadata), another has its next request prepared and waiting for the freed slot, so the
+    # provider sees ``concurrency`` calls in flight without gaps; the slots cap calls in flight.
+    workers = [asyncio.create_task(worker()) for _ in range(max(1, min(2 * concurrency, len(gen_ids))))]
     try:
         await asyncio.gather(*workers)
     finally:
@@ -275,6 +280,19 @@ async def run_raw_batch(
     report.statuses = [s for s in results if s is not None]
     report.wall_s = time.perf_counter() - clock
     return report
+
+
+class _SlotLimitedProvider(LLMProvider):
+    """Wraps a provider so at most ``slots`` of its calls are in flight at once."""
+
+    def __init__(self, inner: LLMProvider, slots: int) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self._slots = asyncio.Semaphore(max(1, slots))
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        async with self._slots:
+            return await self.inner.generate(request)
 
 
 def run_raw_batch_sync(*args: Any, **kwargs: Any) -> BatchReport:
