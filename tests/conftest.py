@@ -34,6 +34,14 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
 
 
 @pytest.fixture
+def demo_root(tmp_path: Path) -> Path:
+    """A fresh copy of the shipped catalogs and demo cohort spec (no generated files)."""
+    from tests.support.demo import copy_demo
+
+    return copy_demo(tmp_path / "data")
+
+
+@pytest.fixture
 def data_root(tmp_path: Path) -> Path:
     """An empty data root in a temporary directory."""
     root = tmp_path / "data"

@@ -25,17 +25,9 @@ def _resources(root) -> dict:
     """The data root plus the dev storage (JSON files + DuckDB) under it."""
     return {"data_root": DataRootResource(root=str(root)), **io_managers_for_environment("dev", data_root=str(root))}
 
-REPO_DATA = Path(__file__).resolve().parents[2] / "data"
 STAGE_PARTITIONS = {"draft": "draft_gens", "essay": "essay_gens", "evaluation": "evaluation_gens"}
 
 
-@pytest.fixture
-def demo_root(tmp_path: Path) -> Path:
-    """Copy of the shipped catalogs and demo spec."""
-    root = tmp_path / "data"
-    shutil.copytree(REPO_DATA / "1_raw", root / "1_raw")
-    shutil.copytree(REPO_DATA / "cohorts" / "demo" / "spec", root / "cohorts" / "demo" / "spec")
-    return root
 
 
 @pytest.fixture

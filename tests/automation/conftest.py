@@ -2,34 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
-import pytest
-
 from daydreaming_dagster.cli import main
-
-REPO_DATA = Path(__file__).resolve().parents[2] / "data"
-
-
-MOCK_MODEL = "mock"
-
-
-def copy_demo(root: Path, *, mock_model: bool = False) -> Path:
-    """Copy ``data/1_raw`` and the demo spec to ``root``. With ``mock_model`` the spec uses a
-    catalog model ``mock`` (provider openrouter, no rate limit) instead of the offline one, so
-    ``DAYDREAMING_LLM_BASE_URL`` sends every call to the mock server."""
-    shutil.copytree(REPO_DATA / "1_raw", root / "1_raw")
-    if mock_model:
-        with (root / "1_raw" / "llm_models.csv").open("a", encoding="utf-8") as catalog:
-            catalog.write(f"{MOCK_MODEL},mock-model,openrouter,Mock model (tests),testing,1,2,\n")
-    spec_dir = root / "cohorts" / "demo" / "spec"
-    spec_dir.mkdir(parents=True)
-    spec = (REPO_DATA / "cohorts" / "demo" / "spec" / "config.yaml").read_text(encoding="utf-8")
-    if mock_model:
-        spec = spec.replace("[offline]", f"[{MOCK_MODEL}]")
-    (spec_dir / "config.yaml").write_text(spec, encoding="utf-8")
-    return root
 
 
 def run_cli(argv: list[str]) -> int:
@@ -41,6 +14,3 @@ def run_cli(argv: list[str]) -> int:
     return 0
 
 
-@pytest.fixture
-def demo_root(tmp_path: Path) -> Path:
-    return copy_demo(tmp_path / "data")

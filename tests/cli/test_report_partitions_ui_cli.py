@@ -8,7 +8,6 @@ stopped with SIGTERM or SIGINT.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -33,17 +32,9 @@ from tests.ui.support import (
     wait_until_loaded,
 )
 
-REPO_DATA = Path(__file__).resolve().parents[2] / "data"
 STAGE_SETS = {"draft": "draft_gens", "essay": "essay_gens", "evaluation": "evaluation_gens"}
 
 
-@pytest.fixture
-def demo_root(tmp_path: Path) -> Path:
-    """A fresh copy of the shipped catalogs and demo cohort spec (no generated files)."""
-    root = tmp_path / "data"
-    shutil.copytree(REPO_DATA / "1_raw", root / "1_raw")
-    shutil.copytree(REPO_DATA / "cohorts" / "demo" / "spec", root / "cohorts" / "demo" / "spec")
-    return root
 
 
 def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

@@ -4,7 +4,6 @@ offline and against the mock OpenAI-compatible server (real HTTP, real openai SD
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,16 +12,6 @@ from daydreaming_dagster.cli import main
 from daydreaming_dagster.cohorts import read_membership
 from daydreaming_dagster.data_layer import GensDataLayer
 from daydreaming_dagster.llm.mock_server import MockConfig, MockLLMServer
-
-REPO_DATA = Path(__file__).resolve().parents[2] / "data"
-
-
-@pytest.fixture
-def demo_root(tmp_path: Path) -> Path:
-    root = tmp_path / "data"
-    shutil.copytree(REPO_DATA / "1_raw", root / "1_raw")
-    shutil.copytree(REPO_DATA / "cohorts" / "demo" / "spec", root / "cohorts" / "demo" / "spec")
-    return root
 
 
 def invoke(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -16,7 +16,7 @@ from daydreaming_dagster.cohorts import read_membership
 from daydreaming_dagster.data_layer import GensDataLayer
 from daydreaming_dagster.llm.mock_server import MockConfig, MockLLMServer
 
-from .test_run_cli import _add_mock_cohort, demo_root  # noqa: F401 - fixture
+from .test_run_cli import _add_mock_cohort
 
 
 def _daydream(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
@@ -29,7 +29,7 @@ def _daydream(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
 
 
 @pytest.mark.slow
-def test_ctrl_c_lets_calls_in_flight_persist_and_rerun_resumes(demo_root: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_ctrl_c_lets_calls_in_flight_persist_and_rerun_resumes(demo_root: Path, tmp_path: Path) -> None:
     _add_mock_cohort(demo_root)
     with MockLLMServer(MockConfig(latency_s=1.5)) as server:
         env = {**os.environ, "DAYDREAMING_LLM_BASE_URL": server.base_url, "DAGSTER_HOME": str(tmp_path / "dh")}

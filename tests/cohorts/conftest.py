@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -11,8 +10,6 @@ from typing import Any
 
 import pytest
 import yaml
-
-REPO_DATA = Path(__file__).resolve().parents[2] / "data"
 
 
 @pytest.fixture
@@ -63,10 +60,3 @@ def _to_toml(spec: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.fixture
-def demo_root(tmp_path: Path) -> Path:
-    """A fresh copy of the shipped catalogs and demo cohort spec (no generated files)."""
-    root = tmp_path / "data"
-    shutil.copytree(REPO_DATA / "1_raw", root / "1_raw")
-    shutil.copytree(REPO_DATA / "cohorts" / "demo" / "spec", root / "cohorts" / "demo" / "spec")
-    return root

@@ -28,7 +28,7 @@ from daydreaming_dagster.automation import report_run_failure
 from daydreaming_dagster.cohorts import build_cohort, read_membership
 from daydreaming_dagster.data_layer import GensDataLayer
 from daydreaming_dagster.types import STAGES
-from tests.automation.conftest import copy_demo
+from tests.support.demo import copy_demo
 from tests.support.servers import (
     LOOPBACK,
     PostgresServer,
