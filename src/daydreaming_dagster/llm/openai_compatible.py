@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
+import itertools
 import logging
 import random
+import ssl
 import threading
 import time
 import weakref
@@ -37,6 +40,16 @@ from .limits import RequestLimits
 logger = logging.getLogger(__name__)
 
 OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
+CLIENT_SHARDS = 8
+"""SDK clients (each with its own connection pool) per event loop; see ``_client``."""
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    # Loading the CA bundle takes ~30 ms; one context serves every client of the process.
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 STAGE_HEADER = "X-Daydream-Stage"
 REPLICATE_HEADER = "X-Daydream-Replicate"
@@ -165,38 +178,49 @@ class OpenAICompatibleProvider(LLMProvider):
         self.request_usage_cost = request_usage_cost
         self.send_stage_headers = send_stage_headers
         self.default_headers = dict(default_headers or {})
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncOpenAI] = (
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[AsyncOpenAI]] = (
             weakref.WeakKeyDictionary()
         )
+        self._next_shard = itertools.count()
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:  # never show the key
         return f"OpenAICompatibleProvider(name={self.name!r}, base_url={self.base_url!r})"
 
-    # -- client per event loop -------------------------------------------------------------
+    # -- clients per event loop ------------------------------------------------------------
 
     def _client(self) -> AsyncOpenAI:
+        """One of this loop's SDK clients, round-robin.
+
+        The SDK's connection pool scans every pooled connection on each request (a few
+        syscalls apiece), so one pool of 64 connections costs milliseconds of event-loop time
+        per call; several small pools keep that scan short at high concurrency.
+        """
         loop = asyncio.get_running_loop()
         with self._lock:
-            client = self._clients.get(loop)
-            if client is None:
-                client = AsyncOpenAI(
-                    api_key=self._api_key,
-                    base_url=self.base_url,
-                    timeout=self.timeout_s,
-                    max_retries=0,  # tenacity retries, with our policy and bookkeeping
-                    default_headers=self.default_headers or None,
-                )
-                self._clients[loop] = client
-            return client
+            clients = self._clients.get(loop)
+            if clients is None:
+                clients = [
+                    AsyncOpenAI(
+                        api_key=self._api_key,
+                        base_url=self.base_url,
+                        timeout=self.timeout_s,
+                        max_retries=0,  # tenacity retries, with our policy and bookkeeping
+                        default_headers=self.default_headers or None,
+                        http_client=openai.DefaultAsyncHttpx2Client(verify=_tls_context()),
+                    )
+                    for _ in range(CLIENT_SHARDS)
+                ]
+                self._clients[loop] = clients
+            return clients[next(self._next_shard) % len(clients)]
 
     async def aclose(self) -> None:
-        """Close the HTTP client of the running loop (clients of other loops are dropped)."""
+        """Close the HTTP clients of the running loop (clients of other loops are dropped)."""
         loop = asyncio.get_running_loop()
         with self._lock:
-            client = self._clients.pop(loop, None)
+            clients = self._clients.pop(loop, None) or []
             self._clients.clear()
-        if client is not None:
+        for client in clients:
             await client.close()
 
     # -- one call ----------------------------------------------------------------------------
