@@ -247,6 +247,8 @@ async def run_raw_batch(
         prompt = prompts.get(gen_id) if prompts else None
         try:
             outcome = await run_raw_phase(ctx, stage, gen_id, settings, llm, run_id=run_id, prompt=prompt)
+        except _StoppedBeforeCall:
+            return GenerationStatus(gen_id=gen_id, status="skipped", reason="stopped")
         except GenerationFailure as exc:
             status = _failed(gen_id, exc)
             # A rejected output was still paid for: keep its cost and tokens in the totals.
@@ -292,7 +294,14 @@ class _SlotLimitedProvider(LLMProvider):
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         async with self._slots:
+            # A request may have waited for its slot since before a stop request: check again.
+            if stop_requested():
+                raise _StoppedBeforeCall(request.gen_id)
             return await self.inner.generate(request)
+
+
+class _StoppedBeforeCall(Exception):
+    """A stop request arrived while the call waited for a slot; nothing was sent or written."""
 
 
 def run_raw_batch_sync(*args: Any, **kwargs: Any) -> BatchReport:
