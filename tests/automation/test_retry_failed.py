@@ -12,9 +12,8 @@ from daydreaming_dagster.data_layer import GensDataLayer
 from daydreaming_dagster.failures import failed_generations, retry_targets
 from daydreaming_dagster.llm.mock_server import MockLLMServer, ScriptedResponse
 from daydreaming_dagster.types import STAGES
+from tests.support.cli import exit_code as run_cli
 from tests.support.demo import copy_demo
-
-from .conftest import run_cli
 
 
 def _raw_mtimes(layer: GensDataLayer, members: dict, finished_only: bool = True) -> dict[str, int]:

@@ -10,20 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from daydreaming_dagster.cli import main
+from tests.support.cli import run_cli as _run
 
 EVALUATION_FIXTURES = Path(__file__).parents[1] / "parsers" / "fixtures" / "evaluation"
 
-
-def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_evaluation_prints_score_scale_and_parser(capsys: pytest.CaptureFixture[str]) -> None:

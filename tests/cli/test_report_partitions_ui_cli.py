@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from daydreaming_dagster.cli import main
 from daydreaming_dagster.cohorts import build_cohort, read_membership
+from tests.support.cli import run_cli as _run
 from tests.support.servers import LOOPBACK, free_port
 from tests.ui.support import (
     alive,
@@ -36,16 +36,6 @@ STAGE_SETS = {"draft": "draft_gens", "essay": "essay_gens", "evaluation": "evalu
 
 
 
-
-def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # -- report ---------------------------------------------------------------------------------

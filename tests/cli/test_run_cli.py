@@ -8,20 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from daydreaming_dagster.cli import main
 from daydreaming_dagster.cohorts import read_membership
 from daydreaming_dagster.data_layer import GensDataLayer
 from daydreaming_dagster.llm.mock_server import MockConfig, MockLLMServer
+from tests.support.cli import run_cli
 
 
 def invoke(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return run_cli(list(args), capsys)
 
 
 def _all_parsed(root: Path, cohort: str) -> bool:
