@@ -6,6 +6,7 @@ Starts ``daydream mock-llm`` in its own process, writes a temporary data root wi
 
     wall_s       wall time of the three stage runs (cohort build excluded, reported apart)
     calls        model calls the mock server answered
+    cpu_s        CPU seconds (user + system) the pipeline's process spent in those runs
     calls_per_s  calls / wall_s
     ideal_s      calls / concurrency * latency (a provider-bound lower bound)
     ratio        ideal_s / wall_s (1.0 = bounded by the provider only)
@@ -106,6 +107,12 @@ def start_mock(latency: float) -> tuple[subprocess.Popen, str]:
     raise SystemExit("mock server did not start within 30 s")
 
 
+def _process_cpu_s() -> float:
+    """CPU seconds (user + system) of this process so far: the pipeline's, not the mock's."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _pg_admin_url() -> str:
     return os.environ.get("DAYDREAMING_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -140,7 +147,9 @@ def _instance_yaml(instance: str, database: str) -> str:
     return f"storage:\n  postgres:\n    postgres_url: {url}\ntelemetry:\n  enabled: false\n"
 
 
-def run_benchmark(drafts: int, latency: float, concurrency: int, instance_kind: str = "sqlite") -> dict:
+def run_benchmark(
+    drafts: int, latency: float, concurrency: int, instance_kind: str = "sqlite", chunks: int | None = None
+) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="daydream-bench-"))
     database = f"daydream_bench_{os.getpid()}"
     if instance_kind == "postgres":
@@ -156,29 +165,42 @@ def run_benchmark(drafts: int, latency: float, concurrency: int, instance_kind: 
         write_data_root(root, drafts)
 
         from daydreaming_dagster.assets.generation import GENERATION_ASSETS
-        from daydreaming_dagster.cohorts import build_cohort, read_membership
+        from daydreaming_dagster.cohorts import build_cohort
         from daydreaming_dagster.definitions import build_resources
-        from daydreaming_dagster.orchestration import get_instance, register_keys, run_stage
+        from daydreaming_dagster.llm.scope import close_call_scope
+        from daydreaming_dagster.orchestration import (
+            default_chunk_count,
+            in_process_instance,
+            plan_chunks,
+            register_keys,
+            run_cohort,
+        )
         from daydreaming_dagster.resources import LLMResource
+        from daydreaming_dagster.types import STAGES
 
         build_clock = time.perf_counter()
-        build_cohort(root, "bench")
-        members = read_membership(root, "bench")
-        instance = get_instance()
+        membership = build_cohort(root, "bench").membership
+        members = {stage: membership.gen_ids(stage) for stage in STAGES}
+        parents = {row.gen_id: row.parent_gen_id for row in membership.all_rows()}
+        instance = in_process_instance()
         for stage, gen_ids in members.items():
             register_keys(instance, stage, gen_ids)
         build_s = time.perf_counter() - build_clock
 
-        resources = build_resources(str(root), llm=LLMResource(concurrency=concurrency, timeout_s=max(60.0, latency * 10)))
+        chunk_count = default_chunk_count(len(members["draft"]), concurrency) if chunks is None else chunks
+        plan = plan_chunks(members, parents, chunk_count)
+        scope = f"bench-{os.getpid()}"
+        llm = LLMResource(concurrency=concurrency, timeout_s=max(60.0, latency * 10), scope=scope)
+        resources = build_resources(str(root), llm=llm)
         clock = time.perf_counter()
-        failed_runs = 0
-        stage_wall: dict[str, float] = {}
-        for stage in ("draft", "essay", "evaluation"):
-            stage_clock = time.perf_counter()
-            outcome = run_stage(instance, GENERATION_ASSETS, stage, members[stage], resources)
-            stage_wall[stage] = round(time.perf_counter() - stage_clock, 3)
-            failed_runs += 0 if outcome.success else 1
+        cpu_clock = _process_cpu_s()
+        try:
+            outcomes = run_cohort(instance, GENERATION_ASSETS, plan, STAGES, resources)
+        finally:
+            close_call_scope(scope)
+        failed_runs = sum(0 if outcome.success else 1 for outcome in outcomes.values())
         wall = time.perf_counter() - clock
+        cpu = _process_cpu_s() - cpu_clock
 
         calls = int(mock_stats(url)["total"])
         parsed = sum(1 for stage, ids in members.items() for g in ids if (root / "gens" / stage / g / "parsed.txt").is_file())
@@ -195,8 +217,10 @@ def run_benchmark(drafts: int, latency: float, concurrency: int, instance_kind: 
             "failed_stage_runs": failed_runs,
             "cohort_build_s": round(build_s, 3),
             "wall_s": round(wall, 3),
-            "stage_wall_s": stage_wall,
+            "chunks": len(plan),
+            "runs": sum(len(outcome.run_ids) for outcome in outcomes.values()),
             "calls": calls,
+            "cpu_s": round(cpu, 3),
             "calls_per_s": round(calls / wall, 2) if wall else None,
             "ideal_s": round(ideal, 3),
             "ratio": round(ideal / wall, 3) if wall else None,
@@ -220,10 +244,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--instance", choices=["postgres", "sqlite"], default=None,
                         help="Dagster instance storage (default: postgres when reachable, else sqlite)")
+    parser.add_argument("--chunks", type=int, default=None,
+                        help="cohort chunks whose stages overlap (default: as `daydream run` picks; 1 = stage by stage)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     instance_kind = args.instance or ("postgres" if postgres_available() else "sqlite")
-    figures = run_benchmark(args.drafts, args.latency, args.concurrency, instance_kind)
+    figures = run_benchmark(args.drafts, args.latency, args.concurrency, instance_kind, args.chunks)
     if args.json:
         print(json.dumps(figures))
         return

@@ -5,22 +5,31 @@ range of their stage's dynamic partitions; each contiguous segment becomes one D
 (``BackfillPolicy.single_run()`` assets see the whole range in ``context.partition_keys``).
 When a step fails because some generations failed, the phases after it run again over the same
 range, so the generations that succeeded still go all the way through.
+
+A whole cohort (:func:`run_cohort`) can also be split into a few chunks (drafts in slices, each
+essay with its draft, each evaluation with its essay) whose stage runs overlap: while one
+chunk's essays are being prompted, another chunk's drafts keep the model calls flowing, so no
+stage waits for the slowest call of the previous one. The chunks' raw steps share one cap on
+calls in flight (``LLMResource.scope``), which serves later stages first.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from dagster import DagsterInstance, materialize
 
 from .dagster_settings import apply_dagster_event_settings
 from .partitions import partitions_name
 from .stages.batch import stop_requested
-from .types import PHASES, Phase, Stage
+from .types import PHASES, STAGES, Phase, Stage
 
 apply_dagster_event_settings()
 
@@ -31,6 +40,13 @@ DEFAULT_DAGSTER_HOME = ".dagster_home"
 
 def get_instance() -> DagsterInstance:
     """The Dagster instance under ``DAGSTER_HOME`` (default: ``./.dagster_home``, created)."""
+    get_instance_home()
+    return DagsterInstance.get()
+
+
+def get_instance_home() -> Path:
+    """``DAGSTER_HOME`` (default and exported: ``./.dagster_home``), created with a
+    ``dagster.yaml`` when it has none."""
     home = os.environ.get("DAGSTER_HOME")
     if not home:
         home = str(Path(DEFAULT_DAGSTER_HOME).resolve())
@@ -42,7 +58,50 @@ def get_instance() -> DagsterInstance:
         # An explicit (default: SQLite under DAGSTER_HOME) config silences Dagster's first-run
         # banners; telemetry stays off for an offline research tool.
         config.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
-    return DagsterInstance.get()
+    return home_path
+
+
+NO_COMPUTE_LOGS = {
+    "compute_logs": {
+        "module": "dagster._core.storage.noop_compute_log_manager",
+        "class": "NoOpComputeLogManager",
+    }
+}
+"""Instance override for runs executed inside this process (see :func:`in_process_instance`)."""
+
+
+def in_process_instance() -> DagsterInstance:
+    """The instance under ``DAGSTER_HOME``, set up for running many runs inside this process.
+
+    - No compute-log capture: capturing redirects the process's stdout/stderr file
+      descriptors per run (and starts a ``tail`` process to mirror them), so runs overlapping
+      in threads would swap each other's streams. Our steps print nothing; what they do is in
+      the event log and step metadata, which the Dagster UI shows as for any run.
+    - Pooled database connections (PostgreSQL): the storages otherwise open a connection per
+      query, which is most of the cost of each event write. Statements get no timeout, as
+      with the default.
+
+    Runs launched through the daemon or the UI use :func:`get_instance`'s configuration.
+    """
+    from dagster._core.instance.ref import InstanceRef
+
+    home = get_instance_home()
+    instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(home), overrides=NO_COMPUTE_LOGS))
+    instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=32)
+    _build_python_log_handlers_once(instance)
+    return instance
+
+
+def _build_python_log_handlers_once(instance: DagsterInstance) -> None:
+    """Build the ``python_logs`` handlers of dagster.yaml now, once, and reuse them per run.
+
+    Dagster calls ``logging.config.dictConfig`` for every run it starts (whenever dagster.yaml
+    has any setting). That takes the logging module's lock and then every handler's lock,
+    while a run already emitting events holds its handler's lock and asks for the module's:
+    runs overlapping in threads deadlock. The handlers are the same objects either way.
+    """
+    handlers = list(instance.get_yaml_python_handlers())
+    instance.get_yaml_python_handlers = lambda: handlers  # type: ignore[method-assign]
 
 
 def register_keys(instance: DagsterInstance, stage: Stage, gen_ids: Sequence[str]) -> int:
@@ -140,3 +199,125 @@ def _failed_phase(result: Any, stage: Stage, phases: list[Phase]) -> Phase | Non
             return phase
     return None
 
+
+
+MAX_CHUNKS = 8
+CHUNK_TAG = "daydream/chunk"
+
+
+def default_chunk_count(drafts: int, concurrency: int) -> int:
+    """Chunks for overlapping a cohort's stages: one per ``concurrency`` drafts (a chunk alone
+    can fill every call slot), at most :data:`MAX_CHUNKS` (each chunk costs a run per stage)."""
+    return max(1, min(MAX_CHUNKS, drafts // max(1, concurrency)))
+
+
+def plan_chunks(
+    members: Mapping[Stage, Sequence[str]], parents: Mapping[str, str | None], chunks: int
+) -> list[dict[Stage, list[str]]]:
+    """Split a cohort into at most ``chunks`` parts whose stages can run independently.
+
+    Drafts go in contiguous slices of membership order (so each chunk's range is contiguous);
+    each essay goes with its parent draft and each evaluation with its parent essay, in
+    membership order. A generation whose parent is not in the cohort goes to the first chunk.
+    Empty chunks are dropped.
+    """
+    drafts = list(members.get("draft", ()))
+    count = max(1, min(chunks, len(drafts))) if drafts else 1
+    plan: list[dict[Stage, list[str]]] = [{stage: [] for stage in STAGES} for _ in range(count)]
+    chunk_of: dict[str, int] = {}
+    for index, gen_id in enumerate(drafts):
+        chunk = index * count // len(drafts)
+        chunk_of[gen_id] = chunk
+        plan[chunk]["draft"].append(gen_id)
+    for stage in STAGES[1:]:
+        for gen_id in members.get(stage, ()):
+            chunk = chunk_of.get(parents.get(gen_id) or "", 0)
+            chunk_of[gen_id] = chunk
+            plan[chunk][stage].append(gen_id)
+    return [chunk for chunk in plan if any(chunk.values())]
+
+
+Overlap = Literal["auto", "always"]
+SLOW_CALL_S = 1.0
+"""Calls holding their slot at least this long make overlapping chunks worth their extra runs."""
+_POLL_S = 0.05
+
+
+def run_cohort(
+    instance: DagsterInstance,
+    assets: Sequence[Any],
+    plan: Sequence[Mapping[Stage, Sequence[str]]],
+    stages: Sequence[Stage],
+    resources: dict[str, Any],
+    *,
+    overlap: Overlap = "auto",
+    tags: dict[str, str] | None = None,
+    log_level: str = "CRITICAL",
+) -> dict[Stage, StageRun]:
+    """Run ``stages`` (in order) for every chunk of ``plan``; returns the outcome per stage.
+
+    Each chunk runs in its own thread, one :func:`run_stage` per stage. Overlap pays when model
+    calls are slow (the next chunk's calls fill the slots while a chunk moves between stages)
+    and costs when they are fast (each chunk is three more Dagster runs competing for the same
+    CPU), so with ``overlap="auto"`` the first chunk runs alone until its calls show which case
+    this is: as soon as one holds its slot for :data:`SLOW_CALL_S` the other chunks start
+    beside it; if the first chunk finishes first, the others run merged into one.
+    ``overlap="always"`` starts every chunk at once.
+
+    Overlapping chunks must share one call cap and budget, so ``resources["llm"]`` needs a
+    ``scope`` when ``plan`` has several chunks.
+    """
+    llm = resources.get("llm")
+    if len(plan) > 1 and getattr(llm, "scope", None) is None:
+        raise ValueError("overlapping chunks need resources['llm'] with a scope (one shared call cap and budget)")
+    outcomes: dict[Stage, StageRun] = {stage: StageRun(stage=stage) for stage in stages}
+    lock = threading.Lock()
+
+    def run_chunk(chunk: Mapping[Stage, Sequence[str]], label: str | None) -> None:
+        chunk_tags = {**(tags or {}), CHUNK_TAG: label} if label else tags
+        for stage in stages:
+            if stop_requested():
+                return
+            gen_ids = chunk.get(stage) or []
+            if not gen_ids:
+                continue
+            outcome = run_stage(instance, assets, stage, gen_ids, resources, tags=chunk_tags, log_level=log_level)
+            with lock:
+                merged = outcomes[stage]
+                merged.run_ids += outcome.run_ids
+                merged.failed_steps += outcome.failed_steps
+                merged.success = merged.success and outcome.success
+
+    if len(plan) <= 1:
+        for chunk in plan:
+            run_chunk(chunk, None)
+        return outcomes
+    labels = [f"{index + 1}/{len(plan)}" for index in range(len(plan))]
+    with ThreadPoolExecutor(max_workers=len(plan), thread_name_prefix="daydream-chunk") as pool:
+        if overlap == "always":
+            futures = [pool.submit(run_chunk, chunk, label) for chunk, label in zip(plan, labels, strict=True)]
+        else:
+            futures = _run_first_then_decide(pool, run_chunk, plan, labels, llm.call_slots())
+        for future in futures:
+            future.result()
+    return outcomes
+
+
+def _run_first_then_decide(
+    pool: ThreadPoolExecutor,
+    run_chunk: Any,
+    plan: Sequence[Mapping[Stage, Sequence[str]]],
+    labels: list[str],
+    slots: Any,
+) -> list[Future[None]]:
+    """Start the first chunk; then the rest, side by side once calls prove slow, or merged
+    into one chunk after the first if it finishes while calls are fast."""
+    first = pool.submit(run_chunk, plan[0], labels[0])
+    while not first.done():
+        if slots.longest_hold_s() >= SLOW_CALL_S and not stop_requested():
+            rest = zip(plan[1:], labels[1:], strict=True)
+            return [first, *(pool.submit(run_chunk, chunk, label) for chunk, label in rest)]
+        time.sleep(_POLL_S)
+    first.result()  # an orchestration error in the first chunk stops here
+    merged = {stage: [g for chunk in plan[1:] for g in chunk.get(stage, ())] for stage in STAGES}
+    return [first, pool.submit(run_chunk, merged, f"2-{len(plan)}/{len(plan)}")]

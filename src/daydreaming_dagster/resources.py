@@ -20,6 +20,8 @@ DEFAULT_CONCURRENCY = 16
 if TYPE_CHECKING:
     from .catalog_types import ModelInfo
     from .llm.base import LLMProvider
+    from .llm.scope import CallScope
+    from .llm.slots import CallSlots
 
 
 class DataRootResource(ConfigurableResource):
@@ -65,11 +67,12 @@ class LLMResource(ConfigurableResource):
     providers read them from the environment (``OPENROUTER_API_KEY``...).
     """
 
-    concurrency: int | None = Field(default=None, ge=1, description="Model calls in flight at once, per run (default: $DAYDREAMING_LLM_CONCURRENCY or 16).")
+    concurrency: int | None = Field(default=None, ge=1, description="Model calls in flight at once, per run (per scope when `scope` is set; default: $DAYDREAMING_LLM_CONCURRENCY or 16).")
     max_cost: float | None = Field(default=None, description="USD budget; no new call starts once spent.")
     timeout_s: float | None = Field(default=None, gt=0, description="Per-attempt HTTP timeout.")
     max_attempts: int | None = Field(default=None, ge=1, description="Attempts per call on retryable errors.")
     base_url: str | None = Field(default=None, description="Send every non-offline model to this OpenAI-compatible endpoint.")
+    scope: str | None = Field(default=None, description="Runs in one process with the same scope share one cap on calls in flight, the per-model rates and the budget (set by `daydream run` when stages overlap).")
 
     def effective_concurrency(self) -> int:
         """Calls in flight per run: the field, else ``$DAYDREAMING_LLM_CONCURRENCY``, else 16."""
@@ -86,6 +89,22 @@ class LLMResource(ConfigurableResource):
             raise ConfigError(f"{CONCURRENCY_ENV}={raw!r} must be at least 1")
         return value
 
+    def call_scope(self) -> CallScope | None:
+        """The shared :class:`~.llm.scope.CallScope` of ``scope`` (``None`` when unscoped)."""
+        if self.scope is None:
+            return None
+        from .llm.scope import call_scope
+
+        return call_scope(self.scope, concurrency=self.effective_concurrency(), max_cost=self.max_cost)
+
+    def call_slots(self) -> CallSlots:
+        """Slots capping this run's calls in flight: the scope's (shared with overlapping runs)
+        or this run's own."""
+        from .llm.slots import CallSlots
+
+        scope = self.call_scope()
+        return scope.slots if scope is not None else CallSlots(self.effective_concurrency())
+
     def client(self, models: Mapping[str, ModelInfo]) -> LLMProvider:
         """A provider routing each model to its backend; build one per run (it binds an event loop)."""
         from .llm.router import LLMConfig, build_llm_client
@@ -95,4 +114,4 @@ class LLMResource(ConfigurableResource):
                             ("max_cost", self.max_cost), ("base_url_override", self.base_url)):
             if value is not None:
                 overrides[name] = value
-        return build_llm_client(models, LLMConfig.from_env(**overrides))
+        return build_llm_client(models, LLMConfig.from_env(**overrides), scope=self.call_scope())

@@ -226,6 +226,7 @@ def _run_raw(
             return await run_raw_batch(
                 ctx, stage, keys, stage_settings.for_stage(stage), client,
                 concurrency=llm.effective_concurrency(), run_id=run_id, prompts=prompts,
+                slots=llm.call_slots(),
             )
         finally:
             await client.aclose()

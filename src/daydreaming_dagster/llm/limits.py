@@ -1,28 +1,54 @@
 """Request limits: a global concurrency cap and per-model requests-per-minute limits.
 
-asyncio primitives (``Semaphore``, ``aiolimiter.AsyncLimiter``) belong to the event loop that
-first waits on them, and one process may run several event loops over its life (Dagster
-steps that each call ``asyncio.run``, or threads). So :class:`RequestLimits` creates its
-primitives lazily, once per running loop: within one loop the caps are exact; separate loops
-running *at the same time* (threads) each get their own caps.
+One process may run several event loops at once (Dagster steps that each call
+``asyncio.run``, overlapping stage runs in threads), and the limits must hold across all of
+them: the cap is a :class:`~.slots.CallSlots` and each model's rate a :class:`RateLimiter`,
+both kept under thread locks rather than bound to one loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-import weakref
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 
-from aiolimiter import AsyncLimiter
+from .slots import CallSlots, Priority
 
 
-@dataclass
-class _LoopLimits:
-    semaphore: asyncio.Semaphore | None
-    per_model: dict[str, AsyncLimiter | None] = field(default_factory=dict)
+class RateLimiter:
+    """Spaces requests ``60 / rpm`` seconds apart after an initial ``burst`` (thread-safe).
+
+    The generic cell rate algorithm: each request reserves the next theoretical arrival
+    time under a lock, then sleeps until its reservation, so waiters in different loops and
+    threads share one schedule.
+    """
+
+    def __init__(self, requests_per_minute: float, burst: int = 1, *, clock: Callable[[], float] = time.monotonic) -> None:
+        if requests_per_minute <= 0:
+            raise ValueError(f"requests_per_minute must be > 0, got {requests_per_minute}")
+        if burst < 1:
+            raise ValueError(f"burst must be >= 1, got {burst}")
+        self.interval_s = 60.0 / requests_per_minute
+        self.burst = burst
+        self._clock = clock
+        self._next_free = 0.0  # theoretical arrival time of the next request
+        self._lock = threading.Lock()
+
+    def reserve(self) -> float:
+        """Reserve the next send time; return how long to wait for it (0 when free now)."""
+        with self._lock:
+            now = self._clock()
+            earliest = self._next_free - (self.burst - 1) * self.interval_s
+            start = max(now, earliest)
+            self._next_free = max(self._next_free, now) + self.interval_s
+            return start - now
+
+    async def acquire(self) -> None:
+        wait = self.reserve()
+        if wait > 0:
+            await asyncio.sleep(wait)
 
 
 class RequestLimits:
@@ -49,9 +75,8 @@ class RequestLimits:
         self.max_concurrency = max_concurrency
         self._rpm_for = rpm_for or (lambda _model_id: None)
         self._burst = burst
-        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopLimits] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._slots = CallSlots(max_concurrency) if max_concurrency else None
+        self._limiters: dict[str, RateLimiter | None] = {}
         self._lock = threading.Lock()
 
     def requests_per_minute(self, model_id: str) -> float | None:
@@ -59,42 +84,27 @@ class RequestLimits:
         rpm = self._rpm_for(model_id)
         return rpm if rpm and rpm > 0 else None
 
-    def _state(self) -> _LoopLimits:
-        loop = asyncio.get_running_loop()
+    def _limiter(self, model_id: str) -> RateLimiter | None:
         with self._lock:
-            state = self._loops.get(loop)
-            if state is None:
-                semaphore = (
-                    asyncio.Semaphore(self.max_concurrency) if self.max_concurrency else None
-                )
-                state = self._loops[loop] = _LoopLimits(semaphore)
-            return state
-
-    def _limiter(self, state: _LoopLimits, model_id: str) -> AsyncLimiter | None:
-        if model_id not in state.per_model:
-            rpm = self.requests_per_minute(model_id)
-            # AsyncLimiter(burst, period) is a leaky bucket of capacity `burst` draining at
-            # `burst / period` per second, i.e. rpm / 60 requests per second.
-            state.per_model[model_id] = (
-                AsyncLimiter(self._burst, 60.0 * self._burst / rpm) if rpm else None
-            )
-        return state.per_model[model_id]
+            if model_id not in self._limiters:
+                rpm = self.requests_per_minute(model_id)
+                self._limiters[model_id] = RateLimiter(rpm, self._burst) if rpm else None
+            return self._limiters[model_id]
 
     @asynccontextmanager
-    async def slot(self, model_id: str) -> AsyncIterator[None]:
+    async def slot(self, model_id: str, priority: Priority = (0,)) -> AsyncIterator[None]:
         """Hold one concurrency slot and one rate-limit token of ``model_id`` for a request.
 
         The concurrency slot is taken first, so a request waiting for its model's rate does
         not let others of the same model overtake it.
         """
-        state = self._state()
-        limiter = self._limiter(state, model_id)
-        if state.semaphore is None:
+        limiter = self._limiter(model_id)
+        if self._slots is None:
             if limiter is not None:
                 await limiter.acquire()
             yield
             return
-        async with state.semaphore:
+        async with self._slots.slot(priority):
             if limiter is not None:
                 await limiter.acquire()
             yield

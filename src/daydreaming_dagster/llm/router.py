@@ -23,7 +23,8 @@ says it is synthetic, so nobody mistakes it for a model's answer. ``offline_fall
 turns this into a :class:`~..errors.ConfigError` naming the variable to set.
 
 The router also owns the shared :class:`~.limits.RequestLimits` (global concurrency cap and
-per-model requests per minute) and the :class:`~.budget.CostLedger` (``max_cost``).
+per-model requests per minute) and the :class:`~.budget.CostLedger` (``max_cost``), or takes
+them from a :class:`~.scope.CallScope` when several runs of one invocation overlap.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from .openai_compatible import (
     OpenAICompatibleProvider,
     RetryPolicy,
 )
+from .scope import CallScope
 
 logger = logging.getLogger(__name__)
 
@@ -179,13 +181,19 @@ class RoutingProvider(LLMProvider):
         models: Mapping[str, ModelInfo],
         config: LLMConfig,
         environ: Mapping[str, str],
+        scope: CallScope | None = None,
     ) -> None:
         self.models = dict(models)
         self.config = config
-        self.ledger = CostLedger(config.max_cost)
-        self.limits = RequestLimits(config.max_concurrency, self._rpm_for)
         self._environ = dict(environ)
         self._override = config.base_url_override or self._environ.get(BASE_URL_ENV) or None
+        if scope is None:
+            self.ledger = CostLedger(config.max_cost)
+            self.limits = RequestLimits(config.max_concurrency, self._rpm_for)
+        else:  # clients of overlapping runs share one budget and one schedule per model;
+            # the scope's call slots (taken by the raw batches, by priority) are the cap.
+            self.ledger = scope.ledger
+            self.limits = scope.limits(lambda: RequestLimits(None, self._rpm_for))
         self._offline = OfflineProvider()
         self._providers: dict[str, LLMProvider] = {}
         self._routes: dict[str, Route] = {}
@@ -347,6 +355,7 @@ def build_llm_client(
     config: LLMConfig | None = None,
     *,
     environ: Mapping[str, str] | None = None,
+    scope: CallScope | None = None,
 ) -> RoutingProvider:
     """The model client for a run: routes by catalog provider, with limits and a budget.
 
@@ -355,10 +364,12 @@ def build_llm_client(
         config: :class:`LLMConfig` (default: ``LLMConfig()``).
         environ: where keys and ``DAYDREAMING_LLM_BASE_URL`` are read (default ``os.environ``,
             read once, now).
+        scope: share the budget and rate limits of this :class:`~.scope.CallScope` (runs of
+            one invocation overlapping in this process) instead of owning them.
 
     Returns:
         A :class:`RoutingProvider`; ``.ledger.summary()`` gives costs per stage and in total.
     """
     return RoutingProvider(
-        models, config or LLMConfig(), os.environ if environ is None else environ
+        models, config or LLMConfig(), os.environ if environ is None else environ, scope
     )

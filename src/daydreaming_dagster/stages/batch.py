@@ -20,7 +20,8 @@ from typing import Any, Literal
 
 from ..errors import GenerationFailure
 from ..llm.base import GenerationRequest, GenerationResult, LLMProvider
-from ..types import Phase, Stage
+from ..llm.slots import CallSlots, Priority
+from ..types import STAGES, Phase, Stage
 from .context import StageContext
 from .parsed import run_parsed_phase
 from .prompt import run_prompt_phase
@@ -226,8 +227,13 @@ async def run_raw_batch(
     run_id: str = "",
     prompts: dict[str, str] | None = None,
     progress: ProgressCallback | None = None,
+    slots: CallSlots | None = None,
 ) -> BatchReport:
     """Run the raw phase for every generation with at most ``concurrency`` in flight.
+
+    ``slots`` (default: this batch's own, ``concurrency`` of them) cap the calls in flight;
+    batches overlapping in one process pass shared slots, which serve later stages and older
+    batches first so that work in progress finishes before new work starts.
 
     Workers pull gen ids from a queue, so memory stays flat however many generations the
     batch holds. Results keep the input order.
@@ -239,7 +245,11 @@ async def run_raw_batch(
         queue.put_nowait(index)
     clock = time.perf_counter()
 
-    llm = _SlotLimitedProvider(llm, concurrency)
+    if slots is None:
+        slots = CallSlots(concurrency)
+    else:
+        concurrency = min(concurrency, slots.capacity)
+    llm = _SlotLimitedProvider(llm, slots, (_stage_rank(stage), slots.next_batch_number()))
 
     async def one(gen_id: str) -> GenerationStatus:
         if stop_requested():
@@ -284,16 +294,22 @@ async def run_raw_batch(
     return report
 
 
-class _SlotLimitedProvider(LLMProvider):
-    """Wraps a provider so at most ``slots`` of its calls are in flight at once."""
+def _stage_rank(stage: Stage) -> int:
+    """Later stages first: an evaluation is closer to a finished result than a draft."""
+    return len(STAGES) - 1 - STAGES.index(stage)
 
-    def __init__(self, inner: LLMProvider, slots: int) -> None:
+
+class _SlotLimitedProvider(LLMProvider):
+    """Wraps a provider so its calls hold one of ``slots`` while in flight."""
+
+    def __init__(self, inner: LLMProvider, slots: CallSlots, priority: Priority) -> None:
         self.inner = inner
         self.name = inner.name
-        self._slots = asyncio.Semaphore(max(1, slots))
+        self._slots = slots
+        self._priority = priority
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
-        async with self._slots:
+        async with self._slots.slot(self._priority):
             # A request may have waited for its slot since before a stop request: check again.
             if stop_requested():
                 raise _StoppedBeforeCall(request.gen_id)
