@@ -2,7 +2,8 @@
 
 Starts ``daydream mock-llm`` in its own process, writes a temporary data root with N drafts
 (one essay each, two evaluations each), runs every stage through Dagster exactly as
-``daydream run`` does (one run per stage over the cohort's key range), and prints:
+``daydream run`` does (the cohort in chunks, one run per chunk and stage over its key range,
+the chunks overlapping when calls are slow), and prints:
 
     wall_s       wall time of the three stage runs (cohort build excluded, reported apart)
     calls        model calls the mock server answered
@@ -10,6 +11,7 @@ Starts ``daydream mock-llm`` in its own process, writes a temporary data root wi
     calls_per_s  calls / wall_s
     ideal_s      calls / concurrency * latency (a provider-bound lower bound)
     ratio        ideal_s / wall_s (1.0 = bounded by the provider only)
+    chunks, runs how the cohort was split and how many Dagster runs that cost
 
 The Dagster instance matters: every partition of a range run writes a materialisation event.
 ``--instance postgres`` (default when a PostgreSQL server answers on ``DAYDREAMING_PG_URL`` or
@@ -17,7 +19,7 @@ The Dagster instance matters: every partition of a range run writes a materialis
 would; ``--instance sqlite`` uses the embedded default of a laptop (slower per generation).
 
 Usage: uv run python benchmarks/throughput.py [--drafts 256] [--latency 2] [--concurrency 64]
-       [--instance postgres|sqlite] [--json]
+       [--chunks N] [--instance postgres|sqlite] [--json]
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ selection strings to remember."""
 from __future__ import annotations
 
 import sys
+import threading
 import time
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -48,6 +50,7 @@ class ProgressBoard:
         )
 
         self.tallies: dict[Stage, StageTally] = defaultdict(StageTally)
+        self._lock = threading.Lock()  # chunks of a cohort report from several threads
         self.progress = Progress(
             TextColumn("{task.description:<11}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
@@ -59,6 +62,10 @@ class ProgressBoard:
             self.tasks[stage] = self.progress.add_task(stage, total=total, detail="", visible=total > 0)
 
     def listener(self, stage: Stage, phase: Phase, status) -> None:  # noqa: ANN001 - GenerationStatus
+        with self._lock:
+            self._count(stage, phase, status)
+
+    def _count(self, stage: Stage, phase: Phase, status) -> None:  # noqa: ANN001 - GenerationStatus
         tally = self.tallies[stage]
         if phase == "raw":  # rejected outputs were paid for too
             tally.cost_usd += status.cost_usd
@@ -86,52 +93,60 @@ class ProgressBoard:
               help="USD budget for this invocation: no new call starts once it is spent.")
 @click.option("--min-lines", type=click.IntRange(0), default=3, show_default=True,
               help="Minimum non-empty lines of a draft's raw output.")
+@click.option("--chunks", type=click.IntRange(1, 64), default=None,
+              help="Split the cohort into this many chunks whose stages overlap while model calls are "
+                   "slow (default: one per --concurrency drafts, at most 8; 1 = stage by stage).")
 @click.option("--no-report", is_flag=True, help="Skip building the report at the end.")
 @data_root_option
 def run(cohort_id: str, stages: tuple[str, ...], force: tuple[str, ...], concurrency: int | None,
-        max_cost: float | None, min_lines: int, no_report: bool, data_root: str | None) -> None:
+        max_cost: float | None, min_lines: int, chunks: int | None, no_report: bool, data_root: str | None) -> None:
     """Compile COHORT, register its partitions and run its stages through Dagster.
 
     Reuses every finished artefact (a re-run pays nothing twice); exits 1 when some
     generations failed (see `daydream status COHORT`), 2 on bad input.
     """
     from ..assets.generation import GENERATION_ASSETS
-    from ..cohorts import build_cohort, read_membership
+    from ..cohorts import build_cohort
     from ..definitions import build_resources
-    from ..orchestration import get_instance, register_keys, run_stage
+    from ..llm.scope import close_call_scope
+    from ..orchestration import (
+        default_chunk_count,
+        in_process_instance,
+        plan_chunks,
+        register_keys,
+        run_cohort,
+    )
     from ..resources import LLMResource, StageSettingsResource
     from ..stages.batch import add_progress_listener, remove_progress_listener, stop_requested
 
     root = resolve_data_root(data_root)
     started = time.perf_counter()
-    build_cohort(root, cohort_id)
-    membership = read_membership(root, cohort_id)
-    members: dict[Stage, list[str]] = {s: list(membership.get(s, [])) for s in STAGES}
+    membership = build_cohort(root, cohort_id).membership
+    members: dict[Stage, list[str]] = {s: membership.gen_ids(s) for s in STAGES}
+    parents = {row.gen_id: row.parent_gen_id for row in membership.all_rows()}
     selected: list[Stage] = [s for s in STAGES if not stages or s in stages]
     click.echo(f"cohort {cohort_id}: " + ", ".join(f"{len(members[s])} {s}s" for s in STAGES), err=True)
 
-    instance = get_instance()
+    instance = in_process_instance()
     for stage in STAGES:
         register_keys(instance, stage, members[stage])
+
+    # One scope per invocation: overlapping chunk runs share the call cap, rates and budget.
+    scope = f"daydream-run-{uuid.uuid4().hex[:12]}"
+    llm = LLMResource(concurrency=concurrency, max_cost=max_cost, scope=scope)
+    settings = StageSettingsResource(**{f"force_{s}": s in force for s in STAGES}, draft_min_lines=min_lines)
+    resources = build_resources(root, stage_settings=settings, llm=llm)
+    chunk_count = chunks or default_chunk_count(len(members["draft"]), llm.effective_concurrency())
+    plan = plan_chunks(members, parents, chunk_count)
 
     board = ProgressBoard({s: len(members[s]) for s in selected}, enabled=sys.stderr.isatty())
     add_progress_listener(board.listener)
     outcomes: list[bool] = []
 
     def run_stages() -> None:
-        spent = 0.0
-        for stage in selected:
-            if stop_requested():
-                break
-            remaining_budget = None if max_cost is None else max(max_cost - spent, 0.0)
-            settings = StageSettingsResource(
-                **{f"force_{s}": s in force for s in STAGES}, draft_min_lines=min_lines)
-            llm = LLMResource(concurrency=concurrency, max_cost=remaining_budget)
-            resources = build_resources(root, stage_settings=settings, llm=llm)
-            outcome = run_stage(instance, GENERATION_ASSETS, stage, members[stage], resources,
-                                tags={"daydream/cohort": cohort_id})
-            spent += board.tallies[stage].cost_usd
-            outcomes.append(outcome.success)
+        results = run_cohort(instance, GENERATION_ASSETS, plan, selected, resources,
+                             tags={"daydream/cohort": cohort_id})
+        outcomes.extend(outcome.success for outcome in results.values())
 
     try:
         with graceful_interrupt("stopping: no new model calls; calls in flight will finish and persist "
@@ -139,6 +154,7 @@ def run(cohort_id: str, stages: tuple[str, ...], force: tuple[str, ...], concurr
             run_in_worker_thread(run_stages)
     finally:
         remove_progress_listener(board.listener)
+        close_call_scope(scope)
     any_failed = not all(outcomes)
 
     for stage in selected:
