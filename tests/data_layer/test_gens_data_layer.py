@@ -49,10 +49,12 @@ def _populate(layer: GensDataLayer, stage: str = "draft", gen_id: str = GEN) -> 
 # -- construction ----------------------------------------------------------------------------
 
 
-def test_data_root_is_the_only_field(data_root: Path) -> None:
+def test_the_layer_holds_its_root_and_whether_it_fsyncs(data_root: Path) -> None:
     layer = GensDataLayer.from_root(str(data_root))
-    assert [f.name for f in dataclasses.fields(layer)] == ["data_root"]
-    assert layer.data_root == data_root
+    assert [f.name for f in dataclasses.fields(layer)] == ["data_root", "fsync_writes"]
+    assert layer.data_root == data_root and layer.fsync_writes
+    deferred = layer.deferred()
+    assert deferred.data_root == data_root and not deferred.fsync_writes
     assert GensDataLayer.from_root(data_root) == layer
     with pytest.raises(dataclasses.FrozenInstanceError):
         layer.data_root = data_root / "other"  # type: ignore[misc]

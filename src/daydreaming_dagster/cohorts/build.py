@@ -238,17 +238,21 @@ def _seed_metadata(layer: GensDataLayer, membership: Membership, cohort_id: str,
             "move the generation directory away if it is stale):\n  - " + "\n  - ".join(shown) + more
         )
 
+    # One group commit for the whole seeding instead of an fsync per file.
+    deferred = layer.deferred()
+
     def write(row: MembershipRow) -> None:
-        layer.write_main_metadata(row.stage, row.gen_id, row.metadata(cohort_id))
+        deferred.write_main_metadata(row.stage, row.gen_id, row.metadata(cohort_id))
 
     if len(to_write) >= _PARALLEL_WRITES and workers > 1:
-        # Each write fsyncs; overlapping them keeps the disk busy instead of waiting in turn.
         with ThreadPoolExecutor(max_workers=workers) as pool:
             for _ in pool.map(write, to_write, chunksize=64):
                 pass
     else:
         for row in to_write:
             write(row)
+    if to_write:
+        deferred.flush()
     return len(to_write), kept
 
 

@@ -10,6 +10,7 @@ ever reused.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass
@@ -36,9 +37,23 @@ FAILED_FLAG = "failed"
 
 @dataclass(frozen=True)
 class GensDataLayer:
-    """Read/write access to ``<data_root>/gens``. The data root is the only stored field."""
+    """Read/write access to ``<data_root>/gens``."""
 
     data_root: Path
+    fsync_writes: bool = True
+    """Fsync every file written (default). Batches use :meth:`deferred` and :meth:`flush`."""
+
+    def deferred(self) -> GensDataLayer:
+        """This layer writing without a per-file fsync: call :meth:`flush` before relying on
+        the files (a batch makes one flush for all its writes)."""
+        return dataclasses.replace(self, fsync_writes=False)
+
+    def flush(self) -> None:
+        """Make every write so far durable (see :func:`._storage.flush_to_disk`)."""
+        _storage.flush_to_disk(self.data_root)
+
+    def _write_text(self, path: Path, text: str) -> None:
+        _storage.atomic_write_text(path, text, fsync=self.fsync_writes)
 
     @classmethod
     def from_root(cls, data_root: str | os.PathLike[str] | Path) -> GensDataLayer:
@@ -135,7 +150,7 @@ class GensDataLayer:
         path = self.prompt_path(stage, gen_id)
         self.reserve_generation(stage, gen_id)
         self.clear_raw(stage, gen_id)
-        _storage.atomic_write_text(path, text)
+        self._write_text(path, text)
         return path
 
     def store_prompt(self, stage: Stage, gen_id: str, text: str, *, force: bool = False) -> bool:
@@ -155,13 +170,13 @@ class GensDataLayer:
         path = self.raw_path(stage, gen_id)
         self.reserve_generation(stage, gen_id)
         self.clear_parsed(stage, gen_id)
-        _storage.atomic_write_text(path, text)
+        self._write_text(path, text)
         return path
 
     def write_parsed(self, stage: Stage, gen_id: str, text: str) -> Path:
         path = self.parsed_path(stage, gen_id)
         self.reserve_generation(stage, gen_id)
-        _storage.atomic_write_text(path, text)
+        self._write_text(path, text)
         return path
 
     def write_main_metadata(self, stage: Stage, gen_id: str, metadata: dict[str, Any]) -> Path:
@@ -177,7 +192,7 @@ class GensDataLayer:
         if not isinstance(metadata, dict):
             raise TypeError(f"metadata for {path} must be a dict, got {type(metadata).__name__}")
         self.reserve_generation(stage, gen_id)
-        _storage.atomic_write_text(path, _storage.dump_json(metadata))
+        self._write_text(path, _storage.dump_json(metadata))
         return path
 
     def append_raw_failure(self, stage: Stage, gen_id: str, line: str) -> Path:

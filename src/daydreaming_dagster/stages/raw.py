@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -113,10 +114,13 @@ async def run_raw_phase(
     *,
     run_id: str = "",
     prompt: str | None = None,
+    commit: Callable[[], Awaitable[None]] | None = None,
 ) -> RawOutcome:
     """Produce ``raw.txt`` for one generation, reusing it when the data layer says so.
 
-    ``prompt`` may be passed when the caller already holds it (saves a read).
+    ``prompt`` may be passed when the caller already holds it (saves a read). ``commit``
+    makes the persisted files durable when ``ctx.layer`` defers its fsyncs (a batch's group
+    commit); the outcome is returned only after it.
     Raises :class:`GenerationFailure` (after persisting) on truncation, too few lines, a
     provider error or a spent budget.
     """
@@ -186,6 +190,8 @@ async def run_raw_phase(
 
     # fsync'd writes block; off the event loop, other calls keep flowing meanwhile.
     log_path = await asyncio.to_thread(persist) if called else persist()
+    if commit is not None:
+        await commit()
     if failure is not None:
         reason, message = failure
         raise GenerationFailure(stage, gen_id, reason, f"{message} (raw output kept; see {log_path})")
