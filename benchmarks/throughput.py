@@ -169,6 +169,7 @@ def run_benchmark(
         from daydreaming_dagster.assets.generation import GENERATION_ASSETS
         from daydreaming_dagster.cohorts import build_cohort
         from daydreaming_dagster.definitions import build_resources
+        from daydreaming_dagster.llm.openai_compatible import warm_up
         from daydreaming_dagster.llm.scope import close_call_scope
         from daydreaming_dagster.orchestration import (
             default_chunk_count,
@@ -180,6 +181,7 @@ def run_benchmark(
         from daydreaming_dagster.resources import LLMResource
         from daydreaming_dagster.types import STAGES
 
+        warm_up()  # process start-up (the SDK's imports), as `daydream run` does off the clock
         build_clock = time.perf_counter()
         membership = build_cohort(root, "bench").membership
         members = {stage: membership.gen_ids(stage) for stage in STAGES}

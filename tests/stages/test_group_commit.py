@@ -12,7 +12,12 @@ from pathlib import Path
 import pytest
 
 from daydreaming_dagster.data_layer import _storage
-from daydreaming_dagster.stages.batch import GroupCommit, run_parsed_batch, run_prompt_batch, run_raw_batch
+from daydreaming_dagster.stages.batch import (
+    GroupCommit,
+    run_parsed_batch,
+    run_prompt_batch,
+    run_raw_batch,
+)
 from daydreaming_dagster.stages.context import StageContext
 from daydreaming_dagster.stages.settings import StageSettings
 

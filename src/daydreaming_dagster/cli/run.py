@@ -121,6 +121,9 @@ def run(cohort_id: str, stages: tuple[str, ...], force: tuple[str, ...], concurr
 
     root = resolve_data_root(data_root)
     started = time.perf_counter()
+    # The HTTP client (openai SDK) takes about a second to import: load it while the cohort
+    # builds rather than inside the first raw step.
+    threading.Thread(target=_warm_up_http_client, name="daydream-warm-up", daemon=True).start()
     membership = build_cohort(root, cohort_id).membership
     members: dict[Stage, list[str]] = {s: membership.gen_ids(s) for s in STAGES}
     parents = {row.gen_id: row.parent_gen_id for row in membership.all_rows()}
@@ -171,6 +174,12 @@ def run(cohort_id: str, stages: tuple[str, ...], force: tuple[str, ...], concurr
     if any_failed:
         click.echo(f"some generations failed; see `daydream status {cohort_id}`", err=True)
         sys.exit(1)
+
+
+def _warm_up_http_client() -> None:
+    from ..llm.openai_compatible import warm_up
+
+    warm_up()
 
 
 @click.command("reparse")
