@@ -145,3 +145,40 @@ def test_several_chunks_without_a_shared_scope_are_refused(mock_cohort) -> None:
     resources = build_resources(str(root), llm=LLMResource(concurrency=2))
     with pytest.raises(ValueError, match="scope"):
         run_cohort(None, ASSETS, plan_chunks(members, parents, 2), STAGES, resources)  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_overlapping_chunks_share_one_budget_and_resume_without_paying_twice(mock_cohort, monkeypatch) -> None:
+    import json
+
+    root, members, parents = mock_cohort
+    monkeypatch.setenv("DAYDREAMING_STEP_RETRIES", "0")
+    with MockLLMServer(MockConfig(latency_s=0.05)) as server:
+        monkeypatch.setenv("DAYDREAMING_LLM_BASE_URL", server.base_url)
+        instance = in_process_instance()
+        for stage in STAGES:
+            register_keys(instance, stage, members[stage])
+        plan = plan_chunks(members, parents, 2)
+        budget = LLMResource(concurrency=2, max_cost=0.0005, scope="budget-1")
+        try:
+            first = run_cohort(instance, ASSETS, plan, STAGES, build_resources(str(root), llm=budget), overlap="always")
+        finally:
+            close_call_scope("budget-1")
+        paid = server.stats()["total"]
+        costs = [
+            json.loads(p.read_text())["cost_usd"]
+            for stage in STAGES for p in (root / "gens" / stage).glob("*/raw_metadata.json")
+        ]
+        # Both chunks drew on one budget: it stopped new calls for the whole invocation.
+        assert not all(outcome.success for outcome in first.values())
+        assert 0 < paid < _llm_generations(root, members)
+        assert sum(costs) <= 0.0005 + 2 * max(costs)  # at most the calls already in flight over
+        again = LLMResource(concurrency=2, scope="budget-2")
+        try:
+            second = run_cohort(instance, ASSETS, plan, STAGES, build_resources(str(root), llm=again), overlap="always")
+        finally:
+            close_call_scope("budget-2")
+        total = server.stats()["total"]
+    assert all(outcome.success for outcome in second.values())
+    assert total == _llm_generations(root, members)  # the resumed run paid only for the rest
+    instance.dispose()

@@ -121,10 +121,11 @@ def run(cohort_id: str, stages: tuple[str, ...], force: tuple[str, ...], concurr
 
     root = resolve_data_root(data_root)
     started = time.perf_counter()
-    # The HTTP client (openai SDK) takes about a second to import: load it while the cohort
-    # builds rather than inside the first raw step.
-    threading.Thread(target=_warm_up_http_client, name="daydream-warm-up", daemon=True).start()
     membership = build_cohort(root, cohort_id).membership
+    if _calls_remote_models(root, membership):
+        # The HTTP client (openai SDK) takes about a second to import: load it while the
+        # partitions register rather than inside the first raw step.
+        threading.Thread(target=_warm_up_http_client, name="daydream-warm-up", daemon=True).start()
     members: dict[Stage, list[str]] = {s: membership.gen_ids(s) for s in STAGES}
     parents = {row.gen_id: row.parent_gen_id for row in membership.all_rows()}
     selected: list[Stage] = [s for s in STAGES if not stages or s in stages]
@@ -174,6 +175,14 @@ def run(cohort_id: str, stages: tuple[str, ...], force: tuple[str, ...], concurr
     if any_failed:
         click.echo(f"some generations failed; see `daydream status {cohort_id}`", err=True)
         sys.exit(1)
+
+
+def _calls_remote_models(root: str, membership) -> bool:  # noqa: ANN001 - Membership
+    from ..catalogs import load_models
+
+    models = load_models(root)
+    used = {row.llm_model_id for row in membership.all_rows() if row.llm_model_id}
+    return any(models[m].provider != "offline" for m in used if m in models)
 
 
 def _warm_up_http_client() -> None:
