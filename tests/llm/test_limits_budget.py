@@ -199,3 +199,30 @@ def test_catalog_rates_do_not_apply_under_a_base_url_override() -> None:
     assert configured._rpm_for("limited") == 30
     plain = build_llm_client(models, LLMConfig(), environ={"OPENROUTER_API_KEY": "k"})
     assert plain._rpm_for("limited") == 6
+
+
+def test_a_stop_request_keeps_calls_waiting_for_their_rate_token_from_going_out() -> None:
+    from daydreaming_dagster.llm.base import CallStopped, request_stop, reset_stop
+
+    with MockLLMServer(MockConfig()) as server:
+        models = {"slow": model_info("slow", provider="local", requests_per_minute=60)}  # 1 s apart
+        config = LLMConfig(endpoints={"local": EndpointConfig(base_url=server.base_url)})
+        client = build_llm_client(models, config, environ={})
+        requests = [make_request(model_id="slow", model="slow/model", replicate=i) for i in range(3)]
+
+        async def run() -> list[object]:
+            calls = [asyncio.create_task(client.generate(r)) for r in requests]
+            await asyncio.sleep(0.5)  # the first call is answered; two wait for their token
+            request_stop()
+            try:
+                return await asyncio.gather(*calls, return_exceptions=True)
+            finally:
+                await client.aclose()
+
+        try:
+            results = asyncio.run(run())
+        finally:
+            reset_stop()
+        assert sum(isinstance(r, GenerationResult) for r in results) == 1
+        assert sum(isinstance(r, CallStopped) for r in results) == 2
+        assert server.stats()["total"] == 1  # nothing went out after the stop request

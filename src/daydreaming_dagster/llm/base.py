@@ -8,6 +8,7 @@ router that picks one per model all implement :class:`LLMProvider`.
 from __future__ import annotations
 
 import abc
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,6 +92,33 @@ class GenerationResult:
     @property
     def truncated(self) -> bool:
         return self.finish_reason == "length"
+
+
+_STOP = threading.Event()
+
+
+def request_stop() -> None:
+    """Ask every model client in this process to start no new call (calls in flight finish)."""
+    _STOP.set()
+
+
+def stop_requested() -> bool:
+    return _STOP.is_set()
+
+
+def reset_stop() -> None:
+    _STOP.clear()
+
+
+class CallStopped(Exception):
+    """A stop request arrived while the call waited (for a slot or a rate-limit token); nothing
+    was sent."""
+
+
+def ensure_not_stopped(request: GenerationRequest) -> None:
+    """Raise :class:`CallStopped` after a stop request; providers call it right before sending."""
+    if _STOP.is_set():
+        raise CallStopped(request.gen_id or request.model_id)
 
 
 class LLMProvider(abc.ABC):

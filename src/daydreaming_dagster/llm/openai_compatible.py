@@ -32,7 +32,7 @@ from openai import AsyncOpenAI
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from ..errors import ProviderError
-from .base import GenerationRequest, GenerationResult, LLMProvider, Usage
+from .base import GenerationRequest, GenerationResult, LLMProvider, Usage, ensure_not_stopped
 from .budget import CostLedger
 from .limits import RequestLimits
 
@@ -312,6 +312,9 @@ class OpenAICompatibleProvider(LLMProvider):
             return await self._send(request, first=first)
 
     async def _send(self, request: GenerationRequest, *, first: bool) -> Any:
+        # Checked after waiting for a slot and a rate-limit token: after a stop request (Ctrl-C)
+        # a queued call must not go out.
+        ensure_not_stopped(request)
         if first and self.ledger is not None:
             # Checked after waiting for a slot: a call queued while the budget ran out
             # must not start.

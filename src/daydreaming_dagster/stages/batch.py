@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..errors import GenerationFailure
-from ..llm.base import GenerationRequest, GenerationResult, LLMProvider
+from ..llm import base as llm_base
+from ..llm.base import (
+    CallStopped,
+    GenerationRequest,
+    GenerationResult,
+    LLMProvider,
+    ensure_not_stopped,
+)
 from ..llm.slots import CallSlots, Priority
 from ..types import STAGES, Phase, Stage
 from .context import StageContext
@@ -33,20 +39,11 @@ Status = Literal["done", "reused", "failed", "skipped"]
 SYNC_PHASE_THREADS = 8
 """Threads for the prompt and parsed phases (file-bound work)."""
 
-_STOP = threading.Event()
-
-
-def request_stop() -> None:
-    """Ask running batches to launch no new generation (calls in flight still finish)."""
-    _STOP.set()
-
-
-def stop_requested() -> bool:
-    return _STOP.is_set()
-
-
-def reset_stop() -> None:
-    _STOP.clear()
+# One stop flag for the process, kept by the model layer so providers can honour it right
+# before sending (after any wait for a slot or a rate-limit token). Re-exported for callers.
+request_stop = llm_base.request_stop
+stop_requested = llm_base.stop_requested
+reset_stop = llm_base.reset_stop
 
 
 @dataclass(frozen=True)
@@ -271,7 +268,7 @@ async def run_raw_batch(
         try:
             outcome = await run_raw_phase(ctx, stage, gen_id, settings, llm, run_id=run_id, prompt=prompt,
                                           commit=group.commit)
-        except _StoppedBeforeCall:
+        except CallStopped:
             return GenerationStatus(gen_id=gen_id, status="skipped", reason="stopped")
         except GenerationFailure as exc:
             status = _failed(gen_id, exc)
@@ -364,13 +361,8 @@ class _SlotLimitedProvider(LLMProvider):
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         async with self._slots.slot(self._priority):
             # A request may have waited for its slot since before a stop request: check again.
-            if stop_requested():
-                raise _StoppedBeforeCall(request.gen_id)
+            ensure_not_stopped(request)
             return await self.inner.generate(request)
-
-
-class _StoppedBeforeCall(Exception):
-    """A stop request arrived while the call waited for a slot; nothing was sent or written."""
 
 
 def run_raw_batch_sync(*args: Any, **kwargs: Any) -> BatchReport:
