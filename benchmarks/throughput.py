@@ -185,7 +185,7 @@ def run_benchmark(
         build_clock = time.perf_counter()
         membership = build_cohort(root, "bench").membership
         members = {stage: membership.gen_ids(stage) for stage in STAGES}
-        parents = {row.gen_id: row.parent_gen_id for row in membership.all_rows()}
+        parents = membership.parents()
         instance = in_process_instance()
         for stage, gen_ids in members.items():
             register_keys(instance, stage, gen_ids)

@@ -3,6 +3,7 @@ model server (one shared call cap, exactly one model call and one directory per 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -60,18 +61,19 @@ def mock_cohort(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     membership = build_cohort(root, "demo").membership
     members = {stage: membership.gen_ids(stage) for stage in STAGES}
-    parents = {row.gen_id: row.parent_gen_id for row in membership.all_rows()}
+    parents = membership.parents()
     return root, members, parents
 
 
 def _run(root: Path, members, parents, server: MockLLMServer, monkeypatch, *, chunks: int, overlap: str,
-         concurrency: int = 3):
+         concurrency: int = 3, max_cost: float | None = None):
     monkeypatch.setenv("DAYDREAMING_LLM_BASE_URL", server.base_url)
     instance = in_process_instance()
     for stage in STAGES:
         register_keys(instance, stage, members[stage])
-    scope = f"test-{chunks}-{overlap}"
-    resources = build_resources(str(root), llm=LLMResource(concurrency=concurrency, scope=scope))
+    scope = f"test-{chunks}-{overlap}-{max_cost}"
+    llm = LLMResource(concurrency=concurrency, max_cost=max_cost, scope=scope)
+    resources = build_resources(str(root), llm=llm)
     try:
         outcomes = run_cohort(instance, ASSETS, plan_chunks(members, parents, chunks), STAGES, resources,
                               overlap=overlap, tags={"daydream/cohort": "demo"})
@@ -81,8 +83,6 @@ def _run(root: Path, members, parents, server: MockLLMServer, monkeypatch, *, ch
 
 
 def _llm_generations(root: Path, members) -> int:
-    import json
-
     return sum(
         1 for stage in STAGES for g in members[stage]
         if json.loads((root / "gens" / stage / g / "metadata.json").read_text())["mode"] == "llm"
@@ -149,21 +149,11 @@ def test_several_chunks_without_a_shared_scope_are_refused(mock_cohort) -> None:
 
 @pytest.mark.slow
 def test_overlapping_chunks_share_one_budget_and_resume_without_paying_twice(mock_cohort, monkeypatch) -> None:
-    import json
-
     root, members, parents = mock_cohort
-    monkeypatch.setenv("DAYDREAMING_STEP_RETRIES", "0")
     with MockLLMServer(MockConfig(latency_s=0.05)) as server:
-        monkeypatch.setenv("DAYDREAMING_LLM_BASE_URL", server.base_url)
-        instance = in_process_instance()
-        for stage in STAGES:
-            register_keys(instance, stage, members[stage])
-        plan = plan_chunks(members, parents, 2)
-        budget = LLMResource(concurrency=2, max_cost=0.0005, scope="budget-1")
-        try:
-            first = run_cohort(instance, ASSETS, plan, STAGES, build_resources(str(root), llm=budget), overlap="always")
-        finally:
-            close_call_scope("budget-1")
+        instance, first = _run(root, members, parents, server, monkeypatch, chunks=2, overlap="always",
+                               concurrency=2, max_cost=0.0005)
+        instance.dispose()
         paid = server.stats()["total"]
         costs = [
             json.loads(p.read_text())["cost_usd"]
@@ -173,11 +163,8 @@ def test_overlapping_chunks_share_one_budget_and_resume_without_paying_twice(moc
         assert not all(outcome.success for outcome in first.values())
         assert 0 < paid < _llm_generations(root, members)
         assert sum(costs) <= 0.0005 + 2 * max(costs)  # at most the calls already in flight over
-        again = LLMResource(concurrency=2, scope="budget-2")
-        try:
-            second = run_cohort(instance, ASSETS, plan, STAGES, build_resources(str(root), llm=again), overlap="always")
-        finally:
-            close_call_scope("budget-2")
+        instance, second = _run(root, members, parents, server, monkeypatch, chunks=2, overlap="always",
+                                concurrency=2)
         total = server.stats()["total"]
     assert all(outcome.success for outcome in second.values())
     assert total == _llm_generations(root, members)  # the resumed run paid only for the rest

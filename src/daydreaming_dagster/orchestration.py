@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -313,11 +312,10 @@ def _run_first_then_decide(
     """Start the first chunk; then the rest, side by side once calls prove slow, or merged
     into one chunk after the first if it finishes while calls are fast."""
     first = pool.submit(run_chunk, plan[0], labels[0])
-    while not first.done():
+    while not wait([first], timeout=_POLL_S).done:
         if slots.longest_hold_s() >= SLOW_CALL_S and not stop_requested():
             rest = zip(plan[1:], labels[1:], strict=True)
             return [first, *(pool.submit(run_chunk, chunk, label) for chunk, label in rest)]
-        time.sleep(_POLL_S)
     first.result()  # an orchestration error in the first chunk stops here
     merged = {stage: [g for chunk in plan[1:] for g in chunk.get(stage, ())] for stage in STAGES}
     return [first, pool.submit(run_chunk, merged, f"2-{len(plan)}/{len(plan)}")]

@@ -67,6 +67,9 @@ def test_ids_links_and_dedup() -> None:
     assert {r.combo_id for r in membership.all_rows()} == {"c1"}
     assert membership.design_rows == 4 and len(membership) == 9
     assert membership.drafts[0].parent_gen_id is None and membership.drafts[0].mode == "llm"
+    parents = membership.parents()
+    assert len(parents) == 9 and parents[d1] is None and parents[e12] == d1 and parents[e21] == d2
+    assert parents[evaluation_gen_id(e21, "v1", "m1", 1)] == e21
 
 
 def test_copy_mode_collapses_the_essay_model() -> None:

@@ -127,7 +127,7 @@ def run(cohort_id: str, stages: tuple[str, ...], force: tuple[str, ...], concurr
         # partitions register rather than inside the first raw step.
         threading.Thread(target=_warm_up_http_client, name="daydream-warm-up", daemon=True).start()
     members: dict[Stage, list[str]] = {s: membership.gen_ids(s) for s in STAGES}
-    parents = {row.gen_id: row.parent_gen_id for row in membership.all_rows()}
+    parents = membership.parents()
     selected: list[Stage] = [s for s in STAGES if not stages or s in stages]
     click.echo(f"cohort {cohort_id}: " + ", ".join(f"{len(members[s])} {s}s" for s in STAGES), err=True)
 

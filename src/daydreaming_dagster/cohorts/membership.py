@@ -130,6 +130,10 @@ class Membership:
     def gen_ids(self, stage: Stage) -> list[str]:
         return [row.gen_id for row in self.rows(stage)]
 
+    def parents(self) -> dict[str, str | None]:
+        """Gen id -> parent gen id (``None`` for drafts), every stage."""
+        return {row.gen_id: row.parent_gen_id for row in self.all_rows()}
+
     def counts(self) -> dict[str, int]:
         return {stage: len(self.rows(stage)) for stage in STAGES}
 

@@ -122,11 +122,8 @@ def warm_up() -> None:
 
 
 def _connection_failure(exc: BaseException) -> OSError | None:
-    """The connection error behind a timeout, if that is what it really is.
-
-    The SDK's aiohttp transport reports a refused or unresolvable connection as a connect
-    *timeout*; the person reading the error needs "cannot reach", not "timed out after 300 s".
-    """
+    """The operating-system connection error (refused, unresolvable...) behind ``exc``, if any:
+    the person reading the error needs "cannot reach", not "timed out after 300 s"."""
     seen: set[int] = set()
     cause: BaseException | None = exc
     while cause is not None and id(cause) not in seen:
@@ -338,29 +335,8 @@ class OpenAICompatibleProvider(LLMProvider):
             response = await self._client().chat.completions.create(**kwargs)
         except openai.APIStatusError as exc:
             raise self._status_error(request, exc) from exc
-        except openai.APITimeoutError as exc:
-            refused = _connection_failure(exc)
-            if refused is not None:
-                raise _AttemptFailed(
-                    f"{self.name}: cannot reach {self.base_url} ({refused})",
-                    status=None,
-                    retryable=True,
-                    retry_after=None,
-                ) from exc
-            raise _AttemptFailed(
-                f"{self.name}: request for model '{request.model}' timed out after "
-                f"{self.timeout_s:g} s ({self.base_url})",
-                status=None,
-                retryable=True,
-                retry_after=None,
-            ) from exc
-        except openai.APIConnectionError as exc:
-            raise _AttemptFailed(
-                f"{self.name}: cannot reach {self.base_url} ({exc.__cause__ or exc})",
-                status=None,
-                retryable=True,
-                retry_after=None,
-            ) from exc
+        except openai.APIConnectionError as exc:  # APITimeoutError included
+            raise self._connection_error(request, exc) from exc
         except openai.OpenAIError as exc:
             raise _AttemptFailed(
                 f"{self.name}: unexpected response for model '{request.model}': {exc}",
@@ -370,6 +346,17 @@ class OpenAICompatibleProvider(LLMProvider):
             ) from exc
         self._check_embedded_error(request, response)
         return response
+
+    def _connection_error(self, request: GenerationRequest, exc: openai.APIConnectionError) -> _AttemptFailed:
+        """A timeout or an unreachable endpoint (both retryable), told apart by the cause: the
+        SDK's aiohttp transport reports a refused connection as a connect *timeout*."""
+        refused = _connection_failure(exc)
+        if isinstance(exc, openai.APITimeoutError) and refused is None:
+            message = (f"{self.name}: request for model '{request.model}' timed out after "
+                       f"{self.timeout_s:g} s ({self.base_url})")
+        else:
+            message = f"{self.name}: cannot reach {self.base_url} ({refused or exc.__cause__ or exc})"
+        return _AttemptFailed(message, status=None, retryable=True, retry_after=None)
 
     def _status_error(
         self, request: GenerationRequest, exc: openai.APIStatusError
