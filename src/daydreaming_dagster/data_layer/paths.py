@@ -22,6 +22,7 @@ METADATA_FILENAME = "metadata.json"
 RAW_METADATA_FILENAME = "raw_metadata.json"
 PARSED_METADATA_FILENAME = "parsed_metadata.json"
 RAW_FAILURE_LOG_FILENAME = "raw_failure.log"
+HUMAN_RATINGS_FILENAME = "human_ratings.jsonl"
 
 DESCRIPTION_LEVELS: tuple[str, ...] = ("sentence", "paragraph", "article")
 DATA_ROOT_ENV = "DAYDREAMING_DATA_ROOT"
@@ -31,6 +32,7 @@ __all__ = [
     "DATA_ROOT_ENV",
     "DEFAULT_DATA_ROOT",
     "DESCRIPTION_LEVELS",
+    "HUMAN_RATINGS_FILENAME",
     "METADATA_FILENAME",
     "PARSED_FILENAME",
     "PARSED_METADATA_FILENAME",
@@ -176,6 +178,9 @@ class Paths:
 
     def cohort_reports_dir(self, cohort_id: str) -> Path:
         return self.cohort_dir(cohort_id) / "reports"
+
+    def cohort_human_ratings_path(self, cohort_id: str) -> Path:
+        return self.cohort_dir(cohort_id) / HUMAN_RATINGS_FILENAME
 
     # -- results ----------------------------------------------------------------------------
     @property
