@@ -160,10 +160,19 @@ class GensDataLayer:
         ``force`` is set; a different one replaces it and clears raw and parsed outputs, so a
         template edit invalidates exactly the generations whose prompt it changes.
         """
-        if self.prompt_exists(stage, gen_id, force=force) and self.read_prompt(stage, gen_id) == text:
+        if self.prompt_matches(stage, gen_id, text, force=force):
             return True
         self.write_prompt(stage, gen_id, text)
         return False
+
+    def prompt_matches(self, stage: Stage, gen_id: str, text: str, *, force: bool = False) -> bool:
+        """A stored prompt is reusable when it is identical to ``text`` and ``force`` is off."""
+        if not self.prompt_exists(stage, gen_id, force=force):
+            return False
+        try:
+            return self.read_prompt(stage, gen_id) == text
+        except FileNotFoundError:  # removed since the check: nothing to reuse
+            return False
 
     def write_raw(self, stage: Stage, gen_id: str, text: str) -> Path:
         """Write ``raw.txt``; the parsed artefacts derived from an older raw output go."""

@@ -13,10 +13,11 @@ from typing import Any
 from ..data_layer import resolve_generation_metadata
 from ..data_layer.gens_data_layer import FAILED_FLAG
 from ..errors import GenerationFailure
-from ..parsers import ParseError, get_parser
+from ..parsers import ParseError, Parser, get_parser
 from ..types import Stage
 from .context import StageContext
 from .raw import utc_now
+from .reuse import parsed_reusable
 from .settings import StageSettings
 
 
@@ -27,6 +28,13 @@ class ParsedOutcome:
     gen_id: str
     metadata: dict[str, Any]
     reused: bool
+
+
+def template_parser(ctx: StageContext, stage: Stage, template_id: str, parser_name: str | None = None) -> tuple[str, Parser]:
+    """The parser a generation's raw output goes through: ``parser_name``, else its template's."""
+    if parser_name is None:
+        parser_name = ctx.template(stage, template_id).parser
+    return get_parser(stage, parser_name)
 
 
 def run_parsed_phase(
@@ -40,7 +48,7 @@ def run_parsed_phase(
 ) -> ParsedOutcome:
     """Parse ``raw.txt`` into ``parsed.txt``; ``parser_name`` overrides the template's parser."""
     layer = ctx.layer
-    if parser_name is None and layer.parsed_exists(stage, gen_id, force=settings.force):
+    if parser_name is None and parsed_reusable(ctx, stage, gen_id, settings):
         stored = layer.read_parsed_metadata(stage, gen_id)
         return ParsedOutcome(gen_id=gen_id, metadata={**stored, "reused": True}, reused=True)
 
@@ -51,9 +59,7 @@ def run_parsed_phase(
     started_at = utc_now()
     clock = time.perf_counter()
     raw_text = layer.read_raw(stage, gen_id)
-    if parser_name is None:
-        parser_name = ctx.template(stage, metadata.template_id).parser
-    resolved_name, parser = get_parser(stage, parser_name)
+    resolved_name, parser = template_parser(ctx, stage, metadata.template_id, parser_name)
 
     parsed_meta: dict[str, Any] = {
         "stage": stage,

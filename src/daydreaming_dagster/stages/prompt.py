@@ -20,6 +20,7 @@ from ..data_layer import GenerationMetadata, GensDataLayer, resolve_generation_m
 from ..errors import GenerationFailure
 from ..types import Stage
 from .context import StageContext
+from .reuse import prompt_reusable
 from .settings import StageSettings
 
 
@@ -72,27 +73,33 @@ def _parent_parsed_text(layer: GensDataLayer, metadata: GenerationMetadata) -> s
         ) from None
 
 
-def compute_prompt_values(ctx: StageContext, metadata: GenerationMetadata) -> dict[str, Any]:
-    """Template variables for an ``llm``-mode generation (DESIGN §2)."""
+def compute_prompt_values(ctx: StageContext, metadata: GenerationMetadata, parent_text: str | None = None) -> dict[str, Any]:
+    """Template variables for an ``llm``-mode generation (DESIGN §2); ``parent_text`` stands in
+    for the parent's parsed text on disk (the planner passes the text a parse will produce)."""
     stage = metadata.stage
     if stage == "draft":
         if not metadata.combo_id:
             raise GenerationFailure(stage, metadata.gen_id, "metadata", "draft metadata has no combo_id")
         combination = ctx.combination(metadata.combo_id)
         return {"concepts": combination.contents, "combo_id": combination.combo_id}
-    parent_text = _parent_parsed_text(ctx.layer, metadata)
+    if parent_text is None:
+        parent_text = _parent_parsed_text(ctx.layer, metadata)
     if stage == "essay":
         return {"draft_block": parent_text, "links_block": parent_text}
     return {"response": parent_text}
 
 
-def build_prompt(ctx: StageContext, metadata: GenerationMetadata) -> str:
-    """The prompt text of a generation: the parent's parsed text (copy) or the rendered template."""
+def build_prompt(ctx: StageContext, metadata: GenerationMetadata, parent_text: str | None = None) -> str:
+    """The prompt text of a generation: the parent's parsed text (copy) or the rendered template.
+
+    ``parent_text`` (default: read from the parent's ``parsed.txt``) lets the planner render
+    with the text a pending parse of the parent will produce.
+    """
     if metadata.mode == "copy":
-        return _parent_parsed_text(ctx.layer, metadata)
+        return parent_text if parent_text is not None else _parent_parsed_text(ctx.layer, metadata)
     ctx.template(metadata.stage, metadata.template_id)  # fails early with the known templates listed
     text = ctx.template_text(metadata.stage, metadata.template_id)
-    values = compute_prompt_values(ctx, metadata)
+    values = compute_prompt_values(ctx, metadata, parent_text)
     try:
         return render_template(text, values, template_name=f"{metadata.stage}/{metadata.template_id}")
     except ValueError as exc:
@@ -117,5 +124,7 @@ def run_prompt_phase(ctx: StageContext, stage: Stage, gen_id: str, settings: Sta
     """
     metadata = resolve_generation_metadata(ctx.layer, stage, gen_id)
     text = build_prompt(ctx, metadata)
-    reused = ctx.layer.store_prompt(stage, gen_id, text, force=settings.force)
+    reused = prompt_reusable(ctx, stage, gen_id, text, settings)
+    if not reused:
+        ctx.layer.write_prompt(stage, gen_id, text)
     return PromptOutcome(gen_id=gen_id, text=text, reused=reused)

@@ -20,6 +20,7 @@ from ..errors import BudgetExceeded, GenerationFailure, ProviderError
 from ..llm.base import GenerationRequest, GenerationResult, LLMProvider
 from ..types import Stage
 from .context import StageContext
+from .reuse import raw_reusable
 from .settings import StageSettings
 
 
@@ -125,7 +126,7 @@ async def run_raw_phase(
     provider error or a spent budget.
     """
     layer = ctx.layer
-    if layer.raw_exists(stage, gen_id, force=settings.force):
+    if raw_reusable(ctx, stage, gen_id, settings):
         return _reused_outcome(layer, stage, gen_id)
 
     metadata = resolve_generation_metadata(layer, stage, gen_id)
