@@ -86,3 +86,19 @@ class ContentCombination:
     @property
     def concept_ids(self) -> tuple[str, ...]:
         return tuple(c.concept_id for c in self.concepts)
+
+
+@dataclass(frozen=True)
+class ComboRecord:
+    """One combination as registered in ``combo_mappings.csv`` (not hydrated)."""
+
+    combo_id: str
+    concept_ids: tuple[str, ...]
+    """Concept ids in file order."""
+    description_level: str
+    k_max: int
+    first_line: int
+    """Line of the combination's first row, for error messages."""
+
+    def key(self) -> tuple[frozenset[str], str, int]:
+        return (frozenset(c.lower() for c in self.concept_ids), self.description_level.lower(), self.k_max)

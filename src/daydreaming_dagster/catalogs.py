@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .catalog_types import Concept, ModelInfo, TemplateInfo
+from .catalog_types import ComboRecord, Concept, ModelInfo, TemplateInfo
 from .data_layer import _storage
 from .data_layer.paths import DESCRIPTION_LEVELS, Paths
 from .errors import CatalogError
@@ -312,8 +312,6 @@ def load_catalogs(data_root: str | os.PathLike[str] | Path, *, require_concepts:
     value as unknown, naming the file). The concept catalog is optional unless
     ``require_concepts`` (a spec that builds combos from concepts needs it).
     """
-    from .combos import registered_combo_ids  # combos imports this module
-
     paths = _root(data_root)
     # A missing template or model catalog is tolerated here: a drafts-only cohort needs no
     # evaluation templates, and membership validation names the file when a value is unknown.
@@ -331,3 +329,72 @@ def load_catalogs(data_root: str | os.PathLike[str] | Path, *, require_concepts:
         concepts=concepts,
         combo_ids=frozenset(registered_combo_ids(data_root)),
     )
+
+
+# -- the combination registry (combo_mappings.csv) -------------------------------------------
+# Read here, with the other catalogs, so that load_catalogs needs nothing from combos.py
+# (which builds on this module: concepts, CSV reading); combos.py registers new combinations.
+_COMBO_REQUIRED = ("combo_id", "concept_id", "description_level", "k_max")
+
+
+def mappings_path(data_root: str | os.PathLike[str] | Path) -> Path:
+    return Paths.from_str(data_root).combo_mappings_csv
+
+
+def _parse_k_max(path: Path, line: int, value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise CatalogError(f"{path} line {line}: k_max must be an integer, got {value!r}") from None
+    if number < 1:
+        raise CatalogError(f"{path} line {line}: k_max must be >= 1, got {value!r}")
+    return number
+
+
+def read_combo_mappings(data_root: str | os.PathLike[str] | Path) -> dict[str, ComboRecord]:
+    """Read ``combo_mappings.csv`` into ``{combo_id: ComboRecord}`` (file order).
+
+    A missing file means no combinations yet. Rows of one combo must agree on level and
+    ``k_max``, and a concept may appear once per combo; otherwise :class:`CatalogError`.
+    """
+    path = mappings_path(data_root)
+    if not path.exists():
+        return {}
+    _header, rows = read_csv_rows(path, _COMBO_REQUIRED, "combo registry")
+    concepts: dict[str, list[str]] = {}
+    meta: dict[str, tuple[str, int, int]] = {}
+    for row in rows:
+        combo_id = row.get("combo_id")
+        concept_id = row.get("concept_id")
+        level = row.get("description_level")
+        for column, value in (("combo_id", combo_id), ("concept_id", concept_id), ("description_level", level)):
+            if not value:
+                raise CatalogError(f"{path} line {row.line}: column {column!r} is empty")
+        k_max = _parse_k_max(path, row.line, row.get("k_max"))
+        if combo_id not in meta:
+            meta[combo_id] = (level, k_max, row.line)
+            concepts[combo_id] = []
+        first_level, first_k, first_line = meta[combo_id]
+        if (level, k_max) != (first_level, first_k):
+            raise CatalogError(
+                f"{path} line {row.line}: combo {combo_id!r} has description_level={level!r}, k_max={k_max} "
+                f"but line {first_line} says description_level={first_level!r}, k_max={first_k}"
+            )
+        if concept_id in concepts[combo_id]:
+            raise CatalogError(f"{path} line {row.line}: concept {concept_id!r} listed twice in combo {combo_id!r}")
+        concepts[combo_id].append(concept_id)
+    return {
+        combo_id: ComboRecord(
+            combo_id=combo_id,
+            concept_ids=tuple(concepts[combo_id]),
+            description_level=meta[combo_id][0],
+            k_max=meta[combo_id][1],
+            first_line=meta[combo_id][2],
+        )
+        for combo_id in meta
+    }
+
+
+def registered_combo_ids(data_root: str | os.PathLike[str] | Path) -> list[str]:
+    """Combo ids in ``combo_mappings.csv``, in file order (empty when the file is absent)."""
+    return list(read_combo_mappings(data_root))

@@ -25,10 +25,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .catalog_types import ComboConcept, ContentCombination
-from .catalogs import load_concept_description, load_concepts, read_csv_rows
+from .catalog_types import ComboConcept, ComboRecord, ContentCombination
+from .catalogs import (
+    load_concept_description,
+    load_concepts,
+    read_combo_mappings,
+    registered_combo_ids,
+)
+from .catalogs import mappings_path as _mappings_path
 from .data_layer import _storage
-from .data_layer.paths import DESCRIPTION_LEVELS, Paths
+from .data_layer.paths import DESCRIPTION_LEVELS
 from .errors import CatalogError
 from .ids import combo_id_for
 
@@ -55,7 +61,6 @@ COMBO_MAPPING_COLUMNS: tuple[str, ...] = (
     "created_at",
 )
 COMBO_MAPPING_VERSION = "v1"
-_REQUIRED = ("combo_id", "concept_id", "description_level", "k_max")
 
 
 @dataclass(frozen=True)
@@ -75,22 +80,6 @@ class ComboRequest:
         return (frozenset(c.lower() for c in self.concept_ids), self.description_level.lower(), self.k_max)
 
 
-@dataclass(frozen=True)
-class ComboRecord:
-    """One combination as registered in ``combo_mappings.csv`` (not hydrated)."""
-
-    combo_id: str
-    concept_ids: tuple[str, ...]
-    """Concept ids in file order."""
-    description_level: str
-    k_max: int
-    first_line: int
-    """Line of the combination's first row, for error messages."""
-
-    def key(self) -> tuple[frozenset[str], str, int]:
-        return (frozenset(c.lower() for c in self.concept_ids), self.description_level.lower(), self.k_max)
-
-
 def k_combinations(concept_ids: Sequence[str], k: int) -> list[tuple[str, ...]]:
     """Every ``k``-subset of ``concept_ids`` (duplicates removed, input order kept in each tuple).
 
@@ -101,69 +90,6 @@ def k_combinations(concept_ids: Sequence[str], k: int) -> list[tuple[str, ...]]:
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= len(unique):
         raise ValueError(f"k must be an integer between 1 and {len(unique)} (the number of distinct concepts), got {k!r}")
     return list(itertools.combinations(unique, k))
-
-
-def _mappings_path(data_root: str | os.PathLike[str] | Path) -> Path:
-    return Paths.from_str(data_root).combo_mappings_csv
-
-
-def _parse_k_max(path: Path, line: int, value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise CatalogError(f"{path} line {line}: k_max must be an integer, got {value!r}") from None
-    if number < 1:
-        raise CatalogError(f"{path} line {line}: k_max must be >= 1, got {value!r}")
-    return number
-
-
-def read_combo_mappings(data_root: str | os.PathLike[str] | Path) -> dict[str, ComboRecord]:
-    """Read ``combo_mappings.csv`` into ``{combo_id: ComboRecord}`` (file order).
-
-    A missing file means no combinations yet. Rows of one combo must agree on level and
-    ``k_max``, and a concept may appear once per combo; otherwise :class:`CatalogError`.
-    """
-    path = _mappings_path(data_root)
-    if not path.exists():
-        return {}
-    _header, rows = read_csv_rows(path, _REQUIRED, "combo registry")
-    concepts: dict[str, list[str]] = {}
-    meta: dict[str, tuple[str, int, int]] = {}
-    for row in rows:
-        combo_id = row.get("combo_id")
-        concept_id = row.get("concept_id")
-        level = row.get("description_level")
-        for column, value in (("combo_id", combo_id), ("concept_id", concept_id), ("description_level", level)):
-            if not value:
-                raise CatalogError(f"{path} line {row.line}: column {column!r} is empty")
-        k_max = _parse_k_max(path, row.line, row.get("k_max"))
-        if combo_id not in meta:
-            meta[combo_id] = (level, k_max, row.line)
-            concepts[combo_id] = []
-        first_level, first_k, first_line = meta[combo_id]
-        if (level, k_max) != (first_level, first_k):
-            raise CatalogError(
-                f"{path} line {row.line}: combo {combo_id!r} has description_level={level!r}, k_max={k_max} "
-                f"but line {first_line} says description_level={first_level!r}, k_max={first_k}"
-            )
-        if concept_id in concepts[combo_id]:
-            raise CatalogError(f"{path} line {row.line}: concept {concept_id!r} listed twice in combo {combo_id!r}")
-        concepts[combo_id].append(concept_id)
-    return {
-        combo_id: ComboRecord(
-            combo_id=combo_id,
-            concept_ids=tuple(concepts[combo_id]),
-            description_level=meta[combo_id][0],
-            k_max=meta[combo_id][1],
-            first_line=meta[combo_id][2],
-        )
-        for combo_id in meta
-    }
-
-
-def registered_combo_ids(data_root: str | os.PathLike[str] | Path) -> list[str]:
-    """Combo ids in ``combo_mappings.csv``, in file order (empty when the file is absent)."""
-    return list(read_combo_mappings(data_root))
 
 
 @contextlib.contextmanager

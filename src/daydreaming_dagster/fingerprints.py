@@ -115,3 +115,61 @@ def affected_generations(
         affected[current] = chosen
         parents = set(chosen)
     return affected
+
+
+# -- results: rebuilt only when their inputs changed ---------------------------------------------
+RESULTS_FINGERPRINT_FILENAME = "results.fingerprint"
+"""Beside the report: the fingerprint of the inputs the results assets were last built from."""
+_RESULTS_FORMAT = "results-v1"  # bump when the results assets change what they produce
+
+
+def results_fingerprint(data_root: str | Path, cohort_id: str) -> str:
+    """A digest of what a cohort's results are computed from: ``membership.csv``, every
+    member's seeded, raw and parsed metadata (status, score, cost, parser; a regenerated output
+    always rewrites its metadata), the human ratings, and the results format.
+
+    Reads files only (no Dagster, no frames): a re-run compares it with
+    :func:`read_results_fingerprint` to skip rebuilding results that are current.
+    """
+    from .cohorts import read_membership
+
+    paths = Paths.from_str(str(data_root))
+    layer = GensDataLayer(paths.data_root)
+    digest = hashlib.sha256(_RESULTS_FORMAT.encode())
+    for path in (paths.cohort_membership_path(cohort_id), paths.cohort_human_ratings_path(cohort_id)):
+        digest.update(_file_bytes(path))
+    members = read_membership(data_root, cohort_id)
+    for stage in STAGES:
+        for gen_id in members[stage]:
+            digest.update(f"\n{stage}/{gen_id}".encode())
+            for path in (layer.main_metadata_path(stage, gen_id), layer.raw_metadata_path(stage, gen_id),
+                         layer.parsed_metadata_path(stage, gen_id)):
+                digest.update(_file_bytes(path))
+    return digest.hexdigest()[:32]
+
+
+def _file_bytes(path: Path) -> bytes:
+    try:
+        return b"\x01" + path.read_bytes()
+    except FileNotFoundError:
+        return b"\x00"
+
+
+def results_fingerprint_path(data_root: str | Path, cohort_id: str) -> Path:
+    return Paths.from_str(str(data_root)).cohort_reports_dir(cohort_id) / RESULTS_FINGERPRINT_FILENAME
+
+
+def read_results_fingerprint(data_root: str | Path, cohort_id: str) -> str | None:
+    """The fingerprint stored by the last successful results build (``None``: never built)."""
+    try:
+        return results_fingerprint_path(data_root, cohort_id).read_text(encoding="utf-8").strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def write_results_fingerprint(data_root: str | Path, cohort_id: str, fingerprint: str) -> None:
+    from .data_layer import _storage
+
+    path = results_fingerprint_path(data_root, cohort_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _storage.atomic_write_text(path, fingerprint + "\n")

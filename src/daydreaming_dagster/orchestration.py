@@ -144,6 +144,19 @@ class StageRun:
     success: bool = True
 
 
+def work_spans(all_keys: Sequence[str], work: Iterable[str], cover: Iterable[str]) -> list[list[str]]:
+    """Key ranges that hold every ``work`` key, as few as possible, each within a contiguous run
+    of ``cover`` keys (the keys a range may pass over: their phases are reused, at the cost of a
+    file check each, instead of splitting the range into one run per key)."""
+    wanted = set(work)
+    spans = []
+    for segment in contiguous_segments(all_keys, [*cover, *wanted]):
+        hits = [index for index, key in enumerate(segment) if key in wanted]
+        if hits:
+            spans.append(segment[hits[0]:hits[-1] + 1])
+    return spans
+
+
 def run_stage(
     instance: DagsterInstance,
     assets: Sequence[Any],
@@ -154,13 +167,17 @@ def run_stage(
     phases: Sequence[Phase] = PHASES,
     tags: dict[str, str] | None = None,
     log_level: str = "CRITICAL",
+    cover: Sequence[str] = (),
 ) -> StageRun:
-    """Materialise ``phases`` of ``stage`` for ``gen_ids`` in as few runs as possible."""
+    """Materialise ``phases`` of ``stage`` for ``gen_ids`` in as few runs as possible.
+
+    ``cover`` lists keys a run's range may include besides ``gen_ids`` (see :func:`work_spans`).
+    """
     outcome = StageRun(stage=stage)
     if not gen_ids:
         return outcome
     all_keys = instance.get_dynamic_partitions(partitions_name(stage))
-    for segment in contiguous_segments(all_keys, gen_ids):
+    for segment in work_spans(all_keys, gen_ids, cover):
         remaining = [p for p in PHASES if p in phases]
         while remaining:
             selection = [f"{stage}_{phase}" for phase in remaining]
@@ -252,8 +269,15 @@ def run_cohort(
     overlap: Overlap = "auto",
     tags: dict[str, str] | None = None,
     log_level: str = "CRITICAL",
+    work: Mapping[Stage, Iterable[str]] | None = None,
+    phases: Mapping[Stage, Sequence[Phase]] | None = None,
 ) -> dict[Stage, StageRun]:
     """Run ``stages`` (in order) for every chunk of ``plan``; returns the outcome per stage.
+
+    ``work`` (from :mod:`~daydreaming_dagster.planning`) limits each stage to the generations
+    with something to do: a chunk's stage without work launches no run, and a run's range spans
+    only from its first to its last generation with work. ``phases`` limits the steps of a
+    stage's runs (a stage that only needs parsing runs only its parsed step).
 
     Each chunk runs in its own thread, one :func:`run_stage` per stage. Overlap pays when model
     calls are slow (the next chunk's calls fill the slots while a chunk moves between stages)
@@ -271,16 +295,19 @@ def run_cohort(
         raise ValueError("overlapping chunks need resources['llm'] with a scope (one shared call cap and budget)")
     outcomes: dict[Stage, StageRun] = {stage: StageRun(stage=stage) for stage in stages}
     lock = threading.Lock()
+    todo = {stage: set((work or {}).get(stage, ())) for stage in STAGES} if work is not None else None
 
     def run_chunk(chunk: Mapping[Stage, Sequence[str]], label: str | None) -> None:
         chunk_tags = {**(tags or {}), CHUNK_TAG: label} if label else tags
         for stage in stages:
             if stop_requested():
                 return
-            gen_ids = chunk.get(stage) or []
+            members = chunk.get(stage) or []
+            gen_ids = [g for g in members if g in todo[stage]] if todo is not None else members
             if not gen_ids:
                 continue
-            outcome = run_stage(instance, assets, stage, gen_ids, resources, tags=chunk_tags, log_level=log_level)
+            outcome = run_stage(instance, assets, stage, gen_ids, resources, tags=chunk_tags, log_level=log_level,
+                                cover=members, phases=(phases or {}).get(stage, PHASES))
             with lock:
                 merged = outcomes[stage]
                 merged.run_ids += outcome.run_ids

@@ -226,12 +226,17 @@ class _Planner:
         parent = self.parent_text(row)
 
         if isinstance(parent, _Pending):
-            self.outcome[gen_id] = _PENDING if regenerate == "call" else _PENDING
+            self.outcome[gen_id] = _PENDING
             return GenerationPlan(stage, gen_id, "render", regenerate, "parse", "parent regenerates", model)
         prompt_text: str | None = None
         reason = ""
         if isinstance(parent, _Missing):
             reason = parent.reason
+        elif regenerate == "call" and not self.layer.prompt_exists(stage, gen_id):
+            # Nothing on disk to compare with: the prompt is written whatever it renders to (a
+            # dry run of a new cohort also plans combinations its build has not registered yet).
+            self.outcome[gen_id] = _PENDING
+            return GenerationPlan(stage, gen_id, "render", regenerate, "parse", "new", model)
         else:
             try:
                 prompt_text = build_prompt(self.ctx, metadata, parent_text=parent)

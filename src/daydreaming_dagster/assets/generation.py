@@ -18,6 +18,7 @@ runs (deploy/dagster.yaml).
 """
 
 import os
+import warnings
 from typing import Any
 
 from dagster import (
@@ -29,6 +30,7 @@ from dagster import (
     AssetsDefinition,
     BackfillPolicy,
     Backoff,
+    BetaWarning,
     Failure,
     Jitter,
     MaterializeResult,
@@ -126,6 +128,15 @@ def build_stage_assets(
     ``retry_policy`` (default :func:`raw_step_retry_policy`) and ``pool`` (default
     ``$DAYDREAMING_LLM_POOL`` or ``llm``) apply to the raw asset, the only one calling models.
     """
+    # ``backfill_policy`` is a beta parameter of ``@asset`` in Dagster 1.13. We rely on it on
+    # purpose (one run per key range), so its warning, printed on every import of the
+    # definitions (``dagster dev -m``), would only alarm users who can do nothing about it.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=BetaWarning, message=r".*backfill_policy.*")
+        return _stage_assets(stage, retry_policy=retry_policy, pool=pool)
+
+
+def _stage_assets(stage: Stage, *, retry_policy: RetryPolicy | None, pool: str | None) -> list[AssetsDefinition]:
     partitions_def = STAGE_PARTITIONS[stage]
     group = stage_group(stage)
     policy = BackfillPolicy.single_run()

@@ -6,12 +6,11 @@ import contextlib
 import signal
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import click
 
-from ..data_layer import default_data_root
-from ..stages.batch import request_stop, reset_stop
+from .. import app
+from ..errors import ConfigError
 
 data_root_option = click.option(
     "--data-root",
@@ -22,22 +21,21 @@ data_root_option = click.option(
 
 
 def resolve_data_root(data_root: str | None) -> str:
-    root = data_root or default_data_root()
-    if "://" not in root and not Path(root).is_dir():
-        raise click.BadParameter(f"data root {root!r} does not exist; pass --data-root or set DAYDREAMING_DATA_ROOT",
-                                 param_hint="--data-root")
-    return root
+    try:
+        return app.data_root(data_root)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--data-root") from None
 
 
 @contextlib.contextmanager
 def graceful_interrupt(message: str) -> Iterator[None]:
     """First Ctrl-C: stop launching new generations (calls in flight finish and persist).
     Second Ctrl-C: the usual KeyboardInterrupt."""
-    reset_stop()
+    app.reset_stop()
     previous = signal.getsignal(signal.SIGINT)
 
     def handler(signum: int, frame: object) -> None:
-        request_stop()
+        app.request_stop()
         click.echo(f"\n{message}", err=True)
         signal.signal(signal.SIGINT, signal.default_int_handler)
 

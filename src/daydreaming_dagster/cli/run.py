@@ -1,46 +1,52 @@
 """``daydream run COHORT`` and ``daydream reparse COHORT``: the common path, no Dagster
-selection strings to remember."""
+selection strings to remember. Argument parsing and printing only; the work is in
+:mod:`daydreaming_dagster.app`."""
 
 from __future__ import annotations
 
 import sys
 import threading
-import time
-import uuid
-from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import click
 
+from .. import app
 from ..types import STAGES, Phase, Stage
 from ._common import data_root_option, graceful_interrupt, resolve_data_root, run_in_worker_thread
+
+if TYPE_CHECKING:
+    from ..cohorts.estimate import ModelEstimate
+    from ..planning import CohortPlan
 
 STAGE_CHOICE = click.Choice(list(STAGES))
 
 
 @dataclass
 class StageTally:
-    """Live counts for one stage's progress line."""
+    """Live counts for one stage's progress line (sets: a range run may report a generation
+    the plan already counted as reused)."""
 
     total: int = 0
-    done: int = 0
-    reused: int = 0
+    done: set[str] = field(default_factory=set)
+    reused: set[str] = field(default_factory=set)
     failed: set[str] = field(default_factory=set)
     cost_usd: float = 0.0
     calls: int = 0
 
     @property
     def finished(self) -> int:
-        return self.done + self.reused + len(self.failed)
+        return len(self.done | self.reused | self.failed)
 
     def describe(self) -> str:
-        return f"done {self.done} · reused {self.reused} · failed {len(self.failed)} · ${self.cost_usd:.4f}"
+        return (f"done {len(self.done)} · reused {len(self.reused - self.done - self.failed)} · "
+                f"failed {len(self.failed)} · ${self.cost_usd:.4f}")
 
 
 class ProgressBoard:
     """Turns per-generation statuses from the stage batches into progress bars."""
 
-    def __init__(self, totals: dict[Stage, int], enabled: bool) -> None:
+    def __init__(self, plan: CohortPlan, enabled: bool) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -49,7 +55,7 @@ class ProgressBoard:
             TimeElapsedColumn,
         )
 
-        self.tallies: dict[Stage, StageTally] = defaultdict(StageTally)
+        self.tallies: dict[Stage, StageTally] = {}
         self._lock = threading.Lock()  # chunks of a cohort report from several threads
         self.progress = Progress(
             TextColumn("{task.description:<11}"), BarColumn(), MofNCompleteColumn(),
@@ -57,16 +63,21 @@ class ProgressBoard:
             disable=not enabled, transient=False,
         )
         self.tasks = {}
-        for stage, total in totals.items():
-            self.tallies[stage].total = total
-            self.tasks[stage] = self.progress.add_task(stage, total=total, detail="", visible=total > 0)
+        for stage, stage_plan in plan.stages.items():
+            tally = StageTally(total=len(stage_plan.generations))
+            tally.reused = {g.gen_id for g in stage_plan.generations if not g.has_work and not g.blocked}
+            self.tallies[stage] = tally
+            self.tasks[stage] = self.progress.add_task(stage, total=tally.total, completed=tally.finished,
+                                                       detail=tally.describe(), visible=bool(stage_plan.work))
 
     def listener(self, stage: Stage, phase: Phase, status) -> None:  # noqa: ANN001 - GenerationStatus
         with self._lock:
             self._count(stage, phase, status)
 
     def _count(self, stage: Stage, phase: Phase, status) -> None:  # noqa: ANN001 - GenerationStatus
-        tally = self.tallies[stage]
+        tally = self.tallies.get(stage)
+        if tally is None:
+            return
         if phase == "raw":  # rejected outputs were paid for too
             tally.cost_usd += status.cost_usd
             tally.calls += int(status.called_model)
@@ -74,11 +85,10 @@ class ProgressBoard:
             tally.failed.add(status.gen_id)
         elif phase == "parsed" and status.gen_id not in tally.failed:
             if status.status == "done":
-                tally.done += 1
+                tally.done.add(status.gen_id)
             elif status.status == "reused":
-                tally.reused += 1
-        if stage in self.tasks:
-            self.progress.update(self.tasks[stage], completed=tally.finished, detail=tally.describe())
+                tally.reused.add(status.gen_id)
+        self.progress.update(self.tasks[stage], completed=tally.finished, detail=tally.describe())
 
 
 @click.command("run")
@@ -97,98 +107,99 @@ class ProgressBoard:
               help="Split the cohort into this many chunks whose stages overlap while model calls are "
                    "slow (default: one per --concurrency drafts, at most 8; 1 = stage by stage).")
 @click.option("--no-report", is_flag=True, help="Skip building the report at the end.")
+@click.option("--dry-run", is_flag=True,
+              help="Print the plan (per stage: to render, to call, to parse, reused, blocked) and the "
+                   "estimated cost of its calls; call and write nothing.")
 @data_root_option
 def run(cohort_id: str, stages: tuple[str, ...], force: tuple[str, ...], concurrency: int | None,
-        max_cost: float | None, min_lines: int, chunks: int | None, no_report: bool, data_root: str | None) -> None:
-    """Compile COHORT, register its partitions and run its stages through Dagster.
+        max_cost: float | None, min_lines: int, chunks: int | None, no_report: bool, dry_run: bool,
+        data_root: str | None) -> None:
+    """Compile COHORT, plan it, and run through Dagster only what the plan needs.
 
-    Reuses every finished artefact (a re-run pays nothing twice); exits 1 when some
-    generations failed (see `daydream status COHORT`), 2 on bad input.
+    Reuses every finished artefact (a re-run pays nothing twice; with nothing to do it launches
+    no Dagster run, and the results are rebuilt only when scores or membership changed); exits 1
+    when some generations failed or are blocked (see `daydream status COHORT`), 2 on bad input.
     """
-    from ..assets.generation import GENERATION_ASSETS
-    from ..cohorts import build_cohort
-    from ..definitions import build_resources
-    from ..llm.scope import close_call_scope
-    from ..orchestration import (
-        default_chunk_count,
-        in_process_instance,
-        plan_chunks,
-        register_keys,
-        run_cohort,
-    )
-    from ..resources import LLMResource, StageSettingsResource
-    from ..stages.batch import add_progress_listener, remove_progress_listener, stop_requested
-
     root = resolve_data_root(data_root)
-    started = time.perf_counter()
-    membership = build_cohort(root, cohort_id).membership
-    if _calls_remote_models(root, membership):
-        # The HTTP client (openai SDK) takes about a second to import: load it while the
-        # partitions register rather than inside the first raw step.
-        threading.Thread(target=_warm_up_http_client, name="daydream-warm-up", daemon=True).start()
-    members: dict[Stage, list[str]] = {s: membership.gen_ids(s) for s in STAGES}
-    parents = membership.parents()
     selected: list[Stage] = [s for s in STAGES if not stages or s in stages]
-    click.echo(f"cohort {cohort_id}: " + ", ".join(f"{len(members[s])} {s}s" for s in STAGES), err=True)
+    forced: list[Stage] = [s for s in STAGES if s in force]
+    if dry_run:
+        plan = app.plan(root, cohort_id, stages=selected, force=forced)
+        click.echo(plan.render())
+        click.echo(render_cost(app.plan_cost(root, plan)))
+        return
 
-    instance = in_process_instance()
-    for stage in STAGES:
-        register_keys(instance, stage, members[stage])
+    boards: list[ProgressBoard] = []
 
-    # One scope per invocation: overlapping chunk runs share the call cap, rates and budget.
-    scope = f"daydream-run-{uuid.uuid4().hex[:12]}"
-    llm = LLMResource(concurrency=concurrency, max_cost=max_cost, scope=scope)
-    settings = StageSettingsResource(**{f"force_{s}": s in force for s in STAGES}, draft_min_lines=min_lines)
-    resources = build_resources(root, stage_settings=settings, llm=llm)
-    chunk_count = chunks or default_chunk_count(len(members["draft"]), llm.effective_concurrency())
-    plan = plan_chunks(members, parents, chunk_count)
+    def show_plan(plan: CohortPlan) -> None:
+        counts = ", ".join(f"{len(p.generations)} {s}s ({len(p.work)} to run)" for s, p in plan.stages.items())
+        click.echo(f"cohort {cohort_id}: {counts}", err=True)
+        board = ProgressBoard(plan, enabled=sys.stderr.isatty() and plan.has_work)
+        board.progress.start()
+        boards.append(board)
 
-    board = ProgressBoard({s: len(members[s]) for s in selected}, enabled=sys.stderr.isatty())
-    add_progress_listener(board.listener)
-    outcomes: list[bool] = []
+    def listener(stage: Stage, phase: Phase, status) -> None:  # noqa: ANN001 - GenerationStatus
+        if boards:
+            boards[0].listener(stage, phase, status)
 
-    def run_stages() -> None:
-        results = run_cohort(instance, GENERATION_ASSETS, plan, selected, resources,
-                             tags={"daydream/cohort": cohort_id})
-        outcomes.extend(outcome.success for outcome in results.values())
+    outcomes: list[app.RunOutcome] = []
+
+    def work() -> None:
+        outcomes.append(app.run(root, cohort_id, stages=selected, force=forced, concurrency=concurrency,
+                                max_cost=max_cost, min_lines=min_lines, chunks=chunks, report=not no_report,
+                                progress=listener, on_plan=show_plan))
 
     try:
         with graceful_interrupt("stopping: no new model calls; calls in flight will finish and persist "
-                                "(Ctrl-C again to abort now)"), board.progress:
-            run_in_worker_thread(run_stages)
+                                "(Ctrl-C again to abort now)"):
+            run_in_worker_thread(work)
+    except app.ResultsFailed as exc:
+        raise click.ClickException(str(exc)) from None
     finally:
-        remove_progress_listener(board.listener)
-        close_call_scope(scope)
-    any_failed = not all(outcomes)
-
-    for stage in selected:
-        tally = board.tallies[stage]
-        click.echo(f"{stage:<11} {tally.finished}/{tally.total}  {tally.describe()}  calls {tally.calls}", err=True)
-    if stop_requested():
-        click.echo("stopped early: re-run the same command to resume (finished work is reused)", err=True)
-    if not no_report and not stop_requested():
-        report_path = _materialize_results(instance, root, cohort_id)
-        click.echo(f"report: {report_path}")
-    click.echo(f"finished in {time.perf_counter() - started:.1f}s", err=True)
-    if stop_requested():
+        for board in boards:
+            board.progress.stop()
+    outcome = outcomes[0]
+    _print_summary(outcome, boards[0])
+    if outcome.stopped:
         sys.exit(130)  # interrupted: the conventional exit code for SIGINT
-    if any_failed:
-        click.echo(f"some generations failed; see `daydream status {cohort_id}`", err=True)
+    if outcome.failed:
+        click.echo(f"some generations failed or are blocked; see `daydream status {cohort_id}`", err=True)
         sys.exit(1)
 
 
-def _calls_remote_models(root: str, membership) -> bool:  # noqa: ANN001 - Membership
-    from ..catalogs import load_models
+def _print_summary(outcome: app.RunOutcome, board: ProgressBoard) -> None:
+    for stage, stage_plan in outcome.plan.stages.items():
+        tally = board.tallies[stage]
+        if not stage_plan.work:
+            blocked = f", {len(stage_plan.blocked)} blocked" if stage_plan.blocked else ""
+            click.echo(f"{stage:<11} nothing to run: {stage_plan.reused} reused{blocked}", err=True)
+            continue
+        click.echo(f"{stage:<11} {tally.finished}/{tally.total}  {tally.describe()}  calls {tally.calls}", err=True)
+    for blocked in outcome.plan.blocked[:10]:
+        click.echo(f"  blocked {blocked.stage}/{blocked.gen_id}: {blocked.reason}", err=True)
+    if outcome.stopped:
+        click.echo("stopped early: re-run the same command to resume (finished work is reused)", err=True)
+    if outcome.report_path:
+        current = " (current: scores and membership unchanged)" if outcome.report_state == "current" else ""
+        click.echo(f"report: {outcome.report_path}{current}")
+    click.echo(f"finished in {outcome.elapsed_s:.1f}s ({len(outcome.run_ids)} Dagster run(s))", err=True)
 
-    models = load_models(root)
-    used = {row.llm_model_id for row in membership.all_rows() if row.llm_model_id}
-    return any(models[m].provider != "offline" for m in used if m in models)
 
-
-def _warm_up_http_client() -> None:
-    from ..llm.openai_compatible import warm_up
-
-    warm_up()
+def render_cost(lines: list[ModelEstimate]) -> str:
+    """The calls of a plan per stage and model with their estimated cost."""
+    if not lines:
+        return "no model calls in this cohort"
+    out = [f"{'stage':<11} {'model':<28} {'members':>7} {'to call':>7} {'tokens in/out per call':>24} {'cost $':>10}"]
+    for line in lines:
+        cost = "n/a" if line.cost_usd is None else f"{line.cost_usd:.4f}"
+        out.append(f"{line.stage:<11} {line.model_id:<28} {line.calls:>7} {line.remaining:>7} "
+                   f"{f'{line.prompt_tokens}/{line.completion_tokens}':>24} {cost:>10}")
+    total = round(sum(line.cost_usd or 0.0 for line in lines), 6)
+    out.append(f"estimated cost of the planned calls: ${total:.4f}")
+    unpriced = sorted({line.model_id for line in lines if line.cost_usd is None and line.remaining})
+    if unpriced:
+        out.append("no price in llm_models.csv for: " + ", ".join(unpriced))
+    return "\n".join(out)
 
 
 @click.command("reparse")
@@ -198,45 +209,12 @@ def _warm_up_http_client() -> None:
 @data_root_option
 def reparse(cohort_id: str, stage: Stage, parser_name: str | None, data_root: str | None) -> None:
     """Re-run the parsers over existing raw outputs of COHORT's STAGE (no model calls)."""
-    from ..cohorts import read_membership
-    from ..stages.batch import run_parsed_batch
-    from ..stages.context import StageContext
-    from ..stages.settings import StageSettings
-
     root = resolve_data_root(data_root)
-    gen_ids = read_membership(root, cohort_id)[stage]
-    ctx = StageContext.for_root(root)
-    with_raw = [g for g in gen_ids if ctx.layer.raw_exists(stage, g)]
-    report = run_parsed_batch(ctx, stage, with_raw, StageSettings(force=True), run_id="reparse",
-                              parser_name=parser_name)
+    report, without_raw = app.reparse(root, cohort_id, stage, parser_name)
     summary = report.summary()
-    click.echo(f"{stage}: re-parsed {summary['done']} of {len(gen_ids)} "
-               f"({len(gen_ids) - len(with_raw)} without usable raw output), {summary['failed']} failed")
+    click.echo(f"{stage}: re-parsed {summary['done']} of {len(report.statuses) + without_raw} "
+               f"({without_raw} without usable raw output), {summary['failed']} failed")
     for failure in report.failures[:20]:
         click.echo(f"  {failure.gen_id}: {failure.error}", err=True)
     if report.failures:
         sys.exit(1)
-
-
-def _materialize_results(instance, root: str, cohort_id: str) -> str:  # noqa: ANN001 - DagsterInstance
-    """Materialise the cohort and results assets for COHORT in one Dagster run (tables land in
-    the environment's store: DuckDB by default) and return the report path."""
-    from dagster import materialize
-
-    from ..assets.cohort import COHORT_ASSETS, sync_cohort_partitions
-    from ..assets.results import RESULTS_ASSETS
-    from ..definitions import build_resources
-    from ..orchestration import quiet_run_config
-
-    sync_cohort_partitions(instance, root)
-    result = materialize(
-        [*COHORT_ASSETS, *RESULTS_ASSETS], partition_key=cohort_id, instance=instance,
-        resources=build_resources(root), raise_on_error=False, run_config=quiet_run_config(),
-        tags={"daydream/cohort": cohort_id},
-    )
-    if not result.success:
-        failures = [f"{e.step_key}: {e.step_failure_data.error.message.strip().splitlines()[-1]}"
-                    for e in result.get_step_failure_events() if e.step_failure_data and e.step_failure_data.error]
-        raise click.ClickException("building the results failed: " + "; ".join(failures))
-    report = result.asset_materializations_for_node("cohort_report")[0].metadata["report"].value
-    return str(report)

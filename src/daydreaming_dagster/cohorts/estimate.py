@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..catalog_types import ModelInfo
 from ..data_layer import GensDataLayer
 from ..types import STAGES, Stage
 from .build import compile_cohort
@@ -93,6 +95,20 @@ def estimate_cohort(
         tally[0] += 1
         if not layer.raw_exists(row.stage, row.gen_id):
             tally[1] += 1
+    lines = price_calls(models, {key: (total, remaining) for key, (total, remaining) in calls.items()},
+                        prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+    return CohortEstimate(cohort_id=cohort_id, generations=generations, copies=copies, lines=lines)
+
+
+def price_calls(
+    models: Mapping[str, ModelInfo],
+    calls: Mapping[tuple[Stage, str], tuple[int, int]],
+    *,
+    prompt_tokens: int | None = None,
+    completion_tokens: int | None = None,
+) -> list[ModelEstimate]:
+    """Price ``(stage, model_id) -> (calls, remaining calls)`` from the catalog's per-token
+    prices (the planner's calls for ``daydream run --dry-run``, the spec's for ``estimate``)."""
     lines = []
     for (stage, model_id), (total, remaining) in sorted(calls.items(), key=lambda kv: (STAGES.index(kv[0][0]), kv[0][1])):
         tokens_in = prompt_tokens if prompt_tokens is not None else DEFAULT_TOKENS[stage][0]
@@ -102,4 +118,4 @@ def estimate_cohort(
         if info is not None and info.input_price_per_mtok is not None and info.output_price_per_mtok is not None:
             cost = round(remaining * (tokens_in * info.input_price_per_mtok + tokens_out * info.output_price_per_mtok) / 1e6, 6)
         lines.append(ModelEstimate(stage, model_id, total, remaining, tokens_in, tokens_out, cost))
-    return CohortEstimate(cohort_id=cohort_id, generations=generations, copies=copies, lines=lines)
+    return lines

@@ -1,0 +1,504 @@
+"""The application layer: the operations a user performs, for the CLI, tests and notebooks.
+
+Each function takes a data root and a cohort id and returns typed values (frames, plans,
+outcomes); none prints. The CLI (:mod:`daydreaming_dagster.cli`) only parses arguments and
+prints what these return; a notebook calls them directly::
+
+    from daydreaming_dagster import app
+    outcome = app.run("data", "demo")          # plan, run only the plan, rebuild results if changed
+    scores = app.scores("data", "demo")        # polars DataFrame, one row per evaluation
+
+Dagster is imported only when something has to run: a re-run with nothing to do (every
+generation reused, results current) never loads it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from .data_layer import GensDataLayer, default_data_root
+from .errors import ConfigError
+from .fingerprints import read_results_fingerprint, results_fingerprint, write_results_fingerprint
+from .llm.base import request_stop, reset_stop, stop_requested
+from .planning import CohortPlan, plan_cohort
+from .types import PHASES, STAGES, Phase, Stage
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import polars as pl
+
+    from .cohorts import CohortBuild, Membership
+    from .cohorts.estimate import CohortEstimate, ModelEstimate
+    from .failures import FailedGeneration
+    from .results.report import CohortReport
+    from .stages.batch import BatchReport, GenerationStatus
+    from .stages.status import StageStatus
+
+__all__ = [
+    "ReportState",
+    "RunOutcome",
+    "StageOutcome",
+    "build",
+    "data_root",
+    "estimate",
+    "launch",
+    "load_membership_frame",
+    "plan",
+    "plan_cost",
+    "prune_partitions",
+    "reparse",
+    "report",
+    "request_stop",
+    "reset_stop",
+    "retry_failed",
+    "run",
+    "scores",
+    "scores_pandas",
+    "status",
+    "stop_requested",
+]
+
+ProgressListener = Callable[[Stage, Phase, "GenerationStatus"], None]
+ReportState = Literal["built", "current", "skipped", "failed"]
+
+
+def data_root(path: str | Path | None = None) -> str:
+    """The data root to use: ``path``, else ``$DAYDREAMING_DATA_ROOT``, else ``./data``.
+
+    Raises :class:`~daydreaming_dagster.errors.ConfigError` when a local root does not exist.
+    """
+    root = str(path) if path is not None else default_data_root()
+    if "://" not in root and not Path(root).is_dir():
+        raise ConfigError(f"data root {root!r} does not exist; pass --data-root or set DAYDREAMING_DATA_ROOT")
+    return root
+
+
+# -- cohorts and plans --------------------------------------------------------------------------
+def build(root: str, cohort_id: str) -> CohortBuild:
+    """Compile and validate a cohort, seed its generations' metadata and write its files."""
+    from .cohorts import build_cohort
+
+    return build_cohort(root, cohort_id)
+
+
+def _selected(stages: Sequence[Stage] | None) -> list[Stage]:
+    return [s for s in STAGES if not stages or s in stages]
+
+
+def plan(
+    root: str,
+    cohort_id: str,
+    *,
+    stages: Sequence[Stage] | None = None,
+    force: Sequence[Stage] = (),
+    membership: Membership | None = None,
+) -> CohortPlan:
+    """What a run of ``stages`` (default: all) with ``force`` would do, generation by generation.
+
+    Compiles the spec in memory (nothing is written: the plan of a dry run); pass the
+    ``membership`` of a build to plan against it instead.
+    """
+    if membership is None:
+        from .cohorts import compile_cohort
+
+        membership = compile_cohort(root, cohort_id).membership
+    return plan_cohort(root, cohort_id, membership, stages=_selected(stages), force=force)
+
+
+def plan_cost(root: str, cohort_plan: CohortPlan) -> list[ModelEstimate]:
+    """Priced model calls of a plan, per stage and model (see :mod:`.cohorts.estimate`)."""
+    from .catalogs import load_models
+    from .cohorts.estimate import price_calls
+
+    calls: dict[tuple[Stage, str], tuple[int, int]] = {}
+    for stage, stage_plan in cohort_plan.stages.items():
+        to_call = stage_plan.calls_by_model()
+        for g in stage_plan.generations:
+            if g.llm_model_id:
+                total, _ = calls.get((stage, g.llm_model_id), (0, 0))
+                calls[(stage, g.llm_model_id)] = (total + 1, to_call.get(g.llm_model_id, 0))
+    return price_calls(load_models(root), calls)
+
+
+def estimate(root: str, cohort_id: str, *, prompt_tokens: int | None = None,
+             completion_tokens: int | None = None) -> CohortEstimate:
+    """Model calls per stage and their estimated cost, before anything runs (nothing written)."""
+    from .cohorts.estimate import estimate_cohort
+
+    return estimate_cohort(root, cohort_id, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+
+
+def status(root: str, cohort_id: str) -> dict[Stage, StageStatus]:
+    """Per-stage, per-phase state of every member of a built cohort (no model calls)."""
+    from .cohorts import read_membership
+    from .stages.status import cohort_status
+
+    return cohort_status(GensDataLayer.from_root(root), read_membership(root, cohort_id))
+
+
+# -- running -------------------------------------------------------------------------------------
+@dataclass
+class StageOutcome:
+    """What the Dagster runs of one stage did."""
+
+    stage: Stage
+    run_ids: list[str] = field(default_factory=list)
+    success: bool = True
+
+
+@dataclass
+class RunOutcome:
+    """What :func:`run` did."""
+
+    cohort_id: str
+    plan: CohortPlan
+    stages: dict[Stage, StageOutcome] = field(default_factory=dict)
+    report_state: ReportState = "skipped"
+    report_path: str | None = None
+    stopped: bool = False
+    elapsed_s: float = 0.0
+
+    @property
+    def run_ids(self) -> list[str]:
+        """Every Dagster run launched (none when the plan had no work)."""
+        return [run_id for outcome in self.stages.values() for run_id in outcome.run_ids]
+
+    @property
+    def failed(self) -> bool:
+        """True when a run failed or a planned generation is blocked."""
+        return bool(self.plan.blocked) or not all(o.success for o in self.stages.values())
+
+
+def run(
+    root: str,
+    cohort_id: str,
+    *,
+    stages: Sequence[Stage] | None = None,
+    force: Sequence[Stage] = (),
+    concurrency: int | None = None,
+    max_cost: float | None = None,
+    min_lines: int = 3,
+    chunks: int | None = None,
+    report: bool = True,
+    progress: ProgressListener | None = None,
+    on_plan: Callable[[CohortPlan], None] | None = None,
+) -> RunOutcome:
+    """Build the cohort, plan it, launch Dagster runs only for the work, then rebuild the
+    results when their inputs changed.
+
+    A stage with nothing to do launches no run; results (tables, report) are materialised only
+    when the content fingerprint of the cohort's scores and membership differs from the one
+    stored beside the report (``report_state`` is then ``"built"``, else ``"current"``).
+    ``progress`` receives every generation status of the runs; ``on_plan`` the plan before
+    anything runs. Call :func:`request_stop` (another thread, a signal handler) to stop
+    launching new model calls.
+    """
+    started = time.perf_counter()
+    selected = _selected(stages)
+    cohort = build(root, cohort_id)
+    cohort_plan = plan(root, cohort_id, stages=selected, force=force, membership=cohort.membership)
+    if on_plan is not None:
+        on_plan(cohort_plan)
+    outcome = RunOutcome(cohort_id=cohort_id, plan=cohort_plan)
+    if cohort_plan.has_work:
+        outcome.stages = _run_plan(root, cohort_id, cohort.membership, cohort_plan, force=force,
+                                   concurrency=concurrency, max_cost=max_cost, min_lines=min_lines,
+                                   chunks=chunks, progress=progress)
+    outcome.stopped = stop_requested()
+    if report and not outcome.stopped:
+        outcome.report_state, outcome.report_path = refresh_results(root, cohort_id)
+    outcome.elapsed_s = time.perf_counter() - started
+    return outcome
+
+
+def _run_plan(root: str, cohort_id: str, membership: Membership, cohort_plan: CohortPlan, *,
+              force: Sequence[Stage], concurrency: int | None, max_cost: float | None, min_lines: int,
+              chunks: int | None, progress: ProgressListener | None) -> dict[Stage, StageOutcome]:
+    """Launch the Dagster runs of a plan's work (in this process, one run per stage range)."""
+    if _calls_remote_models(root, cohort_plan):
+        # The HTTP client (openai SDK) takes about a second to import: load it while the
+        # partitions register rather than inside the first raw step.
+        threading.Thread(target=_warm_up_http_client, name="daydream-warm-up", daemon=True).start()
+    from .assets.generation import GENERATION_ASSETS
+    from .definitions import build_resources
+    from .llm.scope import close_call_scope
+    from .orchestration import (
+        default_chunk_count,
+        in_process_instance,
+        plan_chunks,
+        register_keys,
+        run_cohort,
+    )
+    from .resources import LLMResource, StageSettingsResource
+    from .stages.batch import add_progress_listener, remove_progress_listener
+
+    members: dict[Stage, list[str]] = {s: membership.gen_ids(s) for s in STAGES}
+    instance = in_process_instance()
+    for stage in STAGES:
+        register_keys(instance, stage, members[stage])
+    # One scope per invocation: overlapping chunk runs share the call cap, rates and budget.
+    scope = f"daydream-run-{uuid.uuid4().hex[:12]}"
+    llm = LLMResource(concurrency=concurrency, max_cost=max_cost, scope=scope)
+    settings = StageSettingsResource(**{f"force_{s}": s in force for s in STAGES}, draft_min_lines=min_lines)
+    resources = build_resources(root, stage_settings=settings, llm=llm)
+    work = cohort_plan.work()
+    drafts_with_work = len(work.get("draft", ()))
+    chunk_plan = plan_chunks(members, membership.parents(),
+                             chunks or default_chunk_count(drafts_with_work, llm.effective_concurrency()))
+    phases: dict[Stage, Sequence[Phase]] = {}
+    for stage, stage_plan in cohort_plan.stages.items():
+        first = stage_plan.first_phase
+        phases[stage] = PHASES[PHASES.index(first):] if first else ()
+    stages_with_work = [s for s in cohort_plan.stages if work.get(s)]
+    if progress is not None:
+        add_progress_listener(progress)
+    try:
+        results = run_cohort(instance, GENERATION_ASSETS, chunk_plan, stages_with_work, resources,
+                             tags={"daydream/cohort": cohort_id}, work=work, phases=phases)
+    finally:
+        if progress is not None:
+            remove_progress_listener(progress)
+        close_call_scope(scope)
+    return {stage: StageOutcome(stage, r.run_ids, r.success) for stage, r in results.items()}
+
+
+def _calls_remote_models(root: str, cohort_plan: CohortPlan) -> bool:
+    from .catalogs import load_models
+
+    models = load_models(root)
+    used = {m for p in cohort_plan.stages.values() for m in p.calls_by_model()}
+    return any(models[m].provider != "offline" for m in used if m in models)
+
+
+def _warm_up_http_client() -> None:
+    from .llm.openai_compatible import warm_up
+
+    warm_up()
+
+
+def refresh_results(root: str, cohort_id: str, *, force: bool = False) -> tuple[ReportState, str | None]:
+    """Materialise the cohort's results assets (tables, report) when their inputs changed.
+
+    Returns ``("current", path)`` without running anything when the fingerprint of the
+    cohort's scores and membership matches the one stored beside the report, else
+    ``("built", path)`` after one Dagster run (the fingerprint is stored only on success).
+    """
+    from .data_layer import Paths
+
+    paths = Paths.from_str(root)
+    report_md = paths.cohort_dir(cohort_id) / "reports" / "report.md"
+    fingerprint = results_fingerprint(root, cohort_id)
+    if not force and report_md.is_file() and read_results_fingerprint(root, cohort_id) == fingerprint:
+        return "current", str(report_md)
+    path = _materialize_results(root, cohort_id)
+    write_results_fingerprint(root, cohort_id, fingerprint)
+    return "built", path
+
+
+class ResultsFailed(RuntimeError):
+    """Materialising the results assets failed; the message lists the failed steps."""
+
+
+def _materialize_results(root: str, cohort_id: str) -> str:
+    """Materialise the cohort and results assets for a cohort in one Dagster run (tables land
+    in the environment's store: DuckDB by default) and return the report path."""
+    from dagster import materialize
+
+    from .assets.cohort import COHORT_ASSETS, sync_cohort_partitions
+    from .assets.results import RESULTS_ASSETS
+    from .definitions import build_resources
+    from .orchestration import in_process_instance, quiet_run_config
+
+    instance = in_process_instance()
+    sync_cohort_partitions(instance, root)
+    result = materialize(
+        [*COHORT_ASSETS, *RESULTS_ASSETS], partition_key=cohort_id, instance=instance,
+        resources=build_resources(root), raise_on_error=False, run_config=quiet_run_config(),
+        tags={"daydream/cohort": cohort_id},
+    )
+    if not result.success:
+        failures = [f"{e.step_key}: {e.step_failure_data.error.message.strip().splitlines()[-1]}"
+                    for e in result.get_step_failure_events() if e.step_failure_data and e.step_failure_data.error]
+        raise ResultsFailed("building the results failed: " + "; ".join(failures))
+    return str(result.asset_materializations_for_node("cohort_report")[0].metadata["report"].value)
+
+
+@contextmanager
+def progress_listening(listener: ProgressListener) -> Iterator[None]:
+    """Receive every generation status of the batches run in this process meanwhile."""
+    from .stages.batch import add_progress_listener, remove_progress_listener
+
+    add_progress_listener(listener)
+    try:
+        yield
+    finally:
+        remove_progress_listener(listener)
+
+
+def reparse(root: str, cohort_id: str, stage: Stage, parser_name: str | None = None) -> tuple[BatchReport, int]:
+    """Re-run the parsers over the existing raw outputs of a stage (no model calls).
+
+    Returns the batch report and how many members had no usable raw output.
+    """
+    from .cohorts import read_membership
+    from .stages.batch import run_parsed_batch
+    from .stages.context import StageContext
+    from .stages.settings import StageSettings
+
+    gen_ids = read_membership(root, cohort_id)[stage]
+    ctx = StageContext.for_root(root)
+    with_raw = [g for g in gen_ids if ctx.layer.raw_exists(stage, g)]
+    batch = run_parsed_batch(ctx, stage, with_raw, StageSettings(force=True), run_id="reparse",
+                             parser_name=parser_name)
+    return batch, len(gen_ids) - len(with_raw)
+
+
+# -- retrying and launching --------------------------------------------------------------------
+RETRY_TAG = "daydream/retry_failed"
+
+
+def retry_targets(root: str, cohort_id: str, stages: Sequence[Stage] | None = None) -> dict[Stage, list[str]]:
+    """Failed generations of a cohort per stage, plus the descendants waiting on them."""
+    from .cohorts import read_membership
+    from .failures import retry_targets as targets
+
+    return targets(GensDataLayer.from_root(root), read_membership(root, cohort_id), _selected(stages))
+
+
+@dataclass(frozen=True)
+class RetryOutcome:
+    """One stage of :func:`retry_failed`."""
+
+    stage: Stage
+    retried: list[str]
+    still_failing: list[FailedGeneration]
+    run_ids: list[str]
+
+
+def retry_failed(root: str, cohort_id: str, targets: Mapping[Stage, Sequence[str]], *,
+                 concurrency: int | None = None, min_lines: int = 3) -> list[RetryOutcome]:
+    """Re-run ``targets`` (from :func:`retry_targets`) through the same range runs as :func:`run`."""
+    from .assets.generation import build_generation_assets
+    from .definitions import build_resources
+    from .failures import COHORT_TAG, failed_generations
+    from .orchestration import get_instance, register_keys, run_stage
+    from .resources import LLMResource, StageSettingsResource
+
+    layer = GensDataLayer.from_root(root)
+    instance = get_instance()
+    # Built now, not at import: the step-retry settings come from the environment of this call.
+    assets = build_generation_assets()
+    settings = StageSettingsResource(draft_min_lines=min_lines)
+    resources = build_resources(root, stage_settings=settings, llm=LLMResource(concurrency=concurrency))
+    outcomes = []
+    for stage in STAGES:
+        ids = list(targets.get(stage, ()))
+        if not ids:
+            continue
+        register_keys(instance, stage, ids)
+        ran = run_stage(instance, assets, stage, ids, resources, tags={COHORT_TAG: cohort_id, RETRY_TAG: "1"})
+        outcomes.append(RetryOutcome(stage, ids, failed_generations(layer, stage, ids), ran.run_ids))
+    return outcomes
+
+
+@dataclass(frozen=True)
+class LaunchedRun:
+    """One range run of :func:`launch`."""
+
+    stage: Stage
+    first: str
+    last: str
+    run_id: str | None
+    success: bool
+    error: str = ""
+
+
+def launch(root: str, cohort_id: str, *, stages: Sequence[Stage] | None = None, split: int | None = None,
+           chunk: int | None = None, parallel: int = 2, build_first: bool = True) -> Iterator[LaunchedRun]:
+    """Run a cohort's stages as parallel range runs on the executor the definitions use
+    (``DAYDREAMING_EXECUTOR``), each in its own run-coordinator process; yields each run as
+    its stage finishes."""
+    import math
+    import os
+
+    from .cohorts import read_membership
+    from .failures import COHORT_TAG, PROVIDER_TAG
+    from .orchestration import get_instance, register_keys
+    from .partitions import partitions_name
+    from .range_runs import (
+        ensure_pool_limit,
+        launch_stage_ranges,
+        stage_providers,
+        stage_run_ranges,
+    )
+
+    if build_first:
+        build(root, cohort_id)
+    members = read_membership(root, cohort_id)
+    instance = get_instance()
+    for stage in STAGES:
+        register_keys(instance, stage, members[stage])
+    ensure_pool_limit(instance)
+    # The run processes must find the same data root and instance.
+    env = {**os.environ, "DAYDREAMING_DATA_ROOT": root, "DAGSTER_HOME": os.environ["DAGSTER_HOME"]}
+    for stage in _selected(stages):
+        ids = members[stage]
+        if not ids:
+            continue
+        size = chunk or (math.ceil(len(ids) / split) if split else 0)
+        ranges = stage_run_ranges(instance.get_dynamic_partitions(partitions_name(stage)), ids, size)
+        tags = {COHORT_TAG: cohort_id, PROVIDER_TAG: stage_providers(root, stage, ids)}
+        for ran in launch_stage_ranges(stage, ranges, tags, parallel=parallel, env=env):
+            yield LaunchedRun(stage, ran.first, ran.last, ran.run_id, ran.success, ran.error)
+
+
+def prune_partitions(root: str, *, dry_run: bool = False) -> dict[str, list[str]]:
+    """Drop dynamic partition keys no cohort lists any more (``dry_run``: only list them)."""
+    from .assets.cohort import prune_dynamic_partitions
+    from .orchestration import get_instance
+
+    with get_instance() as instance:
+        return prune_dynamic_partitions(instance, root, dry_run=dry_run)
+
+
+def prepare_instance() -> str:
+    """Create ``DAGSTER_HOME`` (default ``./.dagster_home``) with its ``dagster.yaml``; return it."""
+    from .orchestration import get_instance_home
+
+    return str(get_instance_home())
+
+
+# -- results -------------------------------------------------------------------------------------
+def report(root: str, cohort_id: str, *, top_n: int = 5) -> CohortReport:
+    """Build a cohort's report (Markdown + HTML, CSV tables, score plot, top essays) from disk."""
+    from .results.report import write_cohort_report
+
+    return write_cohort_report(root, cohort_id, top_n=top_n)
+
+
+def scores(root: str, cohort_id: str) -> pl.DataFrame:
+    """One row per evaluation of the cohort: essay, draft, combo, templates, models,
+    evaluator, score, scale and parse status (a polars DataFrame)."""
+    from .results import evaluation_scores
+
+    return evaluation_scores(root, cohort_id)
+
+
+def scores_pandas(root: str, cohort_id: str) -> pd.DataFrame:
+    """:func:`scores` as a pandas DataFrame."""
+    return scores(root, cohort_id).to_pandas()
+
+
+def load_membership_frame(root: str, cohort_id: str) -> pl.DataFrame:
+    """A built cohort's membership rows (stage, gen_id, parent, template, model...) as a frame."""
+    from .cohorts import load_membership
+
+    return load_membership(root, cohort_id).to_frame()
+
