@@ -43,7 +43,7 @@ def test_run_demo_then_rerun_reuses_everything(demo_root: Path, capsys: pytest.C
 
     code, out, err = invoke(capsys, "run", "demo", "--data-root", str(demo_root))
     assert code == 0, err
-    assert "draft       8/8  done 0 · reused 8" in err and "calls 0" in err
+    assert "draft       nothing to run: 8 reused" in err and "0 Dagster run(s)" in err
     assert _raw_run_ids(demo_root, "demo") == first  # nothing regenerated
 
     code, out, _ = invoke(capsys, "status", "demo", "--data-root", str(demo_root))

@@ -9,13 +9,12 @@ are reused, so launching again after a failure pays only for what is missing.
 
 from __future__ import annotations
 
-import math
-import os
 import sys
 
 import click
 
-from ..types import STAGES, Stage
+from .. import app
+from ..types import STAGES
 from ._common import data_root_option, resolve_data_root
 
 
@@ -36,43 +35,15 @@ def launch(cohort_id: str, stages: tuple[str, ...], split: int | None, chunk: in
     Exits 1 when a run failed (then `daydream retry-failed COHORT` or launching again finishes
     the rest without paying twice).
     """
-    from ..automation import (
-        ensure_pool_limit,
-        launch_stage_ranges,
-        stage_providers,
-        stage_run_ranges,
-    )
-    from ..cohorts import build_cohort, read_membership
-    from ..failures import COHORT_TAG, PROVIDER_TAG
-    from ..orchestration import get_instance, register_keys
-    from ..partitions import partitions_name
-
     root = resolve_data_root(data_root)
-    if not no_build:
-        build_cohort(root, cohort_id)
-    members = read_membership(root, cohort_id)
-    instance = get_instance()
-    for stage in STAGES:
-        register_keys(instance, stage, members[stage])
-    ensure_pool_limit(instance)
-    # The run processes must find the same data root and instance.
-    env = {**os.environ, "DAYDREAMING_DATA_ROOT": root, "DAGSTER_HOME": os.environ["DAGSTER_HOME"]}
     any_failed = False
-    selected: list[Stage] = [s for s in STAGES if not stages or s in stages]
-    for stage in selected:
-        ids = members[stage]
-        if not ids:
-            continue
-        size = chunk or (math.ceil(len(ids) / split) if split else 0)
-        ranges = stage_run_ranges(instance.get_dynamic_partitions(partitions_name(stage)), ids, size)
-        tags = {COHORT_TAG: cohort_id, PROVIDER_TAG: stage_providers(root, stage, ids)}
-        outcomes = launch_stage_ranges(stage, ranges, tags, parallel=parallel, env=env)
-        for run in outcomes:
-            state = "ok" if run.success else "FAILED"
-            click.echo(f"{stage:<11} {run.first}..{run.last}  run {run.run_id}  {state}")
-            if run.error:
-                click.echo(f"  {run.error}", err=True)
-        any_failed = any_failed or not all(r.success for r in outcomes)
+    for run in app.launch(root, cohort_id, stages=[s for s in STAGES if not stages or s in stages], split=split,
+                          chunk=chunk, parallel=parallel, build_first=not no_build):
+        state = "ok" if run.success else "FAILED"
+        click.echo(f"{run.stage:<11} {run.first}..{run.last}  run {run.run_id}  {state}")
+        if run.error:
+            click.echo(f"  {run.error}", err=True)
+        any_failed = any_failed or not run.success
     if any_failed:
         click.echo(f"some runs failed; `daydream retry-failed {cohort_id}` or launching again finishes the rest",
                    err=True)

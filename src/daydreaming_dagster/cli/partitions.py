@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .. import app
 from ._common import data_root_option, resolve_data_root
 
 _LISTED_KEYS = 20
@@ -30,12 +31,8 @@ def prune(dry_run: bool, list_all: bool, data_root: str | None) -> None:
     `daydream run` uses. Files under gens/ are never touched; a pruned key comes back when
     its cohort is run again.
     """
-    from ..assets.cohort import prune_dynamic_partitions
-    from ..orchestration import get_instance
-
     root = resolve_data_root(data_root)
-    with get_instance() as instance:
-        stale = prune_dynamic_partitions(instance, root, dry_run=dry_run)
+    stale = app.prune_partitions(root, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     for name, keys in stale.items():
         click.echo(f"{name}: {verb} {len(keys)} key(s)")

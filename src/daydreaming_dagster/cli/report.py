@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .. import app
 from ._common import data_root_option, resolve_data_root
 
 
@@ -23,10 +24,8 @@ def report(cohort_id: str, top_n: int, data_root: str | None) -> None:
     Prints the report paths on stdout and a short summary on stderr. Generations that
     failed or have not run yet are reported as such; an unknown cohort exits 2.
     """
-    from ..results.report import write_cohort_report
-
     root = resolve_data_root(data_root)
-    built = write_cohort_report(root, cohort_id, top_n=top_n)
+    built = app.report(root, cohort_id, top_n=top_n)
     summary = built.stage_summary
     counts = ", ".join(
         f"{row['stage']} {row['ok']}/{row['members']} ok" for row in summary.iter_rows(named=True)

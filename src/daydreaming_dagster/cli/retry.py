@@ -13,11 +13,12 @@ import sys
 
 import click
 
+from .. import app
 from ..types import STAGES, Stage
 from ._common import data_root_option, resolve_data_root
 
 STAGE_CHOICE = click.Choice(list(STAGES))
-RETRY_TAG = "daydream/retry_failed"
+RETRY_TAG = app.RETRY_TAG
 
 
 @click.command("retry-failed")
@@ -37,19 +38,9 @@ def retry_failed(cohort_id: str, stages: tuple[str, ...], concurrency: int | Non
     Exits 0 when every retried generation finished, 1 when some still fail (see
     `daydream status COHORT`).
     """
-    from ..assets.generation import build_generation_assets
-    from ..cohorts import read_membership
-    from ..data_layer import GensDataLayer
-    from ..definitions import build_resources
-    from ..failures import COHORT_TAG, failed_generations, retry_targets
-    from ..orchestration import get_instance, register_keys, run_stage
-    from ..resources import LLMResource, StageSettingsResource
-
     root = resolve_data_root(data_root)
-    layer = GensDataLayer.from_root(root)
-    membership = read_membership(root, cohort_id)
     selected: list[Stage] = [s for s in STAGES if not stages or s in stages]
-    targets = retry_targets(layer, membership, selected)
+    targets = app.retry_targets(root, cohort_id, selected)
     total = sum(len(ids) for ids in targets.values())
     for stage in selected:
         click.echo(f"{stage:<11} {len(targets[stage])} to retry", err=True)
@@ -60,24 +51,12 @@ def retry_failed(cohort_id: str, stages: tuple[str, ...], concurrency: int | Non
             for gen_id in targets[stage]:
                 click.echo(f"{stage}\t{gen_id}")
         return
-
-    instance = get_instance()
-    # Built now, not at import: the step-retry settings come from the environment of this call.
-    assets = build_generation_assets()
-    settings = StageSettingsResource(draft_min_lines=min_lines)
-    resources = build_resources(root, stage_settings=settings, llm=LLMResource(concurrency=concurrency))
     still_failing = 0
-    for stage in selected:
-        ids = targets[stage]
-        if not ids:
-            continue
-        register_keys(instance, stage, ids)
-        outcome = run_stage(instance, assets, stage, ids, resources,
-                            tags={COHORT_TAG: cohort_id, RETRY_TAG: "1"})
-        left = failed_generations(layer, stage, ids)
+    for outcome in app.retry_failed(root, cohort_id, targets, concurrency=concurrency, min_lines=min_lines):
+        ids, left = outcome.retried, outcome.still_failing
         still_failing += len(left)
-        click.echo(f"{stage:<11} retried {len(ids)}: {len(ids) - len(left)} finished, {len(left)} still failing "
-                   f"({len(outcome.run_ids)} run(s))", err=True)
+        click.echo(f"{outcome.stage:<11} retried {len(ids)}: {len(ids) - len(left)} finished, {len(left)} still "
+                   f"failing ({len(outcome.run_ids)} run(s))", err=True)
         for failure in left[:20]:
             click.echo(f"  {failure.gen_id} [{failure.phase}] {failure.error}", err=True)
     if still_failing:

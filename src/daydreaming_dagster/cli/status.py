@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .. import app
 from ..types import STAGES
 from ._common import data_root_option, resolve_data_root
 
@@ -18,12 +19,8 @@ def status(cohort_id: str, max_failures: int, data_root: str | None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from ..cohorts import read_membership
-    from ..data_layer import GensDataLayer
-    from ..stages.status import cohort_status
-
     root = resolve_data_root(data_root)
-    statuses = cohort_status(GensDataLayer.from_root(root), read_membership(root, cohort_id))
+    statuses = app.status(root, cohort_id)
     table = Table(title=f"cohort {cohort_id}")
     for column in ("stage", "total", "prompt", "raw ok", "raw failed", "parsed ok", "parsed failed", "cost $"):
         table.add_column(column, justify="left" if column == "stage" else "right")
@@ -55,8 +52,6 @@ def estimate(cohort_id: str, prompt_tokens: int | None, completion_tokens: int |
 
     Compiles the spec in memory only: nothing is written.
     """
-    from ..cohorts.estimate import estimate_cohort
-
     root = resolve_data_root(data_root)
-    result = estimate_cohort(root, cohort_id, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+    result = app.estimate(root, cohort_id, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
     click.echo(result.render())

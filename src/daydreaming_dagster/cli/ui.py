@@ -24,6 +24,7 @@ from pathlib import Path
 
 import click
 
+from .. import app
 from ._common import data_root_option, resolve_data_root
 
 DEFINITIONS_MODULE = "daydreaming_dagster.definitions"
@@ -171,8 +172,6 @@ def serve(
 @data_root_option
 def ui(port: int, host: str, webserver_only: bool, data_root: str | None) -> None:
     """Start the Dagster UI for this project (Ctrl-C or SIGTERM stops it)."""
-    from ..orchestration import get_instance
-
     root = resolve_data_root(data_root)
     if port_in_use(host, port):
         raise click.BadParameter(
@@ -181,7 +180,7 @@ def ui(port: int, host: str, webserver_only: bool, data_root: str | None) -> Non
     if host not in _LOOPBACK:
         click.echo(f"warning: the Dagster UI has no authentication and listens on {host}", err=True)
     # Sets DAGSTER_HOME to the default when unset and writes its dagster.yaml.
-    get_instance().dispose()
+    app.prepare_instance()
     env = dict(os.environ)
     env["DAYDREAMING_DATA_ROOT"] = root if "://" in root else str(Path(root).resolve())
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
