@@ -1,0 +1,205 @@
+"""Re-run benchmark: what a researcher pays for `daydream run` when little or nothing changed.
+
+Everything runs in a fresh temporary data root and ``DAGSTER_HOME``, each command in its own
+process (as a user types it), with the package's bytecode already compiled (``uv sync
+--compile-bytecode``). Measured in the same run:
+
+    import_s            python -c "import daydreaming_dagster.definitions" (median of 3)
+    fresh_demo_s        first `daydream run demo` (56 generations, offline model)
+    noop_demo_s         `daydream run demo` again, nothing to do (median of 3)
+    big_generations     generations of a synthetic cohort on the mock server (latency 0)
+    big_first_s         its first run (every call made)
+    big_noop_s          `daydream run big` again, nothing to do
+    edit_expected_calls after editing the template of 1/8 of the drafts: those drafts, their
+                        essays and their evaluations
+    edit_calls          the calls the re-run made, counted at the mock server
+    edit_s              that re-run's wall time
+
+Targets (issue 15): noop_demo_s <= 2 x import_s; big_noop_s <= 5 x import_s; edit_calls ==
+edit_expected_calls; fresh_demo_s <= 5 x import_s.
+
+Usage: uv run python benchmarks/rerun.py [--drafts-per-template 250] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DRAFT_TEMPLATES = 8
+EVALUATIONS_PER_ESSAY = 3
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _timed(argv: list[str], env: dict[str, str], *, check: bool = True) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    elapsed = time.perf_counter() - started
+    if check and done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} exited {done.returncode}:\n{done.stderr[-3000:]}")
+    return elapsed
+
+
+def _median(argv: list[str], env: dict[str, str], times: int = 3) -> float:
+    return statistics.median(_timed(argv, env) for _ in range(times))
+
+
+def write_big_root(root: Path, drafts_per_template: int) -> None:
+    """A data root whose cohort has 8 draft templates x ``drafts_per_template`` replicates, one
+    essay per draft and three evaluations per essay, all on the catalog model ``mock``."""
+    raw = root / "1_raw"
+    level_dir = raw / "concepts" / "descriptions-sentence"
+    level_dir.mkdir(parents=True)
+    (raw / "concepts_metadata.csv").write_text("concept_id,name\nlight,Light\nwater,Water\n")
+    (level_dir / "light.txt").write_text("Light is electromagnetic radiation we can see.")
+    (level_dir / "water.txt").write_text("Water is a molecule of hydrogen and oxygen.")
+    header = "template_id,template_name,description,parser,generator\n"
+    drafts = [f"draft_{i}" for i in range(DRAFT_TEMPLATES)]
+    (raw / "draft_templates.csv").write_text(header + "".join(f"{t},{t},bench,identity,llm\n" for t in drafts))
+    for index, template in enumerate(drafts):
+        path = raw / "templates" / "draft" / f"{template}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"Angle {index}. Concepts:\n{{% for c in concepts %}}- {{{{ c.name }}}}: {{{{ c.content }}}}\n"
+                        "{% endfor %}Brainstorm links between them.\n")
+    (raw / "essay_templates.csv").write_text(header + "essay,essay,bench,identity,llm\n")
+    (raw / "templates" / "essay").mkdir(parents=True)
+    (raw / "templates" / "essay" / "essay.txt").write_text("Write an essay expanding this idea:\n{{ draft_block }}\n")
+    (raw / "evaluation_templates.csv").write_text(header + "eval,eval,bench,final_score,llm\n")
+    (raw / "templates" / "evaluation").mkdir(parents=True)
+    (raw / "templates" / "evaluation" / "eval.txt").write_text(
+        "Evaluate the essay below for novelty. End with a line SCORE: <0-10>.\n{{ response }}\n")
+    (raw / "llm_models.csv").write_text(
+        "id,model,provider,display_name,specialization,input_price_per_mtok,output_price_per_mtok\n"
+        "mock,mock/model,openrouter,Mock model,benchmark,1.0,2.0\n"
+    )
+    from daydreaming_dagster.combos import register_combination
+
+    combo_id = register_combination(root, ["light", "water"], "sentence", 2)
+    spec = root / "cohorts" / "big" / "spec" / "config.yaml"
+    spec.parent.mkdir(parents=True)
+    spec.write_text(
+        "axes:\n"
+        f"  combo_id: [{combo_id}]\n"
+        f"  draft_template: [{', '.join(drafts)}]\n  draft_llm: [mock]\n"
+        f"  draft_template_replicate: [{', '.join(str(i) for i in range(1, drafts_per_template + 1))}]\n"
+        "  essay_template: [essay]\n  essay_llm: [mock]\n"
+        "  evaluation_template: [eval]\n  evaluation_llm: [mock]\n"
+        f"  evaluation_template_replicate: [{', '.join(str(i) for i in range(1, EVALUATIONS_PER_ESSAY + 1))}]\n"
+    )
+
+
+def _mock_total(url: str) -> int:
+    with urllib.request.urlopen(f"{url}/stats", timeout=10) as response:
+        return int(json.loads(response.read())["total"])
+
+
+def _start_mock() -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "daydreaming_dagster", "mock-llm", "--port", str(port),
+                             "--latency", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            _mock_total(url)
+            return proc, url
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("mock server did not start within 30 s")
+
+
+def run_benchmark(drafts_per_template: int) -> dict[str, object]:
+    workdir = Path(tempfile.mkdtemp(prefix="daydream-rerun-"))
+    daydream = str(Path(sys.executable).parent / "daydream")
+    env = {**os.environ, "DAGSTER_HOME": str(workdir / "dagster_home")}
+    for name in ("DAYDREAMING_DATA_ROOT", "DAYDREAMING_LLM_BASE_URL", "DAYDREAMING_ENV"):
+        env.pop(name, None)
+    mock = None
+    try:
+        demo = workdir / "demo"
+        shutil.copytree(REPO / "data" / "1_raw", demo / "1_raw")
+        shutil.copytree(REPO / "data" / "cohorts" / "demo" / "spec", demo / "cohorts" / "demo" / "spec")
+        _timed([sys.executable, "-c", "import daydreaming_dagster.definitions"], env)  # warm the file cache
+        import_s = _median([sys.executable, "-c", "import daydreaming_dagster.definitions"], env)
+        fresh_demo_s = _timed([daydream, "run", "demo", "--data-root", str(demo)], env)
+        noop_demo_s = _median([daydream, "run", "demo", "--data-root", str(demo)], env)
+
+        big = workdir / "big"
+        write_big_root(big, drafts_per_template)
+        mock, url = _start_mock()
+        big_env = {**env, "DAYDREAMING_LLM_BASE_URL": f"{url}/v1"}
+        run_big = [daydream, "run", "big", "--data-root", str(big), "--concurrency", "64"]
+        big_first_s = _timed(run_big, big_env)
+        generations = sum(1 for _ in (big / "gens").glob("*/*"))
+        calls_before = _mock_total(url)
+        big_noop_s = _timed(run_big, big_env)
+        noop_calls = _mock_total(url) - calls_before
+
+        template = big / "1_raw" / "templates" / "draft" / "draft_0.txt"
+        template.write_text(template.read_text() + "Be brief.\n")
+        expected = drafts_per_template * (1 + 1 + EVALUATIONS_PER_ESSAY)
+        calls_before = _mock_total(url)
+        edit_s = _timed(run_big, big_env)
+        edit_calls = _mock_total(url) - calls_before
+    finally:
+        if mock is not None:
+            mock.terminate()
+            mock.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
+    return {
+        "import_s": round(import_s, 3),
+        "fresh_demo_s": round(fresh_demo_s, 3),
+        "fresh_demo_ratio": round(fresh_demo_s / import_s, 2),
+        "noop_demo_s": round(noop_demo_s, 3),
+        "noop_demo_ratio": round(noop_demo_s / import_s, 2),
+        "big_generations": generations,
+        "big_first_s": round(big_first_s, 3),
+        "big_noop_s": round(big_noop_s, 3),
+        "big_noop_ratio": round(big_noop_s / import_s, 2),
+        "big_noop_calls": noop_calls,
+        "edit_expected_calls": expected,
+        "edit_calls": edit_calls,
+        "edit_s": round(edit_s, 3),
+        "targets": {
+            "noop_demo_within_2x_import": noop_demo_s <= 2 * import_s,
+            "big_noop_within_5x_import": big_noop_s <= 5 * import_s,
+            "edit_calls_exact": edit_calls == expected,
+            "fresh_demo_within_5x_import": fresh_demo_s <= 5 * import_s,
+        },
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--drafts-per-template", type=int, default=250,
+                        help="replicates per draft template (8 templates; x5 generations each; default 250 -> 10,000)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+    result = run_benchmark(args.drafts_per_template)
+    if args.json:
+        print(json.dumps(result))
+        return
+    for key, value in result.items():
+        print(f"{key:<22} {value}")
+
+
+if __name__ == "__main__":
+    main()
