@@ -18,10 +18,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .data_layer import GensDataLayer, default_data_root
 from .errors import ConfigError
@@ -207,20 +206,37 @@ def run(
     if on_plan is not None:
         on_plan(cohort_plan)
     outcome = RunOutcome(cohort_id=cohort_id, plan=cohort_plan)
+    instance = _LazyInstance()  # opened (and Dagster imported) only if something runs
     if cohort_plan.has_work:
         outcome.stages = _run_plan(root, cohort_id, cohort.membership, cohort_plan, force=force,
                                    concurrency=concurrency, max_cost=max_cost, min_lines=min_lines,
-                                   chunks=chunks, progress=progress)
+                                   chunks=chunks, progress=progress, instance=instance)
     outcome.stopped = stop_requested()
     if report and not outcome.stopped:
-        outcome.report_state, outcome.report_path = refresh_results(root, cohort_id)
+        outcome.report_state, outcome.report_path = refresh_results(root, cohort_id, instance=instance)
     outcome.elapsed_s = time.perf_counter() - started
     return outcome
 
 
+class _LazyInstance:
+    """The in-process Dagster instance of one :func:`run`, opened on first use and shared by its
+    stage runs and its results run (opening one costs a noticeable part of a small run)."""
+
+    def __init__(self) -> None:
+        self._instance: Any = None
+
+    def get(self) -> Any:
+        if self._instance is None:
+            from .orchestration import in_process_instance
+
+            self._instance = in_process_instance()
+        return self._instance
+
+
 def _run_plan(root: str, cohort_id: str, membership: Membership, cohort_plan: CohortPlan, *,
               force: Sequence[Stage], concurrency: int | None, max_cost: float | None, min_lines: int,
-              chunks: int | None, progress: ProgressListener | None) -> dict[Stage, StageOutcome]:
+              chunks: int | None, progress: ProgressListener | None,
+              instance: _LazyInstance) -> dict[Stage, StageOutcome]:
     """Launch the Dagster runs of a plan's work (in this process, one run per stage range)."""
     if _calls_remote_models(root, cohort_plan):
         # The HTTP client (openai SDK) takes about a second to import: load it while the
@@ -231,7 +247,6 @@ def _run_plan(root: str, cohort_id: str, membership: Membership, cohort_plan: Co
     from .llm.scope import close_call_scope
     from .orchestration import (
         default_chunk_count,
-        in_process_instance,
         plan_chunks,
         register_keys,
         run_cohort,
@@ -240,9 +255,9 @@ def _run_plan(root: str, cohort_id: str, membership: Membership, cohort_plan: Co
     from .stages.batch import add_progress_listener, remove_progress_listener
 
     members: dict[Stage, list[str]] = {s: membership.gen_ids(s) for s in STAGES}
-    instance = in_process_instance()
+    dagster_instance = instance.get()
     for stage in STAGES:
-        register_keys(instance, stage, members[stage])
+        register_keys(dagster_instance, stage, members[stage])
     # One scope per invocation: overlapping chunk runs share the call cap, rates and budget.
     scope = f"daydream-run-{uuid.uuid4().hex[:12]}"
     llm = LLMResource(concurrency=concurrency, max_cost=max_cost, scope=scope)
@@ -260,7 +275,7 @@ def _run_plan(root: str, cohort_id: str, membership: Membership, cohort_plan: Co
     if progress is not None:
         add_progress_listener(progress)
     try:
-        results = run_cohort(instance, GENERATION_ASSETS, chunk_plan, stages_with_work, resources,
+        results = run_cohort(dagster_instance, GENERATION_ASSETS, chunk_plan, stages_with_work, resources,
                              tags={"daydream/cohort": cohort_id}, work=work, phases=phases)
     finally:
         if progress is not None:
@@ -283,7 +298,8 @@ def _warm_up_http_client() -> None:
     warm_up()
 
 
-def refresh_results(root: str, cohort_id: str, *, force: bool = False) -> tuple[ReportState, str | None]:
+def refresh_results(root: str, cohort_id: str, *, force: bool = False,
+                    instance: _LazyInstance | None = None) -> tuple[ReportState, str | None]:
     """Materialise the cohort's results assets (tables, report) when their inputs changed.
 
     Returns ``("current", path)`` without running anything when the fingerprint of the
@@ -297,7 +313,7 @@ def refresh_results(root: str, cohort_id: str, *, force: bool = False) -> tuple[
     fingerprint = results_fingerprint(root, cohort_id)
     if not force and report_md.is_file() and read_results_fingerprint(root, cohort_id) == fingerprint:
         return "current", str(report_md)
-    path = _materialize_results(root, cohort_id)
+    path = _materialize_results(root, cohort_id, (instance or _LazyInstance()).get())
     write_results_fingerprint(root, cohort_id, fingerprint)
     return "built", path
 
@@ -306,7 +322,7 @@ class ResultsFailed(RuntimeError):
     """Materialising the results assets failed; the message lists the failed steps."""
 
 
-def _materialize_results(root: str, cohort_id: str) -> str:
+def _materialize_results(root: str, cohort_id: str, instance: Any) -> str:
     """Materialise the cohort and results assets for a cohort in one Dagster run (tables land
     in the environment's store: DuckDB by default) and return the report path."""
     from dagster import materialize
@@ -314,9 +330,8 @@ def _materialize_results(root: str, cohort_id: str) -> str:
     from .assets.cohort import COHORT_ASSETS, sync_cohort_partitions
     from .assets.results import RESULTS_ASSETS
     from .definitions import build_resources
-    from .orchestration import in_process_instance, quiet_run_config
+    from .orchestration import quiet_run_config
 
-    instance = in_process_instance()
     sync_cohort_partitions(instance, root)
     result = materialize(
         [*COHORT_ASSETS, *RESULTS_ASSETS], partition_key=cohort_id, instance=instance,
@@ -328,18 +343,6 @@ def _materialize_results(root: str, cohort_id: str) -> str:
                     for e in result.get_step_failure_events() if e.step_failure_data and e.step_failure_data.error]
         raise ResultsFailed("building the results failed: " + "; ".join(failures))
     return str(result.asset_materializations_for_node("cohort_report")[0].metadata["report"].value)
-
-
-@contextmanager
-def progress_listening(listener: ProgressListener) -> Iterator[None]:
-    """Receive every generation status of the batches run in this process meanwhile."""
-    from .stages.batch import add_progress_listener, remove_progress_listener
-
-    add_progress_listener(listener)
-    try:
-        yield
-    finally:
-        remove_progress_listener(listener)
 
 
 def reparse(root: str, cohort_id: str, stage: Stage, parser_name: str | None = None) -> tuple[BatchReport, int]:
