@@ -69,7 +69,7 @@ from .fingerprints import (
     spec_fingerprints,
 )
 from .orchestration import contiguous_segments
-from .partitions import STAGE_PARTITIONS, cohort_partitions, partitions_name
+from .partitions import cohort_partitions, partitions_name
 from .resources import DataRootResource
 from .types import STAGES, Stage
 
@@ -85,15 +85,13 @@ AUTORUN_TAG = "daydream/autorun"
 # -- jobs ----------------------------------------------------------------------------------
 cohort_job = define_asset_job(
     "cohort_job",
-    selection=AssetSelection.groups("cohort"),
-    partitions_def=cohort_partitions,
+    selection=AssetSelection.groups("cohort"),  # partitioned like its assets (by cohort)
     description="Build one cohort (membership, metadata seeds) and register its gen ids.",
 )
 STAGE_JOBS: dict[Stage, UnresolvedAssetJobDefinition] = {
     stage: define_asset_job(
         f"{stage}_generation_job",
-        selection=AssetSelection.groups(stage_group(stage)),
-        partitions_def=STAGE_PARTITIONS[stage],
+        selection=AssetSelection.groups(stage_group(stage)),  # partitioned like its assets (gen ids)
         description=f"Prompt, raw and parsed {stage} generations over a range of gen ids "
         "(one run per contiguous range: tags dagster/asset_partition_range_start/end).",
     )
