@@ -144,7 +144,8 @@ def build_stage_assets(
         context: AssetExecutionContext, data_root: DataRootResource, stage_settings: StageSettingsResource
     ) -> dict[str, str]:
         ctx = _context_for(data_root)
-        report, prompts = run_prompt_batch(ctx, stage, context.partition_keys, stage_settings.for_stage(stage))
+        report, prompts = run_prompt_batch(ctx, stage, context.partition_keys, stage_settings.for_stage(stage),
+                                           run_id=context.run_id)
         context.add_output_metadata(build_stage_metadata(ctx.layer, report))
         _raise_on_failures(context, ctx.layer, report)
         return prompts

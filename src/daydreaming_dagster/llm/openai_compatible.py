@@ -35,7 +35,7 @@ from ..errors import ProviderError
 from .base import GenerationRequest, GenerationResult, LLMProvider, Usage, ensure_not_stopped
 from .budget import CostLedger
 from .limits import RequestLimits
-from .routes import OPENAI_BASE_URL, OPENROUTER_BASE_URL
+from .routes import OPENAI_BASE_URL, OPENROUTER_BASE_URL  # noqa: F401 - re-exported
 
 logger = logging.getLogger(__name__)
 

@@ -153,6 +153,14 @@ class RoutingProvider(LLMProvider):
                 self._routes[model_id] = plan
             return self._routes[model_id]
 
+    def served_by(self, model_id: str) -> str | None:
+        """The provider answering ``model_id`` now (``offline`` when synthetic), without raising:
+        ``None`` for an unknown model."""
+        info = self.models.get(model_id)
+        if info is None:
+            return None
+        return plan_route(info, self.config, self._environ).served_by
+
     def _http_client(self, plan: RoutePlan) -> LLMProvider:
         assert plan.base_url is not None  # a usable non-offline route has an endpoint
         is_openrouter = plan.route == OPENROUTER_ROUTE

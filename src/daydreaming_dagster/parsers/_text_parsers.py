@@ -8,7 +8,6 @@ from typing import Any
 from ._registry import ParseError, ParseResult, register_parser
 from ._text import find_thinking, pick_block, remove_spans, strip_thinking_text, tagged_blocks
 
-
 _ESSAY_OPEN = re.compile(r"<essay\b[^<>]{0,500}>", re.IGNORECASE)
 _ESSAY_CLOSE = re.compile(r"</essay\s*>", re.IGNORECASE)
 
