@@ -191,6 +191,7 @@ def load_templates(data_root: str | os.PathLike[str] | Path, stage: Stage) -> di
             parser=row.get("parser") or None,
             generator=generator,
             active=_parse_bool(path, row, "active"),
+            line=row.line,
         )
     return templates
 
@@ -238,6 +239,7 @@ def load_models(data_root: str | os.PathLike[str] | Path) -> dict[str, ModelInfo
             output_price_per_mtok=_parse_float(path, row, "output_price_per_mtok"),
             requests_per_minute=_parse_float(path, row, "requests_per_minute"),
             extra={c: row.get(c) for c in header if c and c not in known},
+            line=row.line,
         )
     return models
 
