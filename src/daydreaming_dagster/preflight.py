@@ -41,6 +41,7 @@ __all__ = [
     "Member",
     "PreflightReport",
     "Problem",
+    "cohort_preflight",
     "preflight",
 ]
 
@@ -319,3 +320,29 @@ def _check_settings(rows: list[Member], settings: Mapping[Stage, StageSettings],
         if temperature is not None and not (0.0 <= float(temperature) <= MAX_TEMPERATURE):
             found.add("settings", None, None, f"temperature for {stage} is {temperature!r}",
                       f"use a value from 0 to {MAX_TEMPERATURE:g} (StageSettingsResource.temperature_{stage})")
+
+
+def cohort_preflight(
+    data_root: str | os.PathLike[str] | Path,
+    gen_ids: Mapping[Stage, Iterable[str]],
+    *,
+    settings: Mapping[Stage, StageSettings] | None = None,
+    llm_config: Any = None,
+    check_routes: bool = True,
+    environ: Mapping[str, str] | None = None,
+) -> PreflightReport:
+    """:func:`preflight` over generations named by id, read from their seeded ``metadata.json``
+    (a built cohort's members; ids without readable metadata are left to the stage run, which
+    records their failure)."""
+    from .data_layer import GensDataLayer, resolve_generation_metadata
+
+    layer = GensDataLayer.from_root(data_root)
+    members = []
+    for stage, ids in gen_ids.items():
+        for gen_id in ids:
+            try:
+                members.append(resolve_generation_metadata(layer, stage, gen_id))
+            except (FileNotFoundError, ValueError):
+                continue
+    return preflight(data_root, members, settings=settings, llm_config=llm_config,
+                     check_routes=check_routes, environ=environ)

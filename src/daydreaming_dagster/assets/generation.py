@@ -37,10 +37,10 @@ from dagster import (
     asset,
 )
 
-from ..data_layer import GensDataLayer, resolve_generation_metadata
+from ..data_layer import GensDataLayer
 from ..failures import is_transient, judged_in_run
 from ..partitions import STAGE_PARTITIONS
-from ..preflight import PREFLIGHT_METADATA_KEY, PREFLIGHT_PASSED, PREFLIGHT_TAG, preflight
+from ..preflight import PREFLIGHT_METADATA_KEY, PREFLIGHT_PASSED, PREFLIGHT_TAG, cohort_preflight
 from ..resources import DataRootResource, LLMResource, StageSettingsResource
 from ..stages.batch import (
     BatchReport,
@@ -121,14 +121,8 @@ def _preflight_or_fail(
     """Pre-flight for the generations of this run (the first step of every generation run):
     any problem fails the run before a prompt is written or a model called. Runs launched by
     ``daydream run``/``launch`` checked the whole cohort already and carry :data:`PREFLIGHT_TAG`."""
-    members = []
-    for key in keys:
-        try:
-            members.append(resolve_generation_metadata(ctx.layer, stage, key))
-        except (FileNotFoundError, ValueError):
-            continue  # the prompt phase records this generation's own failure
-    report = preflight(ctx.data_root, members, settings={stage: stage_settings.for_stage(stage)},
-                       llm_config=llm.llm_config(), check_routes=llm.checks_routes())
+    report = cohort_preflight(ctx.data_root, {stage: keys}, settings={stage: stage_settings.for_stage(stage)},
+                              llm_config=llm.llm_config(), check_routes=llm.checks_routes())
     if report.problems:
         raise Failure(
             description=f"pre-flight found {len(report.problems)} problem(s); nothing was called:\n"
