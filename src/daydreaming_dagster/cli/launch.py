@@ -49,16 +49,20 @@ def launch(cohort_id: str, stages: tuple[str, ...], split: int | None, chunk: in
     from ..llm.routes import OFFLINE_ENV
     from ..orchestration import get_instance, register_keys
     from ..partitions import partitions_name
-    from ..preflight import PREFLIGHT_PASSED, PREFLIGHT_TAG, cohort_preflight
+    from ..preflight import PREFLIGHT_PASSED, PREFLIGHT_TAG, cohort_preflight, preflight
 
     root = resolve_data_root(data_root)
-    if not no_build:
-        build_cohort(root, cohort_id)
-    members = read_membership(root, cohort_id)
     selected: list[Stage] = [s for s in STAGES if not stages or s in stages]
     if offline:
         os.environ[OFFLINE_ENV] = "1"  # the run processes inherit the opt-in
-    cohort_preflight(root, {s: members[s] for s in selected}).raise_for_problems(f"cohort {cohort_id}")
+    if no_build:  # the seeded metadata says what each generation needs
+        members = read_membership(root, cohort_id)
+        checked = cohort_preflight(root, {s: members[s] for s in selected})
+    else:
+        rows = build_cohort(root, cohort_id).membership.all_rows()
+        checked = preflight(root, [r for r in rows if r.stage in selected])
+        members = read_membership(root, cohort_id)
+    checked.raise_for_problems(f"cohort {cohort_id}")
     instance = get_instance()
     for stage in STAGES:
         register_keys(instance, stage, members[stage])
