@@ -66,8 +66,10 @@ def blocked(layer: GensDataLayer, stage: Stage, gen_id: str, phase: str, exc: Ex
         reason, error = _config_reason(exc), str(exc)
     if layer.main_metadata_path(stage, gen_id).is_file():
         now = utc_now()
-        layer.record_blocked(stage, gen_id, phase=phase, reason=reason, error=error,
-                             details={"run_id": run_id, "started_at": started_at or now, "finished_at": now})
+        details: dict[str, Any] = {"run_id": run_id, "started_at": started_at or now, "finished_at": now}
+        if phase != "parsed":
+            details.update({"cost_usd": 0.0, "attempts": 0})  # stopped before any call
+        layer.record_blocked(stage, gen_id, phase=phase, reason=reason, error=error, details=details)
     return GenerationFailure(stage, gen_id, reason, error)
 
 
