@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .cohorts import CohortBuild, Membership
     from .cohorts.estimate import CohortEstimate, ModelEstimate
     from .failures import FailedGeneration
+    from .preflight import PreflightReport
     from .results.report import CohortReport
     from .stages.batch import BatchReport, GenerationStatus
     from .stages.status import StageStatus
@@ -45,6 +46,7 @@ __all__ = [
     "RunOutcome",
     "StageOutcome",
     "build",
+    "check",
     "data_root",
     "estimate",
     "launch",
@@ -98,17 +100,46 @@ def plan(
     stages: Sequence[Stage] | None = None,
     force: Sequence[Stage] = (),
     membership: Membership | None = None,
+    offline: bool = False,
 ) -> CohortPlan:
     """What a run of ``stages`` (default: all) with ``force`` would do, generation by generation.
 
     Compiles the spec in memory (nothing is written: the plan of a dry run); pass the
-    ``membership`` of a build to plan against it instead.
+    ``membership`` of a build to plan against it instead. ``offline`` plans as a run with
+    ``--offline`` routes models (synthetic text for models without a key).
     """
     if membership is None:
         from .cohorts import compile_cohort
 
         membership = compile_cohort(root, cohort_id).membership
-    return plan_cohort(root, cohort_id, membership, stages=_selected(stages), force=force)
+    return plan_cohort(root, cohort_id, membership, stages=_selected(stages), force=force,
+                       served_by=_served_by(root, offline))
+
+
+def _served_by(root: str, offline: bool) -> Callable[[str], str | None]:
+    """Model id -> the provider that would answer it now, from the same routes the model client
+    uses (the raw reuse rule compares it with the provider of a stored output)."""
+    from .catalogs import load_models
+    from .llm.routes import LLMConfig, plan_routes
+
+    config = LLMConfig.from_env(**({"offline_fallback": True} if offline else {}))
+    routes = plan_routes(load_models(root), config)
+    return lambda model_id: routes[model_id].served_by if model_id in routes else None
+
+
+def check(root: str, cohort_id: str, *, stages: Sequence[Stage] | None = None, offline: bool = False,
+          min_lines: int = 3) -> PreflightReport:
+    """Pre-flight only (``run --check``): build the cohort and check that every template of the
+    selected stages renders, every parser exists and every model has a route; calls nothing."""
+    from .preflight import preflight
+    from .resources import LLMResource, StageSettingsResource
+
+    selected = _selected(stages)
+    rows = build(root, cohort_id).membership.all_rows()
+    settings = StageSettingsResource(draft_min_lines=min_lines)
+    return preflight(root, [r for r in rows if r.stage in selected],
+                     settings={s: settings.for_stage(s) for s in selected},
+                     llm_config=LLMResource(offline=offline).llm_config())
 
 
 def plan_cost(root: str, cohort_plan: CohortPlan) -> list[ModelEstimate]:
@@ -186,6 +217,7 @@ def run(
     min_lines: int = 3,
     chunks: int | None = None,
     report: bool = True,
+    offline: bool = False,
     progress: ProgressListener | None = None,
     on_plan: Callable[[CohortPlan], None] | None = None,
 ) -> RunOutcome:
@@ -196,13 +228,18 @@ def run(
     when the content fingerprint of the cohort's scores and membership differs from the one
     stored beside the report (``report_state`` is then ``"built"``, else ``"current"``).
     ``progress`` receives every generation status of the runs; ``on_plan`` the plan before
-    anything runs. Call :func:`request_stop` (another thread, a signal handler) to stop
-    launching new model calls.
+    anything runs. Before the first run, pre-flight checks the generations with work (templates
+    render, parsers exist, models have a route) and raises
+    :class:`~daydreaming_dagster.preflight.PreflightError` listing every problem. ``offline``
+    lets models without a key get synthetic text (recorded as such, never reused once the key
+    is set). Call :func:`request_stop` (another thread, a signal handler) to stop launching new
+    model calls.
     """
     started = time.perf_counter()
     selected = _selected(stages)
     cohort = build(root, cohort_id)
-    cohort_plan = plan(root, cohort_id, stages=selected, force=force, membership=cohort.membership)
+    cohort_plan = plan(root, cohort_id, stages=selected, force=force, membership=cohort.membership,
+                       offline=offline)
     if on_plan is not None:
         on_plan(cohort_plan)
     outcome = RunOutcome(cohort_id=cohort_id, plan=cohort_plan)
@@ -210,7 +247,7 @@ def run(
     if cohort_plan.has_work:
         outcome.stages = _run_plan(root, cohort_id, cohort.membership, cohort_plan, force=force,
                                    concurrency=concurrency, max_cost=max_cost, min_lines=min_lines,
-                                   chunks=chunks, progress=progress, instance=instance)
+                                   chunks=chunks, offline=offline, progress=progress, instance=instance)
     outcome.stopped = stop_requested()
     if report and not outcome.stopped:
         outcome.report_state, outcome.report_path = refresh_results(root, cohort_id, instance=instance)
@@ -235,9 +272,10 @@ class _LazyInstance:
 
 def _run_plan(root: str, cohort_id: str, membership: Membership, cohort_plan: CohortPlan, *,
               force: Sequence[Stage], concurrency: int | None, max_cost: float | None, min_lines: int,
-              chunks: int | None, progress: ProgressListener | None,
+              chunks: int | None, offline: bool, progress: ProgressListener | None,
               instance: _LazyInstance) -> dict[Stage, StageOutcome]:
-    """Launch the Dagster runs of a plan's work (in this process, one run per stage range)."""
+    """Pre-flight the plan's work, then launch its Dagster runs (in this process, one run per
+    stage range)."""
     if _calls_remote_models(root, cohort_plan):
         # The HTTP client (openai SDK) takes about a second to import: load it while the
         # partitions register rather than inside the first raw step.
@@ -251,19 +289,25 @@ def _run_plan(root: str, cohort_id: str, membership: Membership, cohort_plan: Co
         register_keys,
         run_cohort,
     )
+    from .preflight import PREFLIGHT_PASSED, PREFLIGHT_TAG, preflight
     from .resources import LLMResource, StageSettingsResource
     from .stages.batch import add_progress_listener, remove_progress_listener
+
+    # One scope per invocation: overlapping chunk runs share the call cap, rates and budget.
+    scope = f"daydream-run-{uuid.uuid4().hex[:12]}"
+    llm = LLMResource(concurrency=concurrency, max_cost=max_cost, scope=scope, offline=offline)
+    settings = StageSettingsResource(**{f"force_{s}": s in force for s in STAGES}, draft_min_lines=min_lines)
+    work = cohort_plan.work()
+    todo = [row for row in membership.all_rows() if row.gen_id in set(work.get(row.stage, ()))]
+    checked = preflight(root, todo, settings={s: settings.for_stage(s) for s in cohort_plan.stages},
+                        llm_config=llm.llm_config(), check_routes=llm.checks_routes())
+    checked.raise_for_problems(f"cohort {cohort_id}")
 
     members: dict[Stage, list[str]] = {s: membership.gen_ids(s) for s in STAGES}
     dagster_instance = instance.get()
     for stage in STAGES:
         register_keys(dagster_instance, stage, members[stage])
-    # One scope per invocation: overlapping chunk runs share the call cap, rates and budget.
-    scope = f"daydream-run-{uuid.uuid4().hex[:12]}"
-    llm = LLMResource(concurrency=concurrency, max_cost=max_cost, scope=scope)
-    settings = StageSettingsResource(**{f"force_{s}": s in force for s in STAGES}, draft_min_lines=min_lines)
     resources = build_resources(root, stage_settings=settings, llm=llm)
-    work = cohort_plan.work()
     drafts_with_work = len(work.get("draft", ()))
     chunk_plan = plan_chunks(members, membership.parents(),
                              chunks or default_chunk_count(drafts_with_work, llm.effective_concurrency()))
@@ -276,7 +320,8 @@ def _run_plan(root: str, cohort_id: str, membership: Membership, cohort_plan: Co
         add_progress_listener(progress)
     try:
         results = run_cohort(dagster_instance, GENERATION_ASSETS, chunk_plan, stages_with_work, resources,
-                             tags={"daydream/cohort": cohort_id}, work=work, phases=phases)
+                             tags={"daydream/cohort": cohort_id, PREFLIGHT_TAG: PREFLIGHT_PASSED},
+                             work=work, phases=phases)
     finally:
         if progress is not None:
             remove_progress_listener(progress)
@@ -424,17 +469,21 @@ class LaunchedRun:
 
 
 def launch(root: str, cohort_id: str, *, stages: Sequence[Stage] | None = None, split: int | None = None,
-           chunk: int | None = None, parallel: int = 2, build_first: bool = True) -> Iterator[LaunchedRun]:
+           chunk: int | None = None, parallel: int = 2, build_first: bool = True,
+           offline: bool = False) -> Iterator[LaunchedRun]:
     """Run a cohort's stages as parallel range runs on the executor the definitions use
     (``DAYDREAMING_EXECUTOR``), each in its own run-coordinator process; yields each run as
-    its stage finishes."""
+    its stage finishes. Pre-flight first: a problem raises before anything runs. ``offline``
+    lets models without a key get synthetic text (inherited by the run processes)."""
     import math
     import os
 
     from .cohorts import read_membership
     from .failures import COHORT_TAG, PROVIDER_TAG
+    from .llm.routes import OFFLINE_ENV
     from .orchestration import get_instance, register_keys
     from .partitions import partitions_name
+    from .preflight import PREFLIGHT_PASSED, PREFLIGHT_TAG, cohort_preflight, preflight
     from .range_runs import (
         ensure_pool_limit,
         launch_stage_ranges,
@@ -442,22 +491,31 @@ def launch(root: str, cohort_id: str, *, stages: Sequence[Stage] | None = None, 
         stage_run_ranges,
     )
 
+    selected = _selected(stages)
+    if offline:
+        os.environ[OFFLINE_ENV] = "1"  # the run processes inherit the opt-in
     if build_first:
-        build(root, cohort_id)
-    members = read_membership(root, cohort_id)
+        rows = build(root, cohort_id).membership.all_rows()
+        checked = preflight(root, [r for r in rows if r.stage in selected])
+        members = read_membership(root, cohort_id)
+    else:  # the seeded metadata says what each generation needs
+        members = read_membership(root, cohort_id)
+        checked = cohort_preflight(root, {s: members[s] for s in selected})
+    checked.raise_for_problems(f"cohort {cohort_id}")
     instance = get_instance()
     for stage in STAGES:
         register_keys(instance, stage, members[stage])
     ensure_pool_limit(instance)
     # The run processes must find the same data root and instance.
     env = {**os.environ, "DAYDREAMING_DATA_ROOT": root, "DAGSTER_HOME": os.environ["DAGSTER_HOME"]}
-    for stage in _selected(stages):
+    for stage in selected:
         ids = members[stage]
         if not ids:
             continue
         size = chunk or (math.ceil(len(ids) / split) if split else 0)
         ranges = stage_run_ranges(instance.get_dynamic_partitions(partitions_name(stage)), ids, size)
-        tags = {COHORT_TAG: cohort_id, PROVIDER_TAG: stage_providers(root, stage, ids)}
+        tags = {COHORT_TAG: cohort_id, PROVIDER_TAG: stage_providers(root, stage, ids),
+                PREFLIGHT_TAG: PREFLIGHT_PASSED}
         for ran in launch_stage_ranges(stage, ranges, tags, parallel=parallel, env=env):
             yield LaunchedRun(stage, ran.first, ran.last, ran.run_id, ran.success, ran.error)
 

@@ -19,7 +19,7 @@ the new text is not known before the call. Nothing is written.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -192,11 +192,13 @@ def _metadata(row: MembershipRow, cohort_id: str) -> GenerationMetadata:
 
 
 class _Planner:
-    def __init__(self, ctx: StageContext, cohort_id: str, force: Iterable[Stage]) -> None:
+    def __init__(self, ctx: StageContext, cohort_id: str, force: Iterable[Stage],
+                 served_by: Callable[[str], str | None] | None) -> None:
         self.ctx = ctx
         self.layer: GensDataLayer = ctx.layer
         self.cohort_id = cohort_id
         self.force = set(force)
+        self.served_by = served_by
         # Parsed text each planned generation will hold after the run (or why it will not).
         self.outcome: dict[str, _ParentText] = {}
 
@@ -250,7 +252,7 @@ class _Planner:
                                                    else "prompt changed")
             self.outcome[gen_id] = self._after_regenerating(row, regenerate, prompt_text)
             return GenerationPlan(stage, gen_id, "render", regenerate, "parse", why, model)
-        if not raw_reusable(self.ctx, stage, gen_id, settings):
+        if not raw_reusable(self.ctx, stage, gen_id, settings, self.served_by):
             why = "raw output rejected" if self._raw_failed(stage, gen_id) else "no raw output"
             self.outcome[gen_id] = self._after_regenerating(row, regenerate, prompt_text)
             return GenerationPlan(stage, gen_id, "reuse", regenerate, "parse", why, model)
@@ -262,16 +264,18 @@ class _Planner:
 
     def _blocked_prompt(self, row: MembershipRow, settings: StageSettings, reason: str,
                         regenerate: RawAction, model: str | None) -> GenerationPlan:
-        """The prompt phase fails; the raw and parsed phases still run as the stage runs them:
-        kept outputs are reused, and a raw phase with a stored prompt sends that prompt."""
+        """The prompt phase fails and records the failure (``GensDataLayer.record_blocked``):
+        without a usable raw output it removes the stale prompt, so the raw phase has nothing to
+        send; a usable raw output (and its prompt) is kept and reused, or sent again when the raw
+        rule refuses it (forced, synthetic text for a model with a real route now)."""
         stage, gen_id = row.stage, row.gen_id
-        if raw_reusable(self.ctx, stage, gen_id, settings):
+        if raw_reusable(self.ctx, stage, gen_id, settings, self.served_by):
             if parsed_reusable(self.ctx, stage, gen_id, settings):
                 self.outcome[gen_id] = self._on_disk_parsed(row)
                 return GenerationPlan(stage, gen_id, "blocked", "reuse", "reuse", reason, model)
             self.outcome[gen_id] = self._parse_kept_raw(row)
             return GenerationPlan(stage, gen_id, "blocked", "reuse", "parse", reason, model)
-        if self.layer.prompt_exists(stage, gen_id):
+        if self.layer.raw_exists(stage, gen_id) and self.layer.prompt_exists(stage, gen_id):
             stored = self.layer.read_prompt(stage, gen_id)
             self.outcome[gen_id] = self._after_regenerating(row, regenerate, stored)
             return GenerationPlan(stage, gen_id, "blocked", regenerate, "parse",
@@ -316,12 +320,15 @@ def plan_cohort(
     stages: Sequence[Stage] = STAGES,
     force: Iterable[Stage] = (),
     ctx: StageContext | None = None,
+    served_by: Callable[[str], str | None] | None = None,
 ) -> CohortPlan:
     """Plan ``stages`` (in pipeline order) of a cohort whose membership is given.
 
-    ``force`` lists the stages to regenerate. Reads the gens store and catalogs, writes nothing.
+    ``force`` lists the stages to regenerate; ``served_by`` maps a model id to the provider
+    that would answer it now (the model client's routes), for the raw reuse rule. Reads the gens
+    store and catalogs, writes nothing.
     """
-    planner = _Planner(ctx or StageContext.for_root(data_root), cohort_id, force)
+    planner = _Planner(ctx or StageContext.for_root(data_root), cohort_id, force, served_by)
     plans: dict[Stage, StagePlan] = {}
     for stage in STAGES:
         if stage not in stages:

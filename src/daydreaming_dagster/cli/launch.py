@@ -27,9 +27,11 @@ from ._common import data_root_option, resolve_data_root
 @click.option("--parallel", type=click.IntRange(1), default=2, show_default=True, help="Runs executing at once.")
 @click.option("--no-build", is_flag=True,
               help="Use the cohort as already built (membership.csv and metadata seeds present).")
+@click.option("--offline", is_flag=True,
+              help="Serve models without a key by the offline provider (SYNTHETIC text); also $DAYDREAMING_OFFLINE=1.")
 @data_root_option
 def launch(cohort_id: str, stages: tuple[str, ...], split: int | None, chunk: int | None, parallel: int,
-           no_build: bool, data_root: str | None) -> None:
+           no_build: bool, offline: bool, data_root: str | None) -> None:
     """Build COHORT, register its partitions and run its stages as parallel range runs.
 
     Exits 1 when a run failed (then `daydream retry-failed COHORT` or launching again finishes
@@ -38,7 +40,7 @@ def launch(cohort_id: str, stages: tuple[str, ...], split: int | None, chunk: in
     root = resolve_data_root(data_root)
     any_failed = False
     for run in app.launch(root, cohort_id, stages=[s for s in STAGES if not stages or s in stages], split=split,
-                          chunk=chunk, parallel=parallel, build_first=not no_build):
+                          chunk=chunk, parallel=parallel, build_first=not no_build, offline=offline):
         state = "ok" if run.success else "FAILED"
         click.echo(f"{run.stage:<11} {run.first}..{run.last}  run {run.run_id}  {state}")
         if run.error:

@@ -110,21 +110,32 @@ class ProgressBoard:
 @click.option("--dry-run", is_flag=True,
               help="Print the plan (per stage: to render, to call, to parse, reused, blocked) and the "
                    "estimated cost of its calls; call and write nothing.")
+@click.option("--check", is_flag=True,
+              help="Only pre-flight: build the cohort, print each model's route and every problem "
+                   "(or 'ok'); call nothing. Exit 2 on problems.")
+@click.option("--offline", is_flag=True,
+              help="Serve models without a key by the offline provider (SYNTHETIC text, recorded as such "
+                   "and never reused once the key is set); also $DAYDREAMING_OFFLINE=1.")
 @data_root_option
 def run(cohort_id: str, stages: tuple[str, ...], force: tuple[str, ...], concurrency: int | None,
         max_cost: float | None, min_lines: int, chunks: int | None, no_report: bool, dry_run: bool,
-        data_root: str | None) -> None:
+        check: bool, offline: bool, data_root: str | None) -> None:
     """Compile COHORT, plan it, and run through Dagster only what the plan needs.
 
-    Reuses every finished artefact (a re-run pays nothing twice; with nothing to do it launches
-    no Dagster run, and the results are rebuilt only when scores or membership changed); exits 1
-    when some generations failed or are blocked (see `daydream status COHORT`), 2 on bad input.
+    Pre-flight first: every template of the work renders, every parser exists, every model has a
+    route; on any problem nothing is called (exit 2). Reuses every finished artefact (a re-run
+    pays nothing twice; with nothing to do it launches no Dagster run, and the results are
+    rebuilt only when scores or membership changed); exits 1 when some generations failed or are
+    blocked (see `daydream status COHORT`).
     """
     root = resolve_data_root(data_root)
     selected: list[Stage] = [s for s in STAGES if not stages or s in stages]
     forced: list[Stage] = [s for s in STAGES if s in force]
+    if check:
+        _print_check(cohort_id, app.check(root, cohort_id, stages=selected, offline=offline, min_lines=min_lines))
+        return
     if dry_run:
-        plan = app.plan(root, cohort_id, stages=selected, force=forced)
+        plan = app.plan(root, cohort_id, stages=selected, force=forced, offline=offline)
         click.echo(plan.render())
         click.echo(render_cost(app.plan_cost(root, plan)))
         return
@@ -147,7 +158,7 @@ def run(cohort_id: str, stages: tuple[str, ...], force: tuple[str, ...], concurr
     def work() -> None:
         outcomes.append(app.run(root, cohort_id, stages=selected, force=forced, concurrency=concurrency,
                                 max_cost=max_cost, min_lines=min_lines, chunks=chunks, report=not no_report,
-                                progress=listener, on_plan=show_plan))
+                                offline=offline, progress=listener, on_plan=show_plan))
 
     try:
         with graceful_interrupt("stopping: no new model calls; calls in flight will finish and persist "
@@ -183,6 +194,18 @@ def _print_summary(outcome: app.RunOutcome, board: ProgressBoard) -> None:
         current = " (current: scores and membership unchanged)" if outcome.report_state == "current" else ""
         click.echo(f"report: {outcome.report_path}{current}")
     click.echo(f"finished in {outcome.elapsed_s:.1f}s ({len(outcome.run_ids)} Dagster run(s))", err=True)
+
+
+def _print_check(cohort_id: str, report) -> None:  # noqa: ANN001 - PreflightReport
+    """``run --check``: the route of each model, then every problem (exit 2) or ``ok``."""
+    click.echo(f"cohort {cohort_id}: {report.members} generations checked")
+    for plan in report.routes:
+        click.echo(f"route  {plan.describe()}")
+    if report.problems:
+        for problem in report.problems:
+            click.echo(f"error: {problem.render()}", err=True)
+        sys.exit(2)
+    click.echo("ok")
 
 
 def render_cost(lines: list[ModelEstimate]) -> str:

@@ -12,6 +12,8 @@ layer does that on write), so "prompt rendered anew" implies "raw called again" 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..types import Stage
 from .context import StageContext
 from .settings import StageSettings
@@ -23,10 +25,12 @@ def prompt_reusable(ctx: StageContext, stage: Stage, gen_id: str, text: str, set
     return ctx.layer.prompt_matches(stage, gen_id, text, force=settings.force)
 
 
-def raw_reusable(ctx: StageContext, stage: Stage, gen_id: str, settings: StageSettings) -> bool:
-    """Raw output is reused when it exists with its metadata, was not rejected, and the stage
-    is not forced."""
-    return ctx.layer.raw_exists(stage, gen_id, force=settings.force)
+def raw_reusable(ctx: StageContext, stage: Stage, gen_id: str, settings: StageSettings,
+                 served_by: Callable[[str], str | None] | None = None) -> bool:
+    """Raw output is reused when it exists with its metadata, was not rejected, the stage is
+    not forced, and it is not synthetic text for a model a real provider serves now
+    (``served_by``: model id -> provider answering it now, as the model client says)."""
+    return ctx.layer.raw_exists(stage, gen_id, force=settings.force, served_by=served_by)
 
 
 def parsed_reusable(ctx: StageContext, stage: Stage, gen_id: str, settings: StageSettings) -> bool:
