@@ -123,7 +123,7 @@ __all__ = [
 SPEC_FILENAMES: tuple[str, ...] = ("config.yaml", "config.yml", "config.json", "config.toml")
 """Names a cohort's spec file may have under ``cohorts/<id>/spec/`` (first found wins)."""
 
-_TOP_LEVEL = {"axes", "rules", "output", "replicates", "combos", "description", "name", "notes"}
+_TOP_LEVEL = {"analysis", "axes", "rules", "output", "replicates", "combos", "description", "name", "notes"}
 _RULE_SECTIONS = ("subsets", "ties", "pairs", "tuples")
 _BALANCE = ("left", "right", "both")
 
@@ -191,6 +191,9 @@ class CohortSpec:
     seed: int | None = None
     includes: tuple[Path, ...] = ()
     """Every ``@file:`` read, for the spec digest."""
+    analysis_target: Path | None = None
+    """``analysis.target``: a text file (relative to the spec) the analysis compares every
+    essay with (similarity to a known idea); ``None`` when not given."""
 
     def combo_requests(self) -> list[ComboRequest]:
         """Combinations the ``combos`` section asks for (to register before a build)."""
@@ -529,8 +532,11 @@ def parse_spec(data: Any, *, source: str | Path = "<memory>", base_dir: Path | N
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise ctx.error("output.seed", f"expected an integer, got {seed!r}")
 
+    analysis_target = _analysis_target(ctx, _mapping(ctx, "analysis", data.get("analysis")))
+
     return CohortSpec(
         path=path,
+        analysis_target=analysis_target,
         axes=axes,
         subsets=subsets,
         ties=tuple(ties),
@@ -540,6 +546,23 @@ def parse_spec(data: Any, *, source: str | Path = "<memory>", base_dir: Path | N
         seed=seed,
         includes=tuple(dict.fromkeys(ctx.includes)),
     )
+
+
+def _analysis_target(ctx: _Ctx, analysis: Mapping[str, Any]) -> Path | None:
+    """``analysis.target``: an existing text file, relative to the spec (not part of the design,
+    so it does not change generation ids)."""
+    _check_keys(ctx, "analysis", analysis, {"target"})
+    target = analysis.get("target")
+    if target is None:
+        return None
+    if not isinstance(target, str) or not target.strip():
+        raise ctx.error("analysis.target", f"expected the path of a text file, got {target!r}")
+    path = Path(target.strip())
+    if not path.is_absolute():
+        path = ctx.base_dir / target.strip()
+    if not path.is_file():
+        raise ctx.error("analysis.target", f"file not found: {path} (the path is relative to the spec file)")
+    return path
 
 
 def _parse_combo_source(ctx: _Ctx, name: str, payload: Any) -> ComboSource:

@@ -1,0 +1,229 @@
+"""Entry points: analyse a score table or a cohort, write the analysis files."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from ..data_layer import Paths, _storage
+from ..results.export import write_csv
+from ..results.scales import scale_bounds
+from . import _agreement as agreement
+from ._estimates import (
+    cluster_weights,
+    essay_estimates,
+    level_estimates,
+    level_pairs,
+    percentile_ci,
+    top_k_probabilities,
+)
+from ._model import (
+    CONTENDER_FROM,
+    TIE_BELOW,
+    Analysis,
+    Diversity,
+    EssayResult,
+    EvaluatorResult,
+    LevelDifference,
+    LevelResult,
+    TopTie,
+    VarianceShare,
+)
+from ._table import AnalysisInputError, PreparedScores, load_score_table, prepare_scores
+from ._variance import variance_components
+
+__all__ = [
+    "ANALYSIS_DIRNAME",
+    "SUMMARY_FILENAME",
+    "analysis_dir",
+    "analyze_cohort",
+    "analyze_scores",
+    "human_llm_agreement",
+    "write_analysis",
+]
+
+ANALYSIS_DIRNAME = "analysis"
+SUMMARY_FILENAME = "summary.json"
+
+
+def _float(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
+def analyze_scores(
+    table: pl.DataFrame | PreparedScores,
+    *,
+    seed: int = 0,
+    n_boot: int = 1000,
+    top_k: tuple[int, ...] = (1, 5, 10),
+    source: str = "score table",
+    diversity: Diversity | None = None,
+) -> Analysis:
+    """Analyse a long score table (``essay_gen_id, evaluator, score[, scale]`` + factors).
+
+    Returns an :class:`Analysis`: essay means with t intervals and top-k probabilities
+    (within-essay bootstrap), level means and level differences with cluster-bootstrap CIs,
+    variance shares with CIs, Krippendorff's alpha with a CI, pairwise and consensus Spearman
+    correlations, self-consistency and human-vs-LLM agreement. Deterministic for ``seed``.
+    Raises :class:`AnalysisInputError` for a table that cannot be analysed (see
+    :func:`~daydreaming_dagster.analysis._table.prepare_scores`).
+    """
+    if n_boot < 1:
+        raise AnalysisInputError(f"bootstrap resamples must be at least 1, got {n_boot}")
+    ks = tuple(sorted({int(k) for k in top_k if int(k) >= 1}))
+    scores = table if isinstance(table, PreparedScores) else prepare_scores(table, source)
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2)]
+    weights = cluster_weights(scores.n_essays, n_boot, streams[0])
+    notes: list[str] = []
+    if scores.normalised:
+        notes.append(f"scores on different scales ({', '.join(scores.source_scales)}) were normalised to 0-1 "
+                     "before they were combined; means and CIs are on 0-1")
+    if scores.n_essays == 1:
+        notes.append("one essay: no level comparison, ranking or agreement across essays is possible")
+
+    essay = essay_estimates(scores)
+    low_bound, high_bound = scale_bounds(scores.scale) if scores.scale else (-np.inf, np.inf)
+    # The true mean lies on the scale: clipping the interval to it never loses coverage.
+    essay_low, essay_high = np.clip(essay.ci_low, low_bound, high_bound), np.clip(essay.ci_high, low_bound, high_bound)
+    p_top = top_k_probabilities(scores, ks, n_boot, streams[1])
+    order = sorted(range(scores.n_essays), key=lambda i: (-essay.mean[i], -essay.n[i], scores.essays[i]))
+    essays = tuple(
+        EssayResult(scores.essays[i], float(essay.mean[i]), _float(essay_low[i]), _float(essay_high[i]),
+                    int(essay.n[i]), {k: float(p_top[k][i]) for k in ks})
+        for i in order
+    )
+
+    levels_est = level_estimates(scores, weights)
+    low, high = percentile_ci(levels_est.draws)
+    levels = tuple(
+        LevelResult(levels_est.factor[g], levels_est.level[g], float(levels_est.mean[g]), _float(low[g]),
+                    _float(high[g]), int(levels_est.n[g]), int(levels_est.n_essays[g]))
+        for g in sorted(range(len(levels_est.level)), key=lambda g: (_factor_rank(scores, levels_est.factor[g]),
+                                                                        -levels_est.mean[g], levels_est.level[g]))
+    )
+    differences = []
+    for a, b in level_pairs(levels_est):
+        draws = levels_est.draws[:, a] - levels_est.draws[:, b]
+        d_low, d_high = percentile_ci(draws)
+        differences.append(LevelDifference(levels_est.factor[a], levels_est.level[a], levels_est.level[b],
+                                           float(levels_est.mean[a] - levels_est.mean[b]), _float(d_low), _float(d_high)))
+
+    variance = _variance_shares(scores, weights, notes)
+
+    matrix = agreement.evaluator_matrix(scores)
+    alpha = agreement.alpha_with_ci(matrix, weights)
+    consensus = agreement.consensus_correlations(matrix)
+    consistency = agreement.self_consistency(scores)
+    n_per = np.bincount(scores.evaluator_index, minlength=len(scores.evaluators))
+    mean_per = np.bincount(scores.evaluator_index, weights=scores.y, minlength=len(scores.evaluators)) / n_per
+    evaluators = tuple(
+        EvaluatorResult(name, int(n_per[j]), float(mean_per[j]), consensus[j][0], consensus[j][1],
+                        consensus[j][0] is not None and consensus[j][0] < agreement.FLAG_BELOW,
+                        consistency[j].n_repeated, consistency[j].replicate_sd, consistency[j].icc)
+        for j, name in enumerate(scores.evaluators)
+    )
+    if alpha.reason:
+        notes.append(f"evaluator agreement {alpha.reason}")
+
+    contenders = tuple((e.essay_gen_id, e.p_top.get(1, 0.0)) for e in
+                       sorted(essays, key=lambda e: -e.p_top.get(1, 0.0)) if e.p_top.get(1, 0.0) >= CONTENDER_FROM)
+    best = max((e.p_top.get(1, 0.0) for e in essays), default=0.0)
+    top_tie = TopTie(is_tie=scores.n_essays > 1 and 1 in ks and best < TIE_BELOW, contenders=contenders)
+
+    return Analysis(
+        n_essays=scores.n_essays,
+        n_scores=scores.n_scores,
+        scale=scores.scale,
+        normalised=scores.normalised,
+        source_scales=scores.source_scales,
+        seed=seed,
+        n_boot=n_boot,
+        top_k=ks,
+        essays=essays,
+        levels=levels,
+        differences=tuple(differences),
+        variance=variance,
+        alpha=alpha.alpha,
+        alpha_ci=alpha.ci,
+        alpha_note=alpha.reason,
+        evaluators=evaluators,
+        pairwise=tuple(agreement.pairwise_spearman(matrix, scores.evaluators)),
+        human_vs_llm=tuple(agreement.human_llm_rows(scores, matrix)),
+        top_tie=top_tie,
+        diversity=diversity,
+        notes=tuple(notes),
+    )
+
+
+def _factor_rank(scores: PreparedScores, factor: str) -> int:
+    columns = (*scores.essay_factors, *scores.evaluator_factors)
+    return columns.index(factor)
+
+
+def _variance_shares(scores: PreparedScores, weights: np.ndarray, notes: list[str]) -> tuple[VarianceShare, ...]:
+    if scores.n_essays < 2:
+        return ()
+    components = variance_components(scores, weights)
+    notes.extend(f"variance: {n}" for n in components.notes)
+    shares = components.shares
+    low, high = percentile_ci(components.share_draws)
+    return tuple(
+        VarianceShare(name, unit, float(components.point[i]), _float(shares[i]), _float(low[i]), _float(high[i]))
+        for i, (name, unit) in enumerate(zip(components.names, components.levels, strict=True))
+    )
+
+
+def human_llm_agreement(table: pl.DataFrame) -> list[agreement.HumanLlmAgreement]:
+    """For each ``human/<rater>`` evaluator: Spearman correlation and n against each LLM
+    evaluator and against the LLM consensus (mean of the LLM evaluators per essay). Cheap: no
+    resampling. Empty when the table has no human or no LLM scores."""
+    scores = prepare_scores(table)
+    return agreement.human_llm_rows(scores, agreement.evaluator_matrix(scores))
+
+
+def analyze_cohort(
+    data_root: str | os.PathLike[str] | Path,
+    cohort_id: str,
+    *,
+    seed: int = 0,
+    n_boot: int = 1000,
+    top_k: tuple[int, ...] = (1, 5, 10),
+    include_human: bool = True,
+    with_diversity: bool = True,
+) -> Analysis:
+    """:func:`analyze_scores` over :func:`load_score_table` of the cohort, plus text diversity
+    (near-duplicate clusters of essays and drafts, similarity to the spec's target text).
+
+    Raises :class:`AnalysisInputError` when the cohort has no parsed score yet and
+    :class:`~daydreaming_dagster.results.cohort.CohortNotFoundError` for an unknown cohort.
+    """
+    table = load_score_table(data_root, cohort_id, include_human=include_human)
+    if table.height == 0:
+        raise AnalysisInputError(f"cohort {cohort_id!r} has no parsed evaluation score yet; run the cohort first")
+    diversity = None
+    if with_diversity:
+        from ._diversity import cohort_diversity
+
+        diversity = cohort_diversity(data_root, cohort_id)
+    return analyze_scores(table, seed=seed, n_boot=n_boot, top_k=top_k, source=f"cohort {cohort_id}",
+                          diversity=diversity)
+
+
+def analysis_dir(data_root: str | os.PathLike[str] | Path, cohort_id: str) -> Path:
+    """``results/<cohort_id>/analysis/``."""
+    return Paths.from_str(data_root).cohort_results_dir(cohort_id) / ANALYSIS_DIRNAME
+
+
+def write_analysis(data_root: str | os.PathLike[str] | Path, cohort_id: str, analysis: Analysis) -> dict[str, Path]:
+    """Write every table of ``analysis`` as ``results/<cohort>/analysis/<name>.csv`` and the
+    ``--json`` object as ``summary.json`` (atomically); return name → path."""
+    directory = analysis_dir(data_root, cohort_id)
+    written = {name: write_csv(frame, directory / f"{name}.csv") for name, frame in analysis.tables().items()}
+    summary = directory / SUMMARY_FILENAME
+    _storage.atomic_write_text(summary, json.dumps(analysis.to_json(), indent=2) + "\n")
+    written["summary"] = summary
+    return written
