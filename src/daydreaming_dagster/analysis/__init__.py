@@ -15,7 +15,12 @@ Typical use::
     write_analysis("data", "demo", analysis)   # data/results/demo/analysis/*.csv, summary.json
 """
 
-from ._agreement import FLAG_BELOW, HumanLlmAgreement, PairwiseAgreement, krippendorff_alpha_interval
+from ._agreement import (
+    FLAG_BELOW,
+    HumanLlmAgreement,
+    PairwiseAgreement,
+    krippendorff_alpha_interval,
+)
 from ._api import (
     ANALYSIS_DIRNAME,
     SUMMARY_FILENAME,

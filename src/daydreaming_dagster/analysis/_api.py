@@ -170,7 +170,11 @@ def _variance_shares(scores: PreparedScores, weights: np.ndarray, notes: list[st
     components = variance_components(scores, weights)
     notes.extend(f"variance: {n}" for n in components.notes)
     shares = components.shares
-    low, high = percentile_ci(components.share_draws)
+    # Basic (reverse-percentile) interval: resampling essays with replacement inflates every
+    # between-unit sum of squares, so the draws sit above the estimate; reflecting them about
+    # the estimate removes that shift (Davison & Hinkley 1997, eq. 5.6). Clipped to [0, 1].
+    q_low, q_high = percentile_ci(components.share_draws)
+    low, high = np.clip(2 * shares - q_high, 0.0, 1.0), np.clip(2 * shares - q_low, 0.0, 1.0)
     return tuple(
         VarianceShare(name, unit, float(components.point[i]), _float(shares[i]), _float(low[i]), _float(high[i]))
         for i, (name, unit) in enumerate(zip(components.names, components.levels, strict=True))

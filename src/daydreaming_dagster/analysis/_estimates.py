@@ -39,6 +39,9 @@ def percentile_ci(draws: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndar
     """The 2.5th and 97.5th percentiles of ``draws`` along ``axis``, ignoring NaN."""
     import warnings
 
+    if draws.size == 0:
+        shape = draws.shape[1:] if axis == 0 else draws.shape[:axis] + draws.shape[axis + 1:]
+        return np.full(shape, np.nan), np.full(shape, np.nan)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns give NaN, by design
         low, high = np.nanpercentile(draws, [_TAIL, 100 - _TAIL], axis=axis)
