@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
+from threadpoolctl import threadpool_limits
 
 from ._table import PreparedScores
 
@@ -88,60 +89,76 @@ def _two_way_fit(scores: PreparedScores) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _design(codes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    """Unique cells of the factor codes: cell per unit, and one dummy design per model
-    (full, then without each factor), intercept first, first level of a factor dropped."""
+    """Unique cells of the factor codes: the cell of each unit, the dummy design of the cells
+    (intercept first, first level of each factor dropped) and each factor's column indices."""
+    n_units = codes[0].size if codes else 0
     if not codes:
-        units = 0 if not codes else codes[0].size
-        return np.zeros(units, dtype=np.int64), np.ones((1, 1)), []
+        return np.zeros(n_units, dtype=np.int64), np.ones((1, 1)), []
     stacked = np.stack(codes, axis=1)
     cells, cell_of_unit = np.unique(stacked, axis=0, return_inverse=True)
-    blocks = []
+    blocks, columns, next_column = [], [], 1
     for f in range(len(codes)):
         levels = np.unique(codes[f])
         blocks.append((cells[:, f][:, None] == levels[None, 1:]).astype(np.float64))
-    intercept = np.ones((cells.shape[0], 1))
-    full = np.hstack([intercept, *blocks])
-    reduced = [np.hstack([intercept, *(blk for g, blk in enumerate(blocks) if g != f)]) for f in range(len(codes))]
-    return cell_of_unit.ravel(), full, reduced
+        columns.append(np.arange(next_column, next_column + levels.size - 1))
+        next_column += levels.size - 1
+    return cell_of_unit.ravel(), np.hstack([np.ones((cells.shape[0], 1)), *blocks]), columns
 
 
-def _weighted_rss(x: np.ndarray, mean: np.ndarray, weight: np.ndarray) -> tuple[float, int]:
-    root = np.sqrt(weight)
-    coef, _, rank, _ = np.linalg.lstsq(x * root[:, None], mean * root, rcond=None)
-    return float((weight * (mean - x @ coef) ** 2).sum()), int(rank)
+def _rss(gram: np.ndarray, cross: np.ndarray, total: float, columns: np.ndarray) -> tuple[float, int]:
+    """Weighted residual sum of squares and rank of the least-squares fit on ``columns``, from
+    the Gram matrix X'WX, X'Wy and y'Wy (a pseudo-inverse handles aliased columns)."""
+    values, vectors = np.linalg.eigh(gram[np.ix_(columns, columns)])
+    keep = values > values.max() * 1e-10
+    projected = vectors[:, keep].T @ cross[columns]
+    return total - float((projected**2 / values[keep]).sum()), int(keep.sum())
 
 
 def _anova(values: np.ndarray, unit_weights: np.ndarray, noise: np.ndarray, codes: list[np.ndarray]) -> np.ndarray:
     """Per resample row: the component of each factor, then the remaining between-unit one."""
     n_units = values.shape[1]
-    codes = codes or []
-    if codes:
-        cell_of_unit, full, reduced = _design(codes)
-    else:
-        cell_of_unit, full, reduced = np.zeros(n_units, dtype=np.int64), np.ones((1, 1)), []
-    n_cells = full.shape[0]
+    cell_of_unit, design, factor_columns = _design(codes)
+    if not codes:
+        cell_of_unit = np.zeros(n_units, dtype=np.int64)
+    all_columns = np.arange(design.shape[1])
+    reduced = [np.setdiff1d(all_columns, cols) for cols in factor_columns]
+    n_cells = design.shape[0]
     member = sparse.csr_matrix((np.ones(n_units), (np.arange(n_units), cell_of_unit)), shape=(n_units, n_cells))
     clean = np.where(unit_weights > 0, values, 0.0)
     w_cell = np.asarray((member.T @ unit_weights.T).T)
     a_cell = np.asarray((member.T @ (unit_weights * clean).T).T)
     q_cell = np.asarray((member.T @ (unit_weights * clean**2).T).T)
-    out = np.full((values.shape[0], len(codes) + 1), np.nan)
-    for row in range(values.shape[0]):
+    out = np.full((values.shape[0], len(factor_columns) + 1), np.nan)
+    # Many tiny matrices: BLAS threads cost more to start than they save (and fight over cores).
+    with threadpool_limits(limits=1):
+        _anova_rows(out, design, all_columns, reduced, w_cell, a_cell, q_cell, unit_weights, noise)
+    return out
+
+
+def _anova_rows(out: np.ndarray, design: np.ndarray, all_columns: np.ndarray, reduced: list[np.ndarray],
+                w_cell: np.ndarray, a_cell: np.ndarray, q_cell: np.ndarray, unit_weights: np.ndarray,
+                noise: np.ndarray) -> None:
+    for row in range(out.shape[0]):
         keep = w_cell[row] > 0
         n = float(unit_weights[row].sum())
         if n < 2 or not keep.any():
             continue
         w, mean = w_cell[row, keep], a_cell[row, keep] / w_cell[row, keep]
         within = float((q_cell[row, keep] - a_cell[row, keep] * mean).sum())
-        rss_full, rank_full = _weighted_rss(full[keep], mean, w)
+        # Centring changes no residual (every model has an intercept) and avoids cancellation.
+        centred = mean - (w * mean).sum() / w.sum()
+        x = design[keep]
+        gram = (x * w[:, None]).T @ x
+        cross = x.T @ (w * centred)
+        total = float((w * centred**2).sum())
+        rss_full, rank_full = _rss(gram, cross, total, all_columns)
         df_error = n - rank_full
         ms_error = (within + rss_full) / df_error if df_error > 0 else np.nan
         error = ms_error if np.isfinite(ms_error) else float(noise[row])
-        for f, x in enumerate(reduced):
-            rss, rank = _weighted_rss(x[keep], mean, w)
+        for f, columns in enumerate(reduced):
+            rss, rank = _rss(gram, cross, total, columns)
             out[row, f] = max(0.0, (rss - rss_full - (rank_full - rank) * error) / n)
         out[row, -1] = max(0.0, ms_error - float(noise[row])) if np.isfinite(ms_error) else 0.0
-    return out
 
 
 def _factor_codes(levels: list[list[str]]) -> list[np.ndarray]:
