@@ -23,9 +23,11 @@ from ._agreement import (
 )
 from ._api import (
     ANALYSIS_DIRNAME,
+    DEFAULT_BOOTSTRAP,
     SUMMARY_FILENAME,
     analysis_dir,
     analyze_cohort,
+    analyze_cohort_or_empty,
     analyze_scores,
     human_llm_agreement,
     write_analysis,
@@ -52,6 +54,7 @@ from ._table import (
 
 __all__ = [
     "ANALYSIS_DIRNAME",
+    "DEFAULT_BOOTSTRAP",
     "EVALUATOR_FACTORS",
     "FLAG_BELOW",
     "REQUIRED_COLUMNS",
@@ -70,6 +73,7 @@ __all__ = [
     "VarianceShare",
     "analysis_dir",
     "analyze_cohort",
+    "analyze_cohort_or_empty",
     "analyze_scores",
     "human_llm_agreement",
     "krippendorff_alpha_interval",

@@ -70,8 +70,8 @@ def _alpha_from(terms: _AlphaTerms, weights: np.ndarray) -> np.ndarray:
     """Alpha for each row of ``weights`` (resample × pairable essay)."""
     n = weights @ terms.m
     within = weights @ terms.within
-    ss_total = weights @ terms.total_sq - (weights @ terms.total) ** 2 / n
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"):  # a resample without pairable essays: NaN
+        ss_total = weights @ terms.total_sq - (weights @ terms.total) ** 2 / n
         return 1.0 - (n - 1) / n * within / ss_total
 
 

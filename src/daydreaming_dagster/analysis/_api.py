@@ -38,6 +38,8 @@ from ._variance import variance_components
 
 __all__ = [
     "ANALYSIS_DIRNAME",
+    "DEFAULT_BOOTSTRAP",
+    "analyze_cohort_or_empty",
     "SUMMARY_FILENAME",
     "analysis_dir",
     "analyze_cohort",
@@ -46,6 +48,8 @@ __all__ = [
     "write_analysis",
 ]
 
+DEFAULT_BOOTSTRAP = 1000
+"""Resamples used by the report and the Dagster assets (the CLI's ``--bootstrap`` default too)."""
 ANALYSIS_DIRNAME = "analysis"
 SUMMARY_FILENAME = "summary.json"
 
@@ -170,11 +174,14 @@ def _variance_shares(scores: PreparedScores, weights: np.ndarray, notes: list[st
     components = variance_components(scores, weights)
     notes.extend(f"variance: {n}" for n in components.notes)
     shares = components.shares
-    # Basic (reverse-percentile) interval: resampling essays with replacement inflates every
-    # between-unit sum of squares, so the draws sit above the estimate; reflecting them about
-    # the estimate removes that shift (Davison & Hinkley 1997, eq. 5.6). Clipped to [0, 1].
-    q_low, q_high = percentile_ci(components.share_draws)
-    low, high = np.clip(2 * shares - q_high, 0.0, 1.0), np.clip(2 * shares - q_low, 0.0, 1.0)
+    # Basic (reverse-percentile) interval on the untruncated estimates, then clipped to [0, 1]:
+    # resampling essays with replacement inflates every between-unit sum of squares, so the
+    # draws sit above the estimate; reflecting them about it removes that shift (Davison &
+    # Hinkley 1997, eq. 5.6). Untruncated, a null axis's interval can reach 0 without
+    # collapsing to [0, 0].
+    raw = components.raw_shares
+    q_low, q_high = percentile_ci(components.raw_share_draws)
+    low, high = np.clip(2 * raw - q_high, 0.0, 1.0), np.clip(2 * raw - q_low, 0.0, 1.0)
     return tuple(
         VarianceShare(name, unit, float(components.point[i]), _float(shares[i]), _float(low[i]), _float(high[i]))
         for i, (name, unit) in enumerate(zip(components.names, components.levels, strict=True))
@@ -231,3 +238,14 @@ def write_analysis(data_root: str | os.PathLike[str] | Path, cohort_id: str, ana
     _storage.atomic_write_text(summary, json.dumps(analysis.to_json(), indent=2) + "\n")
     written["summary"] = summary
     return written
+
+
+def analyze_cohort_or_empty(
+    data_root: str | os.PathLike[str] | Path, cohort_id: str, *, seed: int = 0, n_boot: int = DEFAULT_BOOTSTRAP
+) -> Analysis:
+    """:func:`analyze_cohort`, or :meth:`Analysis.empty` saying why when the cohort has no
+    score to analyse yet (the report and the assets show that instead of failing)."""
+    try:
+        return analyze_cohort(data_root, cohort_id, seed=seed, n_boot=n_boot)
+    except AnalysisInputError as exc:
+        return Analysis.empty(str(exc))

@@ -210,6 +210,12 @@ class Analysis:
     diversity: Diversity | None = None
     notes: tuple[str, ...] = field(default=())
 
+    @classmethod
+    def empty(cls, note: str) -> Analysis:
+        """An analysis of nothing (no scores yet): every table empty, ``note`` says why."""
+        return cls(0, 0, None, False, (), 0, 0, (1, 5, 10), (), (), (), (), None, None, note, (), (), (),
+                   TopTie(False, ()), None, (note,))
+
     @property
     def factors(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(level.factor for level in self.levels))

@@ -54,10 +54,16 @@ class VarianceDraws:
     """Essay-level axes, ``essay``, evaluator-level axes, ``evaluator``, ``residual``."""
     levels: tuple[str, ...]
     """Per name: ``essay``, ``evaluator`` or ``score``: the unit it varies over."""
-    point: np.ndarray
-    draws: np.ndarray
-    """``n_boot × len(names)`` (rows with NaN are resamples where a stage had no data)."""
+    raw_point: np.ndarray
+    """Method-of-moments estimates before truncation at 0 (a null axis scatters around 0)."""
+    raw_draws: np.ndarray
+    """``n_boot × len(names)`` untruncated estimates (NaN rows: a stage had no data)."""
     notes: tuple[str, ...]
+
+    @property
+    def point(self) -> np.ndarray:
+        """The variance components (truncated at 0)."""
+        return np.maximum(self.raw_point, 0.0)
 
     @property
     def shares(self) -> np.ndarray:
@@ -65,9 +71,15 @@ class VarianceDraws:
         return self.point / total if total > 0 else np.full_like(self.point, np.nan)
 
     @property
-    def share_draws(self) -> np.ndarray:
+    def raw_shares(self) -> np.ndarray:
+        """Untruncated component over the total of the truncated ones."""
+        total = self.point.sum()
+        return self.raw_point / total if total > 0 else np.full_like(self.point, np.nan)
+
+    @property
+    def raw_share_draws(self) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
-            return self.draws / self.draws.sum(axis=1, keepdims=True)
+            return self.raw_draws / np.maximum(self.raw_draws, 0.0).sum(axis=1, keepdims=True)
 
 
 def _two_way_fit(scores: PreparedScores) -> tuple[np.ndarray, np.ndarray]:
@@ -157,8 +169,19 @@ def _anova_rows(out: np.ndarray, design: np.ndarray, all_columns: np.ndarray, re
         error = ms_error if np.isfinite(ms_error) else float(noise[row])
         for f, columns in enumerate(reduced):
             rss, rank = _rss(gram, cross, total, columns)
-            out[row, f] = max(0.0, (rss - rss_full - (rank_full - rank) * error) / n)
-        out[row, -1] = max(0.0, ms_error - float(noise[row])) if np.isfinite(ms_error) else 0.0
+            out[row, f] = (rss - rss_full - (rank_full - rank) * error) / n
+        out[row, -1] = ms_error - float(noise[row]) if np.isfinite(ms_error) else 0.0
+
+
+def _aliased(codes: list[np.ndarray], names: tuple[str, ...]) -> list[str]:
+    """Factors with several levels whose columns the other factors already span (confounded:
+    Type II sums of squares attribute their shared variance to neither)."""
+    if len(codes) < 2:
+        return []
+    _, design, columns = _design(codes)
+    full = np.linalg.matrix_rank(design)
+    return [name for name, cols in zip(names, columns, strict=True)
+            if cols.size and np.linalg.matrix_rank(np.delete(design, cols, axis=1)) == full]
 
 
 def _factor_codes(levels: list[list[str]]) -> list[np.ndarray]:
@@ -219,6 +242,12 @@ def variance_components(scores: PreparedScores, weights: np.ndarray) -> Variance
     if scores.evaluator_factors and n_evaluators - 1 <= sum(len(set(c)) - 1 for c in evaluator_levels):
         notes.append("evaluators are fully described by their axes: the evaluator share is 0 by construction")
 
+    for unit, codes, factors in (("essay", essay_levels, scores.essay_factors),
+                                 ("evaluator", evaluator_levels, scores.evaluator_factors)):
+        aliased = _aliased(codes, factors)
+        if aliased:
+            notes.append(f"{' and '.join(aliased)} are confounded with other {unit}-level axes (no {unit} separates "
+                         "them): the variance they share is attributed to none of them")
     names = (*scores.essay_factors, ESSAY, *scores.evaluator_factors, EVALUATOR, RESIDUAL)
     levels = (*(["essay"] * (len(scores.essay_factors) + 1)), *(["evaluator"] * (len(scores.evaluator_factors) + 1)), "score")
     table = np.hstack([essay_part, evaluator_part, residual[:, None]])
