@@ -21,7 +21,16 @@ Frames go to ``table_io_manager``, dicts to ``json_io_manager``, the graph to
 from typing import Any
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetKey, AssetOut, Config, MetadataValue, Output, asset, multi_asset
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetOut,
+    Config,
+    MetadataValue,
+    Output,
+    asset,
+    multi_asset,
+)
 from pydantic import Field
 
 from .. import analysis, results
