@@ -79,3 +79,23 @@ def test_report_says_when_the_top_is_a_tie_and_when_scores_were_normalised(store
     markdown = write_cohort_report(store.root, COHORT, n_boot=50).report_md.read_text(encoding="utf-8")
     assert "normalise scores on different scales (0-10, 0-9, human ratings included) to 0-1" in markdown
     assert "The top of the ranking is a statistical tie" in markdown
+
+
+def test_semantic_embeddings_ship_in_the_wheel_and_find_paraphrases() -> None:
+    """The optional ``embeddings`` extra (installed in the dev group): WordLlama loads its
+    weights and tokenizer from the installed package, with no network."""
+    pytest.importorskip("wordllama")
+    ids = list(TEXTS)
+    target = "Error-correcting codes, as learned from the tide pools: redundancy shields weak signals."
+    rows, _ = text_diversity("essay", ids, [TEXTS[i] for i in ids], {}, target, method="wordllama")
+    similarity = {r.gen_id: r.target_similarity for r in rows}
+    assert max(similarity, key=similarity.get) in ("e1", "e2")
+    assert {r.gen_id: r.cluster for r in rows}["e1"] == {r.gen_id: r.cluster for r in rows}["e2"]
+
+
+def test_spec_similarity_method_is_validated(tmp_path: Path) -> None:
+    spec_file = tmp_path / "config.yaml"
+    assert parse_spec({"axes": {"a": ["x"]}, "analysis": {"similarity": "wordllama"}},
+                      source=spec_file).analysis_similarity == "wordllama"
+    with pytest.raises(SpecError, match="analysis.similarity: unknown method 'bert'; use one of tfidf, wordllama"):
+        parse_spec({"axes": {"a": ["x"]}, "analysis": {"similarity": "bert"}}, source=spec_file)

@@ -125,6 +125,8 @@ SPEC_FILENAMES: tuple[str, ...] = ("config.yaml", "config.yml", "config.json", "
 
 _TOP_LEVEL = {"analysis", "axes", "rules", "output", "replicates", "combos", "description", "name", "notes"}
 _RULE_SECTIONS = ("subsets", "ties", "pairs", "tuples")
+SIMILARITY_METHODS = ("tfidf", "wordllama")
+"""Text-similarity methods ``analysis.similarity`` accepts (see docs/analysis.md)."""
 _BALANCE = ("left", "right", "both")
 
 Level = str | int
@@ -194,6 +196,9 @@ class CohortSpec:
     analysis_target: Path | None = None
     """``analysis.target``: a text file (relative to the spec) the analysis compares every
     essay with (similarity to a known idea); ``None`` when not given."""
+    analysis_similarity: str = "tfidf"
+    """``analysis.similarity``: ``tfidf`` (default, no model) or ``wordllama`` (semantic
+    embeddings from the optional ``embeddings`` extra)."""
 
     def combo_requests(self) -> list[ComboRequest]:
         """Combinations the ``combos`` section asks for (to register before a build)."""
@@ -532,11 +537,16 @@ def parse_spec(data: Any, *, source: str | Path = "<memory>", base_dir: Path | N
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise ctx.error("output.seed", f"expected an integer, got {seed!r}")
 
-    analysis_target = _analysis_target(ctx, _mapping(ctx, "analysis", data.get("analysis")))
+    analysis = _mapping(ctx, "analysis", data.get("analysis"))
+    analysis_target = _analysis_target(ctx, analysis)
+    similarity = analysis.get("similarity", "tfidf")
+    if similarity not in SIMILARITY_METHODS:
+        raise ctx.error("analysis.similarity", f"unknown method {similarity!r}; use one of {', '.join(SIMILARITY_METHODS)}")
 
     return CohortSpec(
         path=path,
         analysis_target=analysis_target,
+        analysis_similarity=similarity,
         axes=axes,
         subsets=subsets,
         ties=tuple(ties),
@@ -551,7 +561,7 @@ def parse_spec(data: Any, *, source: str | Path = "<memory>", base_dir: Path | N
 def _analysis_target(ctx: _Ctx, analysis: Mapping[str, Any]) -> Path | None:
     """``analysis.target``: an existing text file, relative to the spec (not part of the design,
     so it does not change generation ids)."""
-    _check_keys(ctx, "analysis", analysis, {"target"})
+    _check_keys(ctx, "analysis", analysis, {"target", "similarity"})
     target = analysis.get("target")
     if target is None:
         return None

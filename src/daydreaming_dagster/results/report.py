@@ -358,7 +358,7 @@ def _analysis_sections(analysis: Analysis, cohort_id: str, plots: dict[str, byte
         duplicates = [c for c in essays if c.cluster_size > 1]
         section.blocks.append(Para((
             f"{len({c.cluster for c in essays})} distinct clusters among {len(essays)} essays "
-            f"(TF-IDF cosine similarity >= {diversity.threshold:g} links near-duplicates); "
+            f"({diversity.method} similarity >= {diversity.threshold:g} links near-duplicates); "
             f"{len(duplicates)} essays have a near-duplicate.",)))
         section.blocks.append(_frame_table(diversity.by_level, "levels"))
         if diversity.target:
