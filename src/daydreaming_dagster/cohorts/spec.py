@@ -76,6 +76,9 @@ Semantics (those of the established DayDreaming tool, with its YAML shapes):
   combo ids (:func:`daydreaming_dagster.ids.combo_id_for`) are added to the ``combo_id`` axis
   (after any declared levels); the cohort build registers them in ``combo_mappings.csv``.
   Compiling never writes anything.
+* ``analysis`` (optional, outside the design: ids do not change): ``target`` names a text file
+  (relative to the spec; it must exist) every essay is compared with, and ``similarity`` picks
+  the text-similarity method (``tfidf`` or ``wordllama``) of the analysis.
 * ``output.field_order`` puts the named columns first (the others follow in axis order);
   ``output.seed`` shuffles the rows deterministically.
 
