@@ -97,9 +97,7 @@ class PreparedScores:
 
     def evaluator_levels(self, factor: str) -> list[str]:
         """The level of ``factor`` for each evaluator, in :attr:`evaluators` order."""
-        first_rows = np.full(len(self.evaluators), -1, dtype=np.int64)
-        order = np.arange(self.n_scores)[::-1]
-        first_rows[self.evaluator_index[order]] = order
+        _, first_rows = np.unique(self.evaluator_index, return_index=True)
         return [str(v) for v in self.frame[factor].gather(first_rows).to_list()]
 
 
@@ -237,7 +235,9 @@ def read_score_csv(path: str | os.PathLike[str] | Path) -> pl.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise AnalysisInputError(f"{path}: file not found")
-    if path.stat().st_size == 0 or not path.read_text(encoding="utf-8", errors="replace").strip():
+    with path.open("rb") as handle:
+        start = handle.read(65536)
+    if not start.strip():
         raise AnalysisInputError(f"{path}: the file is empty; expected a CSV with columns {', '.join(REQUIRED_COLUMNS)}")
     try:
         frame = pl.read_csv(path, infer_schema=False)
