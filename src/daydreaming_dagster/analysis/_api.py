@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -174,14 +175,18 @@ def _variance_shares(scores: PreparedScores, weights: np.ndarray, notes: list[st
     components = variance_components(scores, weights)
     notes.extend(f"variance: {n}" for n in components.notes)
     shares = components.shares
-    # Basic (reverse-percentile) interval on the untruncated estimates, then clipped to [0, 1]:
+    # Bias-corrected percentile interval on the untruncated estimates, clipped to [0, 1]:
     # resampling essays with replacement inflates every between-unit sum of squares, so the
-    # draws sit above the estimate; reflecting them about it removes that shift (Davison &
-    # Hinkley 1997, eq. 5.6). Untruncated, a null axis's interval can reach 0 without
-    # collapsing to [0, 0].
+    # draws sit above the estimate by about the noise term; shifting them back by their mean
+    # excess (Efron & Tibshirani 1993, section 10.6) removes that. Untruncated, a null axis's
+    # interval reaches 0 without collapsing to [0, 0].
     raw = components.raw_shares
-    q_low, q_high = percentile_ci(components.raw_share_draws)
-    low, high = np.clip(2 * raw - q_high, 0.0, 1.0), np.clip(2 * raw - q_low, 0.0, 1.0)
+    draws = components.raw_share_draws
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a component that is NaN in every resample
+        shift = np.nanmean(draws, axis=0) - raw
+    q_low, q_high = percentile_ci(draws)
+    low, high = np.clip(q_low - shift, 0.0, 1.0), np.clip(q_high - shift, 0.0, 1.0)
     return tuple(
         VarianceShare(name, unit, float(components.point[i]), _float(shares[i]), _float(low[i]), _float(high[i]))
         for i, (name, unit) in enumerate(zip(components.names, components.levels, strict=True))

@@ -21,7 +21,8 @@ Estimation, in two stages that suit unbalanced factorial designs:
 A share is a component over the sum of all components: the fraction of the variance of one
 score, drawn at random from the design, that the axis accounts for. Before truncation the
 estimates are unbiased in balanced designs; with truncation a null axis's estimate sits at or
-near 0 and its CI reaches 0. CIs come from the cluster bootstrap over essays: each resample
+near 0 and its CI reaches 0. CIs come from the cluster bootstrap over essays (bias-corrected
+percentile intervals of the untruncated estimates, see ``_api``): each resample
 recomputes stage 2 and the residual, and updates the evaluator effects by one least-squares
 step from the full-data fit (the essays drawn change them only slightly).
 """

@@ -32,14 +32,17 @@ def _figure(width: float, height: float):  # noqa: ANN202 - matplotlib Figure
 
 
 def forest_plot(analysis: Analysis) -> bytes | None:
-    """One panel per factor: each level's mean score with its 95% CI (``None`` without factors)."""
-    factors = analysis.factors
-    if not factors:
-        return None
+    """One panel per factor with two or more levels: each level's mean score with its 95% CI,
+    on one shared score axis so panels compare (``None`` when no factor varies)."""
     panels = []
-    for factor in factors:
+    for factor in analysis.factors:
         levels = [lv for lv in analysis.levels if lv.factor == factor][:_MAX_LEVELS_PER_FACTOR]
-        panels.append((factor, list(reversed(levels))))  # drawn bottom-up: best at the top
+        if len(levels) >= 2:
+            panels.append((factor, list(reversed(levels))))  # drawn bottom-up: best at the top
+    if not panels:
+        return None
+    ends = [v for _, levels in panels for lv in levels for v in (lv.ci_low, lv.ci_high, lv.mean) if v is not None]
+    margin = 0.05 * ((max(ends) - min(ends)) or 1.0)
     heights = [0.35 * len(levels) + 0.9 for _, levels in panels]
     figure = _figure(7.5, sum(heights) + 0.6)
     figure.suptitle(f"Mean score by level with 95% CI ({analysis.scale or 'score'})", fontsize=10)
@@ -52,6 +55,7 @@ def forest_plot(analysis: Analysis) -> bytes | None:
             axis.plot([level.mean], [position], "o", color="black", ms=4)
         axis.set_yticks(range(len(levels)), [f"{lv.level} (n={lv.n})" for lv in levels], fontsize=8)
         axis.set_ylim(-0.7, len(levels) - 0.3)
+        axis.set_xlim(min(ends) - margin, max(ends) + margin)
         axis.set_title(factor, fontsize=9, loc="left")
         axis.grid(axis="x", alpha=0.3)
     return _png(figure)
