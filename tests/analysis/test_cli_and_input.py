@@ -40,6 +40,7 @@ def test_scores_csv_json_has_the_documented_shape(tmp_path: Path, capsys: pytest
     code, out, err = run_cli(["analyze", "--scores", str(path), "--json", "--bootstrap", "50", "--seed", "3"], capsys)
     assert code == 0, err
     data = json.loads(out)
+    json.dumps(data, allow_nan=False)  # strict JSON: no NaN or Infinity anywhere
     assert data["n_essays"] == 16 and data["n_scores"] == 48
     essay = data["essays"][0]
     assert {"essay_gen_id", "mean", "ci_low", "ci_high", "n", "p_top_1", "p_top_5"} <= set(essay)
@@ -134,6 +135,7 @@ def test_cohort_table_with_human_ratings(store: Store) -> None:
 
     analysis = analyze_cohort(store.root, COHORT, n_boot=50)
     assert analysis.normalised and any("normalised to 0-1" in n for n in analysis.notes)
+    assert human_llm_agreement(table.clear()) == []
     rows = human_llm_agreement(table)
     assert {(r.human_evaluator, r.llm_evaluator) for r in rows} == {
         ("human/ada", "rubric/m1"), ("human/ada", "rubric/m2"), ("human/ada", "consensus")}

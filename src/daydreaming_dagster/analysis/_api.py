@@ -196,7 +196,9 @@ def _variance_shares(scores: PreparedScores, weights: np.ndarray, notes: list[st
 def human_llm_agreement(table: pl.DataFrame) -> list[agreement.HumanLlmAgreement]:
     """For each ``human/<rater>`` evaluator: Spearman correlation and n against each LLM
     evaluator and against the LLM consensus (mean of the LLM evaluators per essay). Cheap: no
-    resampling. Empty when the table has no human or no LLM scores."""
+    resampling. Empty when the table has no rows, no human or no LLM scores."""
+    if table.height == 0:
+        return []
     scores = prepare_scores(table)
     return agreement.human_llm_rows(scores, agreement.evaluator_matrix(scores))
 
