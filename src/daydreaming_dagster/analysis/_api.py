@@ -90,50 +90,13 @@ def analyze_scores(
     if scores.n_essays == 1:
         notes.append("one essay: no level comparison, ranking or agreement across essays is possible")
 
-    essay = essay_estimates(scores)
-    low_bound, high_bound = scale_bounds(scores.scale) if scores.scale else (-np.inf, np.inf)
-    # The true mean lies on the scale: clipping the interval to it never loses coverage.
-    essay_low, essay_high = np.clip(essay.ci_low, low_bound, high_bound), np.clip(essay.ci_high, low_bound, high_bound)
-    p_top = top_k_probabilities(scores, ks, n_boot, streams[1])
-    order = sorted(range(scores.n_essays), key=lambda i: (-essay.mean[i], -essay.n[i], scores.essays[i]))
-    essays = tuple(
-        EssayResult(scores.essays[i], float(essay.mean[i]), _float(essay_low[i]), _float(essay_high[i]),
-                    int(essay.n[i]), {k: float(p_top[k][i]) for k in ks})
-        for i in order
-    )
-
-    levels_est = level_estimates(scores, weights)
-    low, high = percentile_ci(levels_est.draws)
-    levels = tuple(
-        LevelResult(levels_est.factor[g], levels_est.level[g], float(levels_est.mean[g]), _float(low[g]),
-                    _float(high[g]), int(levels_est.n[g]), int(levels_est.n_essays[g]))
-        for g in sorted(range(len(levels_est.level)), key=lambda g: (_factor_rank(scores, levels_est.factor[g]),
-                                                                        -levels_est.mean[g], levels_est.level[g]))
-    )
-    differences = []
-    for a, b in level_pairs(levels_est):
-        draws = levels_est.draws[:, a] - levels_est.draws[:, b]
-        d_low, d_high = percentile_ci(draws)
-        differences.append(LevelDifference(levels_est.factor[a], levels_est.level[a], levels_est.level[b],
-                                           float(levels_est.mean[a] - levels_est.mean[b]), _float(d_low), _float(d_high)))
-
+    essays = _essay_results(scores, ks, n_boot, streams[1])
+    levels, differences = _level_results(scores, weights)
     variance = _variance_shares(scores, weights, notes)
-
     matrix = agreement.evaluator_matrix(scores)
     alpha = agreement.alpha_with_ci(matrix, weights)
-    consensus = agreement.consensus_correlations(matrix)
-    consistency = agreement.self_consistency(scores)
-    n_per = np.bincount(scores.evaluator_index, minlength=len(scores.evaluators))
-    mean_per = np.bincount(scores.evaluator_index, weights=scores.y, minlength=len(scores.evaluators)) / n_per
-    evaluators = tuple(
-        EvaluatorResult(name, int(n_per[j]), float(mean_per[j]), consensus[j][0], consensus[j][1],
-                        consensus[j][0] is not None and consensus[j][0] < agreement.FLAG_BELOW,
-                        consistency[j].n_repeated, consistency[j].replicate_sd, consistency[j].icc)
-        for j, name in enumerate(scores.evaluators)
-    )
     if alpha.reason:
         notes.append(f"evaluator agreement {alpha.reason}")
-
     contenders = tuple((e.essay_gen_id, e.p_top.get(1, 0.0)) for e in
                        sorted(essays, key=lambda e: -e.p_top.get(1, 0.0)) if e.p_top.get(1, 0.0) >= CONTENDER_FROM)
     best = max((e.p_top.get(1, 0.0) for e in essays), default=0.0)
@@ -150,17 +113,68 @@ def analyze_scores(
         top_k=ks,
         essays=essays,
         levels=levels,
-        differences=tuple(differences),
+        differences=differences,
         variance=variance,
         alpha=alpha.alpha,
         alpha_ci=alpha.ci,
         alpha_note=alpha.reason,
-        evaluators=evaluators,
+        evaluators=_evaluator_results(scores, matrix),
         pairwise=tuple(agreement.pairwise_spearman(matrix, scores.evaluators)),
         human_vs_llm=tuple(agreement.human_llm_rows(scores, matrix)),
         top_tie=top_tie,
         diversity=diversity,
         notes=tuple(notes),
+    )
+
+
+def _essay_results(
+    scores: PreparedScores, ks: tuple[int, ...], n_boot: int, rng: np.random.Generator
+) -> tuple[EssayResult, ...]:
+    """Essay means with pooled t intervals (clipped to the scale) and P(top k), best first."""
+    essay = essay_estimates(scores)
+    low_bound, high_bound = scale_bounds(scores.scale) if scores.scale else (-np.inf, np.inf)
+    # The true mean lies on the scale: clipping the interval to it never loses coverage.
+    low, high = np.clip(essay.ci_low, low_bound, high_bound), np.clip(essay.ci_high, low_bound, high_bound)
+    p_top = top_k_probabilities(scores, ks, n_boot, rng)
+    order = sorted(range(scores.n_essays), key=lambda i: (-essay.mean[i], -essay.n[i], scores.essays[i]))
+    return tuple(
+        EssayResult(scores.essays[i], float(essay.mean[i]), _float(low[i]), _float(high[i]), int(essay.n[i]),
+                    {k: float(p_top[k][i]) for k in ks})
+        for i in order
+    )
+
+
+def _level_results(
+    scores: PreparedScores, weights: np.ndarray
+) -> tuple[tuple[LevelResult, ...], tuple[LevelDifference, ...]]:
+    """Level means (by factor, best first) and level differences, with cluster-bootstrap CIs."""
+    est = level_estimates(scores, weights)
+    low, high = percentile_ci(est.draws)
+    order = sorted(range(len(est.level)), key=lambda g: (_factor_rank(scores, est.factor[g]), -est.mean[g], est.level[g]))
+    levels = tuple(
+        LevelResult(est.factor[g], est.level[g], float(est.mean[g]), _float(low[g]), _float(high[g]),
+                    int(est.n[g]), int(est.n_essays[g]))
+        for g in order
+    )
+    differences = []
+    for a, b in level_pairs(est):
+        d_low, d_high = percentile_ci(est.draws[:, a] - est.draws[:, b])
+        differences.append(LevelDifference(est.factor[a], est.level[a], est.level[b],
+                                           float(est.mean[a] - est.mean[b]), _float(d_low), _float(d_high)))
+    return levels, tuple(differences)
+
+
+def _evaluator_results(scores: PreparedScores, matrix: np.ndarray) -> tuple[EvaluatorResult, ...]:
+    """Per evaluator: n, mean, leave-one-out consensus correlation and flag, self-consistency."""
+    consensus = agreement.consensus_correlations(matrix)
+    consistency = agreement.self_consistency(scores)
+    n_per = np.bincount(scores.evaluator_index, minlength=len(scores.evaluators))
+    mean_per = np.bincount(scores.evaluator_index, weights=scores.y, minlength=len(scores.evaluators)) / n_per
+    return tuple(
+        EvaluatorResult(name, int(n_per[j]), float(mean_per[j]), consensus[j][0], consensus[j][1],
+                        consensus[j][0] is not None and consensus[j][0] < agreement.FLAG_BELOW,
+                        consistency[j].n_repeated, consistency[j].replicate_sd, consistency[j].icc)
+        for j, name in enumerate(scores.evaluators)
     )
 
 
