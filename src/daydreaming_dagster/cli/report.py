@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ._common import data_root_option, resolve_data_root
+from .view import echo_explorer_hint
 
 
 @click.command("report")
@@ -38,3 +39,4 @@ def report(cohort_id: str, top_n: int, data_root: str | None) -> None:
     click.echo(f"report: {built.report_md}")
     click.echo(f"html:   {built.report_html}")
     click.echo(f"plot:   {built.plot_png}")
+    echo_explorer_hint(cohort_id)

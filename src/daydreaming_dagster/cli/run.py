@@ -14,6 +14,7 @@ import click
 
 from ..types import STAGES, Phase, Stage
 from ._common import data_root_option, graceful_interrupt, resolve_data_root, run_in_worker_thread
+from .view import echo_explorer_hint
 
 STAGE_CHOICE = click.Choice(list(STAGES))
 
@@ -169,6 +170,7 @@ def run(cohort_id: str, stages: tuple[str, ...], force: tuple[str, ...], concurr
     if not no_report and not stop_requested():
         report_path = _materialize_results(instance, root, cohort_id)
         click.echo(f"report: {report_path}")
+    echo_explorer_hint(cohort_id)
     click.echo(f"finished in {time.perf_counter() - started:.1f}s", err=True)
     if stop_requested():
         sys.exit(130)  # interrupted: the conventional exit code for SIGINT
