@@ -17,7 +17,13 @@ from daydreaming_dagster.web.app import ExplorerConfig, create_app
 from daydreaming_dagster.web.data import EssayQuery, ExplorerStore, blind_order, query_essays
 from daydreaming_dagster.web.security import CSRF_FIELD, Secrets
 from tests.support.cli import run_cli
-from tests.web.support import HOSTILE_TEXT, SyntheticCohort, essay_text, serve_in_thread, write_synthetic_cohort
+from tests.web.support import (
+    HOSTILE_TEXT,
+    SyntheticCohort,
+    essay_text,
+    serve_in_thread,
+    write_synthetic_cohort,
+)
 
 BASE = "http://127.0.0.1:8000"
 
