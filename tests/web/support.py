@@ -65,11 +65,13 @@ def write_synthetic_cohort(
     evaluators: tuple[str, ...] = ("m1", "m2"),
     text: Callable[[int, str], str] = essay_text,
     fsync: bool = True,
+    complete: bool = True,
 ) -> SyntheticCohort:
     """Write a fully generated cohort under ``root`` through the data layer: concepts,
     combinations, drafts (combo × draft template), essays (draft × essay template) and
     evaluations (essay × evaluator model, template ``rubric``, scores on 0-10), with
-    ``membership.csv`` and ``manifest.json``. ``fsync=False`` writes faster (benchmarks)."""
+    ``membership.csv`` and ``manifest.json``. ``fsync=False`` and ``complete=False`` (only the
+    files the explorer reads: metadata, essay texts, parsed metadata) write faster (benchmarks)."""
     paths = Paths.from_str(root)
     layer = GensDataLayer.from_root(root)
     if not fsync:
@@ -99,11 +101,14 @@ def write_synthetic_cohort(
 
     def write(stage: str, gen_id: str, metadata: dict, raw: str, parsed: str, parsed_meta: dict) -> None:
         layer.write_main_metadata(stage, gen_id, metadata)
-        layer.write_prompt(stage, gen_id, f"prompt of {gen_id}")
-        layer.write_raw(stage, gen_id, raw)
-        layer.write_raw_metadata(stage, gen_id, {"finish_reason": "stop", "usage": usage, "cost_usd": 0.001})
-        layer.write_parsed(stage, gen_id, parsed)
-        layer.write_parsed_metadata(stage, gen_id, {"stage": stage, "gen_id": gen_id, **parsed_meta})
+        if complete:
+            layer.write_prompt(stage, gen_id, f"prompt of {gen_id}")
+            layer.write_raw(stage, gen_id, raw)
+            layer.write_raw_metadata(stage, gen_id, {"finish_reason": "stop", "usage": usage, "cost_usd": 0.001})
+        if complete or stage == "essay":
+            layer.write_parsed(stage, gen_id, parsed)
+        if complete or stage != "draft":
+            layer.write_parsed_metadata(stage, gen_id, {"stage": stage, "gen_id": gen_id, **parsed_meta})
 
     for combo in combo_ids:
         for draft_template in draft_templates:

@@ -16,6 +16,7 @@ disk: a bad id, an unknown cohort or essay is a 404.
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -316,7 +317,10 @@ class GuardMiddleware(BaseHTTPMiddleware):
         browser_id = request.cookies.get(CSRF_COOKIE)
         fresh = not browser_id or len(browser_id) > 100
         request.state.browser_id = Secrets.new_browser_id() if fresh else browser_id
+        started = time.perf_counter()
         response = await call_next(request)
+        # Server time of the page, for the browser's dev tools and benchmarks/explorer.py.
+        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
         if fresh:
             response.set_cookie(CSRF_COOKIE, request.state.browser_id, httponly=True, samesite="strict", path="/")
         return _secured(response)

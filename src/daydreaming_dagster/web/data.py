@@ -24,7 +24,7 @@ import polars as pl
 
 from ..catalogs import load_concept_description, load_concepts
 from ..cohorts import discover_cohorts
-from ..combos import read_combo_mappings
+from ..combos import ComboRecord, read_combo_mappings
 from ..data_layer import GensDataLayer, Paths
 from ..errors import DaydreamError
 from ..ids import is_valid_gen_id
@@ -106,8 +106,8 @@ class CohortView:
     levels: dict[str, list[str]]
     """Every axis of :data:`ESSAY_AXES` with its levels (axes with one level included)."""
     has_analysis: bool
-    concepts: dict[str, tuple[str, ...]]
-    """Concept ids per combo."""
+    combos: dict[str, ComboRecord]
+    """Every registered combination (concept ids and description level)."""
     concept_names: dict[str, str]
     built_at: float
     build_seconds: float
@@ -255,7 +255,7 @@ def build_cohort_view(data_root: str | os.PathLike[str] | Path, cohort_id: str) 
         scale=_cohort_scale(scores),
         levels=levels,
         has_analysis=analysis is not None,
-        concepts=concepts,
+        combos=combos,
         concept_names=concept_names,
         built_at=time.time(),
         build_seconds=time.perf_counter() - started,
@@ -485,7 +485,7 @@ def _generation_text(layer: GensDataLayer, record: GenerationRecord) -> Generati
 def _concepts(data_root: Path, view: CohortView, combo_id: str | None) -> list[ConceptView]:
     if not combo_id:
         return []
-    record = read_combo_mappings(data_root).get(combo_id)
+    record = view.combos.get(combo_id)
     if record is None:
         return []
     out = []
