@@ -240,3 +240,31 @@ def test_report_prints_the_explorer_hint_and_links_pages(cohort: SyntheticCohort
     report = (cohort.root / "cohorts" / "c1" / "reports" / "report.md").read_text()
     assert "(http://127.0.0.1:8000/cohorts/c1)" in report
     assert re.search(r"\[read\]\(http://127\.0\.0\.1:8000/cohorts/c1/essays/e_[0-9a-z]+\)", report)
+
+
+def test_queue_resumes_at_the_first_unrated_essay(client: TestClient, cohort: SyntheticCohort) -> None:
+    order = blind_order(ExplorerStore(cohort.root).cohort("c1"), 5)
+    page = client.get("/cohorts/c1/rate", params={"seed": "5", "i": "0"}).text
+    for essay in order[:2]:
+        client.post(f"/cohorts/c1/essays/{essay}/rating",
+                    data={"rater": "cy", "score": "4", CSRF_FIELD: _csrf(page)}, follow_redirects=False)
+    resumed = client.get("/cohorts/c1/rate", params={"seed": "5"}).text  # the rater cookie is set
+    assert f'data-essay="{order[2]}"' in resumed and "2 rated by cy" in resumed
+
+
+def test_analysis_columns_and_dagster_links(cohort: SyntheticCohort) -> None:
+    analysis = cohort.root / "results" / "c1" / "analysis"
+    analysis.mkdir(parents=True)
+    pl.DataFrame({"essay_gen_id": cohort.essays, "mean": [5.0] * 12, "ci_low": [3.25] * 12,
+                  "ci_high": [6.75] * 12, "n": [2] * 12, "p_top_5": [0.5] * 12}).write_csv(analysis / "essays.csv")
+    app = create_app(ExplorerConfig(data_root=str(cohort.root), secrets=Secrets(), dagster_url="http://127.0.0.1:3000"))
+    client = TestClient(app, base_url=BASE)
+    table = client.get("/cohorts/c1").text
+    assert ">ci_low" in table and ">ci_high" in table and ">3.25<" in table and ">6.75<" in table
+    essay = client.get(f"/cohorts/c1/essays/{cohort.essays[3]}").text
+    assert "(95% CI 3.25–6.75)" in essay
+    assert f'href="http://127.0.0.1:3000/assets/essay_parsed?view=partitions&amp;partition={cohort.essays[3]}"' in essay
+
+
+def test_without_analysis_there_is_no_ci_column(client: TestClient) -> None:
+    assert ">ci_low" not in client.get("/cohorts/c1").text

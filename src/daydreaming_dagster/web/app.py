@@ -227,7 +227,10 @@ def rate_page(request: Request) -> Response:
         return _page(request, "rate.html", view=view, order=order, detail=None, blind=blind, rater=rater,
                      params=params, position=0, mine=None, rated=0, scale=view.scale,
                      bounds=scale_bounds(view.scale), next_url="")
-    position = min(max(0, _int(params.get("i"), 0)), len(order) - 1)
+    if "i" in params:
+        position = min(max(0, _int(params.get("i"), 0)), len(order) - 1)
+    else:  # a returning rater starts at the first essay they have not rated yet
+        position = next((i for i, essay_id in enumerate(order) if essay_id not in mine), 0)
     detail = essay_detail(view, order[position])
     next_params = {**params, "i": str(min(position + 1, len(order) - 1))}
     return _page(request, "rate.html", view=view, order=order, detail=detail, blind=blind, rater=rater,
