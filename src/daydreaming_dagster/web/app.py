@@ -199,7 +199,7 @@ def compare_page(request: Request) -> Response:
         wanted += [part.strip() for part in value.split(",") if part.strip()]
     wanted = list(dict.fromkeys(wanted))
     if not 1 <= len(wanted) <= MAX_COMPARE:
-        raise HTTPException(400, f"compare takes 2 to {MAX_COMPARE} essay ids: ?essays=a,b")
+        raise HTTPException(400, f"compare takes 1 to {MAX_COMPARE} essay ids: ?essays=a,b")
     details = []
     for essay_id in wanted:
         _valid_id(essay_id)

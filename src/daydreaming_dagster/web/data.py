@@ -9,6 +9,7 @@ are read per page through the data layer.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import threading
@@ -338,7 +339,7 @@ class ExplorerStore:
                 out.append(CohortSummary(cohort_id=cohort_id, built=False, status="unreadable", error=str(exc)))
                 continue
             ratings = read_ratings(self.data_root, cohort_id)
-            out.append(CohortSummary(**{**summary.__dict__, "n_ratings": len(ratings.ratings)}))
+            out.append(dataclasses.replace(summary, n_ratings=len(ratings.ratings)))
         return out
 
     def ratings(self, cohort_id: str) -> RatingsFile:
