@@ -268,3 +268,11 @@ def test_analysis_columns_and_dagster_links(cohort: SyntheticCohort) -> None:
 
 def test_without_analysis_there_is_no_ci_column(client: TestClient) -> None:
     assert ">ci_low" not in client.get("/cohorts/c1").text
+
+
+def test_axes_with_one_level_are_listed_once(client: TestClient) -> None:
+    page = client.get("/cohorts/c1").text
+    constant = page.split('id="constant-axes"', 1)[1].split("</p>", 1)[0]
+    assert "draft_llm = <code>m1</code>" in constant and "essay_replicate = <code>1</code>" in constant
+    header = page.split("<thead>", 1)[1].split("</thead>", 1)[0]
+    assert ">draft_template" in header and ">essay_template" in header and ">draft_llm" not in header

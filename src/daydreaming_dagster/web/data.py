@@ -137,6 +137,10 @@ class CohortView:
     def has_essay(self, essay_gen_id: str) -> bool:
         return essay_gen_id in self.records.members.get("essay", [])
 
+    def constant_axes(self) -> dict[str, str]:
+        """Axes with exactly one level (the same for every essay: shown once, not as columns)."""
+        return {axis: levels[0] for axis, levels in self.levels.items() if len(levels) == 1}
+
     def axis_levels(self, blind: bool = False) -> dict[str, list[str]]:
         """Axes with more than one level (the only ones worth a filter)."""
         return {axis: levels for axis, levels in self.levels.items()
