@@ -300,6 +300,12 @@ def _advance_auto_run(
             _log(log, f"cohort {cohort}: build {fingerprint} failed; not launching its stages")
             state.pending.pop(cohort)
             return []
+        problems = _preflight_problems(data_root, cohort)
+        if problems:
+            _log(log, f"cohort {cohort}: pre-flight failed, not launching its stages (nothing was called):\n"
+                 + problems)
+            state.pending.pop(cohort)
+            return []
         next_stage: Stage | None = STAGES[0]
     else:
         runs = _runs_with_tag(instance, AUTORUN_TAG, f"{cohort}:{fingerprint}:{stage}")
@@ -321,6 +327,14 @@ def _advance_auto_run(
     state.pending.pop(cohort)
     _log(log, f"cohort {cohort}: every stage launched for {fingerprint}")
     return []
+
+
+def _preflight_problems(data_root: str, cohort: str) -> str:
+    """Pre-flight of a freshly built cohort before its first stage launches ('' when fine)."""
+    from .cohorts import read_membership
+    from .preflight import cohort_preflight
+
+    return cohort_preflight(data_root, read_membership(data_root, cohort)).render()
 
 
 def _log_template_impact(log: Any, data_root: str, cohort: str, raw_changes: list[str]) -> None:

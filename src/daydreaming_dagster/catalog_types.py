@@ -24,6 +24,8 @@ class TemplateInfo:
     generator: str = "llm"
     """``llm`` (render and call a model) or ``copy`` (copy the parent's parsed text)."""
     active: bool = True
+    line: int | None = None
+    """Line of this row in its CSV (header = 1), for messages; ``None`` when not from a file."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ class ModelInfo:
     """Per-model request-rate limit (``None``: provider default or unlimited)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Any further columns, kept verbatim."""
+    line: int | None = None
+    """Line of this row in ``llm_models.csv`` (header = 1), for messages."""
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from .catalog_types import Concept, ModelInfo, TemplateInfo
 from .data_layer import _storage
 from .data_layer.paths import DESCRIPTION_LEVELS, Paths
 from .errors import CatalogError
-from .ids import is_valid_gen_id
+from .ids import is_valid_catalog_id
 from .types import STAGES, Stage, ensure_stage
 
 __all__ = [
@@ -121,10 +121,10 @@ def _require_cell(path: Path, row: CsvRow, column: str) -> str:
 
 def _require_id(path: Path, row: CsvRow, column: str) -> str:
     value = _require_cell(path, row, column)
-    if not is_valid_gen_id(value):
+    if not is_valid_catalog_id(value):
         raise CatalogError(
             f"{path} line {row.line}: {column} {value!r} is not a valid id "
-            "(use ASCII letters, digits, '_' or '-', starting with a letter or digit)"
+            "(use ASCII letters, digits, '_', '-' or '.', starting with a letter or digit)"
         )
     return value
 
@@ -191,6 +191,7 @@ def load_templates(data_root: str | os.PathLike[str] | Path, stage: Stage) -> di
             parser=row.get("parser") or None,
             generator=generator,
             active=_parse_bool(path, row, "active"),
+            line=row.line,
         )
     return templates
 
@@ -201,7 +202,7 @@ def load_template_text(data_root: str | os.PathLike[str] | Path, stage: Stage, t
     Raises :class:`CatalogError` naming the expected path when the file is missing.
     """
     stage = ensure_stage(stage)
-    if not is_valid_gen_id(template_id):
+    if not is_valid_catalog_id(template_id):
         raise CatalogError(f"invalid {stage} template id {template_id!r}")
     path = _root(data_root).template_file(stage, template_id)
     try:
@@ -238,6 +239,7 @@ def load_models(data_root: str | os.PathLike[str] | Path) -> dict[str, ModelInfo
             output_price_per_mtok=_parse_float(path, row, "output_price_per_mtok"),
             requests_per_minute=_parse_float(path, row, "requests_per_minute"),
             extra={c: row.get(c) for c in header if c and c not in known},
+            line=row.line,
         )
     return models
 
@@ -268,7 +270,7 @@ def load_concept_description(data_root: str | os.PathLike[str] | Path, concept_i
     """
     if level not in DESCRIPTION_LEVELS:
         raise CatalogError(f"unknown description level {level!r}; known: {', '.join(DESCRIPTION_LEVELS)}")
-    if not is_valid_gen_id(concept_id):
+    if not is_valid_catalog_id(concept_id):
         raise CatalogError(f"invalid concept id {concept_id!r}")
     path = _root(data_root).concept_description_path(level, concept_id)
     try:

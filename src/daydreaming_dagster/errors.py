@@ -57,3 +57,15 @@ class ProviderError(DaydreamError, RuntimeError):
 
 class BudgetExceeded(DaydreamError, RuntimeError):
     """The cohort's ``max_cost`` is spent: no new model call starts."""
+
+
+class PreflightError(DaydreamError):
+    """Pre-flight found problems: nothing was called. ``problems`` holds every one
+    (:class:`~daydreaming_dagster.preflight.Problem`); the message lists them, one per line."""
+
+    def __init__(self, problems: tuple, what: str = "the cohort") -> None:  # noqa: ANN001 - tuple[Problem, ...]
+        lines = "\n".join(f"  {p.render()}" for p in problems)
+        super().__init__(
+            f"pre-flight found {len(problems)} problem(s) in {what}; nothing was called:\n{lines}"
+        )
+        self.problems = problems

@@ -32,6 +32,28 @@ def is_valid_gen_id(gen_id: object) -> bool:
     return isinstance(gen_id, str) and bool(GEN_ID_PATTERN.fullmatch(gen_id))
 
 
+# Catalog ids (templates, models, concepts) may also contain '.', as the established
+# DayDreaming catalogs do (``gemini_2.5_flash``). They still start with a letter or digit and
+# hold no '/', so a template or concept id used as a file name stays one path component
+# (never '.', '..' nor hidden). Gen ids stay digests and never contain a catalog id verbatim.
+CATALOG_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def is_valid_catalog_id(value: object) -> bool:
+    """True when ``value`` is a valid template, model or concept id (gen id alphabet plus '.')."""
+    return isinstance(value, str) and bool(CATALOG_ID_PATTERN.fullmatch(value))
+
+
+def ensure_catalog_id(value: object, what: str = "catalog id") -> str:
+    """Return ``value`` or raise ``ValueError`` explaining the allowed pattern."""
+    if not is_valid_catalog_id(value):
+        raise ValueError(
+            f"invalid {what} {value!r}: use 1-128 ASCII letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit"
+        )
+    return value  # type: ignore[return-value]
+
+
 def ensure_gen_id(gen_id: object) -> str:
     """Return ``gen_id`` or raise ``ValueError`` explaining the allowed pattern."""
     if not is_valid_gen_id(gen_id):

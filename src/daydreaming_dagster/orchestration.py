@@ -176,6 +176,8 @@ def run_stage(
             outcome.success = False
             if stop_requested():
                 break  # Ctrl-C: launch nothing more; a re-run resumes
+            if _stopped_by_preflight(result):
+                break  # a configuration problem: later phases would only fail the same way
             failed = _failed_phase(result, stage, remaining)
             if failed is None:
                 break  # not a generation failure (e.g. resource error): nothing later can help
@@ -189,6 +191,17 @@ def quiet_run_config(log_level: str = "CRITICAL") -> dict[str, Any]:
     progress and prints one line per failure summary, so step tracebacks would only bury it;
     the event log in the instance (and the Dagster UI) keeps everything."""
     return {"loggers": {"console": {"config": {"log_level": log_level}}}}
+
+
+def _stopped_by_preflight(result: Any) -> bool:
+    from .preflight import PREFLIGHT_METADATA_KEY
+
+    for event in result.get_step_failure_events():
+        data = event.step_failure_data
+        user = data.user_failure_data if data is not None else None
+        if user is not None and PREFLIGHT_METADATA_KEY in (user.metadata or {}):
+            return True
+    return False
 
 
 def _failed_phase(result: Any, stage: Stage, phases: list[Phase]) -> Phase | None:

@@ -20,6 +20,7 @@ DEFAULT_CONCURRENCY = 16
 if TYPE_CHECKING:
     from .catalog_types import ModelInfo
     from .llm.base import LLMProvider
+    from .llm.routes import LLMConfig
     from .llm.scope import CallScope
     from .llm.slots import CallSlots
 
@@ -73,6 +74,7 @@ class LLMResource(ConfigurableResource):
     max_attempts: int | None = Field(default=None, ge=1, description="Attempts per call on retryable errors.")
     base_url: str | None = Field(default=None, description="Send every non-offline model to this OpenAI-compatible endpoint.")
     scope: str | None = Field(default=None, description="Runs in one process with the same scope share one cap on calls in flight, the per-model rates and the budget (set by `daydream run` when stages overlap).")
+    offline: bool = Field(default=False, description="Explicit opt-in: models without a usable route (no key) get synthetic text from the offline provider instead of stopping the run (also $DAYDREAMING_OFFLINE=1).")
 
     def effective_concurrency(self) -> int:
         """Calls in flight per run: the field, else ``$DAYDREAMING_LLM_CONCURRENCY``, else 16."""
@@ -105,13 +107,26 @@ class LLMResource(ConfigurableResource):
         scope = self.call_scope()
         return scope.slots if scope is not None else CallSlots(self.effective_concurrency())
 
-    def client(self, models: Mapping[str, ModelInfo]) -> LLMProvider:
-        """A provider routing each model to its backend; build one per run (it binds an event loop)."""
-        from .llm.router import LLMConfig, build_llm_client
+    def llm_config(self) -> LLMConfig:
+        """The :class:`~.llm.routes.LLMConfig` of this resource (fields over the environment)."""
+        from .llm.routes import LLMConfig
 
         overrides: dict[str, object] = {"max_concurrency": self.effective_concurrency()}
         for name, value in (("timeout_s", self.timeout_s), ("max_attempts", self.max_attempts),
                             ("max_cost", self.max_cost), ("base_url_override", self.base_url)):
             if value is not None:
                 overrides[name] = value
-        return build_llm_client(models, LLMConfig.from_env(**overrides), scope=self.call_scope())
+        if self.offline:
+            overrides["offline_fallback"] = True
+        return LLMConfig.from_env(**overrides)
+
+    def checks_routes(self) -> bool:
+        """True when :meth:`client` is the router, whose routes pre-flight can check (a
+        subclass with its own client, as tests use, routes its models itself)."""
+        return type(self).client is LLMResource.client
+
+    def client(self, models: Mapping[str, ModelInfo]) -> LLMProvider:
+        """A provider routing each model to its backend; build one per run (it binds an event loop)."""
+        from .llm.router import build_llm_client
+
+        return build_llm_client(models, self.llm_config(), scope=self.call_scope())

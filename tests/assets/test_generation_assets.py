@@ -133,17 +133,21 @@ def test_range_run_covers_many_partitions_in_one_run(chain_root, instance, provi
         tags={RANGE_START_TAG: drafts[0], RANGE_END_TAG: drafts[-1]},
         raise_on_error=False,
     )
-    # The bad template fails its prompt; the good draft's prompt is still written.
+    # Pre-flight (the prompt step, first of the run) stops the whole range on the bad
+    # template: no prompt written, no model called, one line naming template and variable.
     assert not result.success
-    assert (root / "gens" / "draft" / chain.draft / "prompt.txt").is_file()
+    failure = result.get_step_failure_events()[0].step_failure_data
+    assert "draft/d_bad" in failure.error.message and "nonexistent" in failure.error.message
+    assert not (root / "gens" / "draft" / chain.draft / "prompt.txt").exists()
+    assert provider.calls == []
 
-    # The orchestrator carries the good generation through the later phases in follow-up runs.
-    outcome = run_stage(instance, GENERATION_ASSETS, "draft", drafts, _resources(root))
-    # prompt fails for the bad template, so raw and parsed then fail for it too, each after
-    # carrying the good draft one phase further.
-    assert outcome.failed_steps == ["draft_prompt", "draft_raw", "draft_parsed"] and len(outcome.run_ids) == 3
+    # The orchestrator launches nothing after a pre-flight failure; without the bad draft the
+    # range runs through in one run.
+    stopped = run_stage(instance, GENERATION_ASSETS, "draft", drafts, _resources(root))
+    assert not stopped.success and len(stopped.run_ids) == 1 and provider.calls == []
+    outcome = run_stage(instance, GENERATION_ASSETS, "draft", [chain.draft], _resources(root))
+    assert outcome.success and len(outcome.run_ids) == 1
     assert (root / "gens" / "draft" / chain.draft / "parsed.txt").is_file()
-    assert not (root / "gens" / "draft" / chain.bad_draft / "raw.txt").exists()
     assert len([c for c in provider.calls if c.gen_id == chain.draft]) == 1
 
     # Both essays of the good draft: one run covers both partitions, all phases.

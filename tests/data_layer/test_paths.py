@@ -126,9 +126,22 @@ def test_id_like_components_are_validated(data_root: Path, bad: str) -> None:
         lambda: paths.cohort_results_dir(bad),
     ]
     for helper in helpers:
-        with pytest.raises(ValueError, match="invalid gen_id"):
+        with pytest.raises(ValueError, match="invalid (gen_id|template id|concept id)"):
             helper()
     assert _tree(data_root) == set()
+
+
+def test_catalog_ids_with_dots_stay_one_path_component(data_root: Path) -> None:
+    """The established DayDreaming catalogs use ids like ``gemini_2.5_flash``: accepted for
+    templates and concepts, still never '.', '..' nor a hidden name; gen ids stay strict."""
+    paths = Paths.from_str(data_root)
+    assert paths.template_file("draft", "creative.v2").name == "creative.v2.txt"
+    assert paths.concept_description_path("sentence", "dual.process").name == "dual.process.txt"
+    for bad in (".hidden", "..", "a/b.c"):
+        with pytest.raises(ValueError, match="invalid template id"):
+            paths.template_file("draft", bad)
+    with pytest.raises(ValueError, match="invalid gen_id"):
+        paths.generation_dir("draft", "d_a.b")
 
 
 @pytest.mark.parametrize("stage", ["drafts", "", "Draft", "../draft", "essay/x"])

@@ -18,6 +18,8 @@ from daydreaming_dagster.parsers import (
 
 def test_parser_names_per_stage() -> None:
     assert parser_names("draft") == [
+        "essay_block",
+        "essay_block_lenient",
         "essay_idea_last",
         "essay_idea_last_lenient",
         "identity",

@@ -147,3 +147,31 @@ def test_one_megabyte_draft_with_many_unclosed_tags_is_linear() -> None:
     assert len(text) > 1_000_000
     # The trailing unclosed <think> hides the unclosed blocks, but the first block stands.
     assert _parse("draft", "essay_idea_last", text).text == "the real one"
+
+
+# -- the established DayDreaming tool's draft parsers ------------------------------------------
+def _draft(name: str):  # noqa: ANN202
+    from daydreaming_dagster.parsers import get_parser
+
+    return get_parser("draft", name)[1]
+
+
+def test_draft_essay_block_takes_the_first_block_and_runs_to_the_end_when_unclosed() -> None:
+    essay_block = _draft("essay_block")
+    assert essay_block("intro <essay>first</essay> <essay>second</essay>").text == "first"
+    cut = essay_block("notes\n<essay>\nA long essay cut short")
+    assert cut.text == "A long essay cut short" and cut.details["unclosed_block_to_end"]
+    with pytest.raises(ParseError, match="no <essay> tag"):
+        essay_block("no tags at all")
+    with pytest.raises(ParseError, match="empty"):
+        essay_block("<essay>  </essay>")
+
+
+def test_draft_essay_block_lenient_drops_thinking_then_falls_back_to_the_whole_text() -> None:
+    lenient = _draft("essay_block_lenient")
+    result = lenient("<thinking><essay>draft idea</essay></thinking>\n<essay>the real one</essay>")
+    assert result.text == "the real one" and result.details["thinking_sections_removed"] == 1
+    fallback = lenient("<thinking>hmm</thinking>\nJust prose, no tags.")
+    assert fallback.text == "Just prose, no tags." and fallback.details["fallback"]
+    with pytest.raises(ParseError):
+        lenient("<thinking>only thinking</thinking>")

@@ -40,6 +40,7 @@ from dagster import (
 from ..data_layer import GensDataLayer
 from ..failures import is_transient, judged_in_run
 from ..partitions import STAGE_PARTITIONS
+from ..preflight import PREFLIGHT_METADATA_KEY, PREFLIGHT_PASSED, PREFLIGHT_TAG, cohort_preflight
 from ..resources import DataRootResource, LLMResource, StageSettingsResource
 from ..stages.batch import (
     BatchReport,
@@ -114,6 +115,23 @@ def _raise_if_stopped(report: BatchReport) -> None:
         )
 
 
+def _preflight_or_fail(
+    ctx: StageContext, stage: Stage, keys: list[str], stage_settings: StageSettingsResource, llm: LLMResource
+) -> None:
+    """Pre-flight for the generations of this run (the first step of every generation run):
+    any problem fails the run before a prompt is written or a model called. Runs launched by
+    ``daydream run``/``launch`` checked the whole cohort already and carry :data:`PREFLIGHT_TAG`."""
+    report = cohort_preflight(ctx.data_root, {stage: keys}, settings={stage: stage_settings.for_stage(stage)},
+                              llm_config=llm.llm_config(), check_routes=llm.checks_routes())
+    if report.problems:
+        raise Failure(
+            description=f"pre-flight found {len(report.problems)} problem(s); nothing was called:\n"
+            + report.render(),
+            metadata={PREFLIGHT_METADATA_KEY: MetadataValue.json([p.render() for p in report.problems])},
+            allow_retries=False,
+        )
+
+
 def _context_for(data_root: DataRootResource) -> StageContext:
     return StageContext(data_root.layer())
 
@@ -141,10 +159,16 @@ def build_stage_assets(
         description=f"Rendered {stage} prompts, gens/{stage}/<gen_id>/prompt.txt.",
     )
     def prompt_asset(
-        context: AssetExecutionContext, data_root: DataRootResource, stage_settings: StageSettingsResource
+        context: AssetExecutionContext,
+        data_root: DataRootResource,
+        stage_settings: StageSettingsResource,
+        llm: LLMResource,
     ) -> dict[str, str]:
         ctx = _context_for(data_root)
-        report, prompts = run_prompt_batch(ctx, stage, context.partition_keys, stage_settings.for_stage(stage))
+        if context.run.tags.get(PREFLIGHT_TAG) != PREFLIGHT_PASSED:
+            _preflight_or_fail(ctx, stage, list(context.partition_keys), stage_settings, llm)
+        report, prompts = run_prompt_batch(ctx, stage, context.partition_keys, stage_settings.for_stage(stage),
+                                           run_id=context.run_id)
         context.add_output_metadata(build_stage_metadata(ctx.layer, report))
         _raise_on_failures(context, ctx.layer, report)
         return prompts

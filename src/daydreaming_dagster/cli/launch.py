@@ -28,9 +28,11 @@ from ._common import data_root_option, resolve_data_root
 @click.option("--parallel", type=click.IntRange(1), default=2, show_default=True, help="Runs executing at once.")
 @click.option("--no-build", is_flag=True,
               help="Use the cohort as already built (membership.csv and metadata seeds present).")
+@click.option("--offline", is_flag=True,
+              help="Serve models without a key by the offline provider (SYNTHETIC text); also $DAYDREAMING_OFFLINE=1.")
 @data_root_option
 def launch(cohort_id: str, stages: tuple[str, ...], split: int | None, chunk: int | None, parallel: int,
-           no_build: bool, data_root: str | None) -> None:
+           no_build: bool, offline: bool, data_root: str | None) -> None:
     """Build COHORT, register its partitions and run its stages as parallel range runs.
 
     Exits 1 when a run failed (then `daydream retry-failed COHORT` or launching again finishes
@@ -44,13 +46,23 @@ def launch(cohort_id: str, stages: tuple[str, ...], split: int | None, chunk: in
     )
     from ..cohorts import build_cohort, read_membership
     from ..failures import COHORT_TAG, PROVIDER_TAG
+    from ..llm.routes import OFFLINE_ENV
     from ..orchestration import get_instance, register_keys
     from ..partitions import partitions_name
+    from ..preflight import PREFLIGHT_PASSED, PREFLIGHT_TAG, cohort_preflight, preflight
 
     root = resolve_data_root(data_root)
-    if not no_build:
-        build_cohort(root, cohort_id)
-    members = read_membership(root, cohort_id)
+    selected: list[Stage] = [s for s in STAGES if not stages or s in stages]
+    if offline:
+        os.environ[OFFLINE_ENV] = "1"  # the run processes inherit the opt-in
+    if no_build:  # the seeded metadata says what each generation needs
+        members = read_membership(root, cohort_id)
+        checked = cohort_preflight(root, {s: members[s] for s in selected})
+    else:
+        rows = build_cohort(root, cohort_id).membership.all_rows()
+        checked = preflight(root, [r for r in rows if r.stage in selected])
+        members = read_membership(root, cohort_id)
+    checked.raise_for_problems(f"cohort {cohort_id}")
     instance = get_instance()
     for stage in STAGES:
         register_keys(instance, stage, members[stage])
@@ -58,14 +70,14 @@ def launch(cohort_id: str, stages: tuple[str, ...], split: int | None, chunk: in
     # The run processes must find the same data root and instance.
     env = {**os.environ, "DAYDREAMING_DATA_ROOT": root, "DAGSTER_HOME": os.environ["DAGSTER_HOME"]}
     any_failed = False
-    selected: list[Stage] = [s for s in STAGES if not stages or s in stages]
     for stage in selected:
         ids = members[stage]
         if not ids:
             continue
         size = chunk or (math.ceil(len(ids) / split) if split else 0)
         ranges = stage_run_ranges(instance.get_dynamic_partitions(partitions_name(stage)), ids, size)
-        tags = {COHORT_TAG: cohort_id, PROVIDER_TAG: stage_providers(root, stage, ids)}
+        tags = {COHORT_TAG: cohort_id, PROVIDER_TAG: stage_providers(root, stage, ids),
+                PREFLIGHT_TAG: PREFLIGHT_PASSED}
         outcomes = launch_stage_ranges(stage, ranges, tags, parallel=parallel, env=env)
         for run in outcomes:
             state = "ok" if run.success else "FAILED"

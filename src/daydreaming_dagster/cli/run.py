@@ -98,13 +98,21 @@ class ProgressBoard:
               help="Split the cohort into this many chunks whose stages overlap while model calls are "
                    "slow (default: one per --concurrency drafts, at most 8; 1 = stage by stage).")
 @click.option("--no-report", is_flag=True, help="Skip building the report at the end.")
+@click.option("--check", is_flag=True,
+              help="Only pre-flight: build the cohort, print each model's route and every problem "
+                   "(or 'ok'); call nothing. Exit 2 on problems.")
+@click.option("--offline", is_flag=True,
+              help="Serve models without a key by the offline provider (SYNTHETIC text, recorded as such "
+                   "and never reused once the key is set); also $DAYDREAMING_OFFLINE=1.")
 @data_root_option
 def run(cohort_id: str, stages: tuple[str, ...], force: tuple[str, ...], concurrency: int | None,
-        max_cost: float | None, min_lines: int, chunks: int | None, no_report: bool, data_root: str | None) -> None:
+        max_cost: float | None, min_lines: int, chunks: int | None, no_report: bool, check: bool,
+        offline: bool, data_root: str | None) -> None:
     """Compile COHORT, register its partitions and run its stages through Dagster.
 
-    Reuses every finished artefact (a re-run pays nothing twice); exits 1 when some
-    generations failed (see `daydream status COHORT`), 2 on bad input.
+    Pre-flight first: every template renders, every parser exists, every model has a route; on
+    any problem nothing is called (exit 2). Reuses every finished artefact (a re-run pays
+    nothing twice); exits 1 when some generations failed (see `daydream status COHORT`).
     """
     from ..assets.generation import GENERATION_ASSETS
     from ..cohorts import build_cohort
@@ -117,29 +125,36 @@ def run(cohort_id: str, stages: tuple[str, ...], force: tuple[str, ...], concurr
         register_keys,
         run_cohort,
     )
+    from ..preflight import PREFLIGHT_PASSED, PREFLIGHT_TAG, preflight
     from ..resources import LLMResource, StageSettingsResource
     from ..stages.batch import add_progress_listener, remove_progress_listener, stop_requested
 
     root = resolve_data_root(data_root)
     started = time.perf_counter()
     membership = build_cohort(root, cohort_id).membership
+    selected: list[Stage] = [s for s in STAGES if not stages or s in stages]
+    # One scope per invocation: overlapping chunk runs share the call cap, rates and budget.
+    scope = f"daydream-run-{uuid.uuid4().hex[:12]}"
+    llm = LLMResource(concurrency=concurrency, max_cost=max_cost, scope=scope, offline=offline)
+    settings = StageSettingsResource(**{f"force_{s}": s in force for s in STAGES}, draft_min_lines=min_lines)
+    checked = preflight(root, [r for r in membership.all_rows() if r.stage in selected],
+                        settings={s: settings.for_stage(s) for s in selected}, llm_config=llm.llm_config())
+    if check:
+        _print_check(cohort_id, checked)
+        return
+    checked.raise_for_problems(f"cohort {cohort_id}")
     if _calls_remote_models(root, membership):
         # The HTTP client (openai SDK) takes about a second to import: load it while the
         # partitions register rather than inside the first raw step.
         threading.Thread(target=_warm_up_http_client, name="daydream-warm-up", daemon=True).start()
     members: dict[Stage, list[str]] = {s: membership.gen_ids(s) for s in STAGES}
     parents = membership.parents()
-    selected: list[Stage] = [s for s in STAGES if not stages or s in stages]
     click.echo(f"cohort {cohort_id}: " + ", ".join(f"{len(members[s])} {s}s" for s in STAGES), err=True)
 
     instance = in_process_instance()
     for stage in STAGES:
         register_keys(instance, stage, members[stage])
 
-    # One scope per invocation: overlapping chunk runs share the call cap, rates and budget.
-    scope = f"daydream-run-{uuid.uuid4().hex[:12]}"
-    llm = LLMResource(concurrency=concurrency, max_cost=max_cost, scope=scope)
-    settings = StageSettingsResource(**{f"force_{s}": s in force for s in STAGES}, draft_min_lines=min_lines)
     resources = build_resources(root, stage_settings=settings, llm=llm)
     chunk_count = chunks or default_chunk_count(len(members["draft"]), llm.effective_concurrency())
     plan = plan_chunks(members, parents, chunk_count)
@@ -150,7 +165,7 @@ def run(cohort_id: str, stages: tuple[str, ...], force: tuple[str, ...], concurr
 
     def run_stages() -> None:
         results = run_cohort(instance, GENERATION_ASSETS, plan, selected, resources,
-                             tags={"daydream/cohort": cohort_id})
+                             tags={"daydream/cohort": cohort_id, PREFLIGHT_TAG: PREFLIGHT_PASSED})
         outcomes.extend(outcome.success for outcome in results.values())
 
     try:
@@ -177,6 +192,18 @@ def run(cohort_id: str, stages: tuple[str, ...], force: tuple[str, ...], concurr
     if any_failed:
         click.echo(f"some generations failed; see `daydream status {cohort_id}`", err=True)
         sys.exit(1)
+
+
+def _print_check(cohort_id: str, report) -> None:  # noqa: ANN001 - PreflightReport
+    """``run --check``: the route of each model, then every problem (exit 2) or ``ok``."""
+    click.echo(f"cohort {cohort_id}: {report.members} generations checked")
+    for plan in report.routes:
+        click.echo(f"route  {plan.describe()}")
+    if report.problems:
+        for problem in report.problems:
+            click.echo(f"error: {problem.render()}", err=True)
+        sys.exit(2)
+    click.echo("ok")
 
 
 def _calls_remote_models(root: str, membership) -> bool:  # noqa: ANN001 - Membership

@@ -81,6 +81,11 @@ def estimate_cohort(
     compiled = compile_cohort(data_root, cohort_id)
     layer = GensDataLayer.from_root(data_root)
     models = compiled.catalogs.models
+    from ..llm.routes import plan_routes
+
+    # Synthetic outputs of real models are calls still to make (the raw phase's reuse rule).
+    routes = plan_routes(models)
+    served_by = lambda model_id: routes[model_id].served_by if model_id in routes else None  # noqa: E731
     calls: dict[tuple[Stage, str], list[int]] = defaultdict(lambda: [0, 0])
     generations = {s: 0 for s in STAGES}
     copies = {s: 0 for s in STAGES}
@@ -91,7 +96,7 @@ def estimate_cohort(
             continue
         tally = calls[(row.stage, row.llm_model_id)]
         tally[0] += 1
-        if not layer.raw_exists(row.stage, row.gen_id):
+        if not layer.raw_exists(row.stage, row.gen_id, served_by=served_by):
             tally[1] += 1
     lines = []
     for (stage, model_id), (total, remaining) in sorted(calls.items(), key=lambda kv: (STAGES.index(kv[0][0]), kv[0][1])):

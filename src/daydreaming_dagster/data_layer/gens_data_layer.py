@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from . import _storage
 from .paths import (
     PARSED_FILENAME,
     PARSED_METADATA_FILENAME,
+    PROMPT_FILENAME,
     RAW_FILENAME,
     RAW_METADATA_FILENAME,
     Paths,
@@ -33,6 +35,8 @@ __all__ = ["GenerationMetadata", "GensDataLayer", "resolve_generation_metadata"]
 # Raw/parsed metadata carry ``"failed": true`` when the phase persisted output but rejected it
 # (truncated, too short, unparseable). Such artefacts are kept for debugging but never reused.
 FAILED_FLAG = "failed"
+# The offline provider's name in raw metadata (kept here: the data layer imports no model code).
+_OFFLINE_PROVIDER = "offline"
 
 
 @dataclass(frozen=True)
@@ -122,11 +126,35 @@ class GensDataLayer:
         path = self.prompt_path(stage, gen_id)
         return not force and path.is_file()
 
-    def raw_exists(self, stage: Stage, gen_id: str, *, force: bool = False) -> bool:
+    def raw_exists(
+        self,
+        stage: Stage,
+        gen_id: str,
+        *,
+        force: bool = False,
+        served_by: Callable[[str], str | None] | None = None,
+    ) -> bool:
         """Raw output is reusable when ``raw.txt`` and its metadata exist, it was not rejected,
-        and ``force`` is off."""
+        ``force`` is off, and it is not synthetic text standing in for a real model.
+
+        ``served_by`` maps a model id to the provider that would answer it now (``offline`` for
+        synthetic text; see :meth:`~..llm.base.LLMProvider.served_by`). An output the offline
+        provider produced (``provider: offline`` in ``raw_metadata.json``) for a model that a
+        real provider now serves is not reused: synthetic text made with ``--offline`` never
+        stands in for a real answer once the real route exists. Without ``served_by`` the
+        provider is not compared (status views, which call nothing).
+        """
         text_path, metadata_path = self.raw_path(stage, gen_id), self.raw_metadata_path(stage, gen_id)
-        return not force and self._artefact_ok(text_path, metadata_path)
+        if force:
+            return False
+        metadata = self._usable_metadata(text_path, metadata_path)
+        if metadata is None:
+            return False
+        if served_by is not None and metadata.get("provider") == _OFFLINE_PROVIDER:
+            model_id = metadata.get("llm_model_id")
+            if model_id and served_by(str(model_id)) not in (None, _OFFLINE_PROVIDER):
+                return False
+        return True
 
     def parsed_exists(self, stage: Stage, gen_id: str, *, force: bool = False) -> bool:
         """Parsed output is reusable when ``parsed.txt`` and its metadata exist, parsing
@@ -134,15 +162,20 @@ class GensDataLayer:
         text_path, metadata_path = self.parsed_path(stage, gen_id), self.parsed_metadata_path(stage, gen_id)
         return not force and self._artefact_ok(text_path, metadata_path)
 
+    @classmethod
+    def _artefact_ok(cls, text_path: Path, metadata_path: Path) -> bool:
+        return cls._usable_metadata(text_path, metadata_path) is not None
+
     @staticmethod
-    def _artefact_ok(text_path: Path, metadata_path: Path) -> bool:
+    def _usable_metadata(text_path: Path, metadata_path: Path) -> dict[str, Any] | None:
+        """The artefact's metadata when text and metadata exist and it was not rejected."""
         if not (text_path.is_file() and metadata_path.is_file()):
-            return False
+            return None
         try:
             metadata = _storage.read_json_object(metadata_path)
         except ValueError:
-            return False  # unreadable metadata: regenerate rather than trust the artefact
-        return not metadata.get(FAILED_FLAG, False)
+            return None  # unreadable metadata: regenerate rather than trust the artefact
+        return None if metadata.get(FAILED_FLAG, False) else metadata
 
     # -- writes -----------------------------------------------------------------------------
     def write_prompt(self, stage: Stage, gen_id: str, text: str) -> Path:
@@ -201,6 +234,34 @@ class GensDataLayer:
         self.reserve_generation(stage, gen_id)
         _storage.append_line(path, line)
         return path
+
+    def record_blocked(
+        self, stage: Stage, gen_id: str, *, phase: str, reason: str, error: str, details: dict[str, Any]
+    ) -> Path | None:
+        """Record that a configuration problem (template, parser, model, missing parent...)
+        stopped a generation in ``phase`` before it produced output, so status views, reports
+        and ``retry-failed`` see a failure, not a generation that was never attempted.
+
+        ``prompt``/``raw``: ``raw_metadata.json`` gets ``success: false``, ``failed: true``, the
+        reason and the error (and ``raw_failure.log`` a line), unless a usable raw output exists
+        (paid work is never overwritten; the run still reports the failure). A prompt that can no
+        longer be built also loses its stale ``prompt.txt``, so no later step sends it.
+        ``parsed``: ``parsed_metadata.json`` gets the failure (parsed text cleared).
+        Returns the metadata path written, or ``None`` when nothing was written.
+        """
+        record = {**details, "stage": stage, "gen_id": gen_id, "phase": phase, "success": False,
+                  FAILED_FLAG: True, "failure_reason": reason, "error": error, "reused": False}
+        if phase == "parsed":
+            self.clear_parsed(stage, gen_id)
+            return self.write_parsed_metadata(stage, gen_id, record)
+        if self.raw_exists(stage, gen_id):
+            return None
+        if phase == "prompt":
+            self._remove_present(stage, gen_id, (PROMPT_FILENAME,))
+        self.clear_parsed(stage, gen_id)
+        self.append_raw_failure(stage, gen_id, f"{details.get('finished_at', '-')} run_id="
+                                f"{details.get('run_id') or '-'} reason={reason} {error}")
+        return self.write_raw_metadata(stage, gen_id, record)
 
     def clear_raw(self, stage: Stage, gen_id: str) -> None:
         """Remove raw output, raw metadata and everything parsed from them."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..ids import ensure_gen_id
+from ..ids import ensure_catalog_id, ensure_gen_id
 from ..types import Stage, ensure_stage
 
 PROMPT_FILENAME = "prompt.txt"
@@ -137,7 +137,7 @@ class Paths:
         return self.concepts_dir / f"descriptions-{level}"
 
     def concept_description_path(self, level: str, concept_id: str) -> Path:
-        return self.concept_descriptions_dir(level) / f"{ensure_gen_id(concept_id)}.txt"
+        return self.concept_descriptions_dir(level) / f"{ensure_catalog_id(concept_id, 'concept id')}.txt"
 
     def templates_csv(self, stage: Stage) -> Path:
         return self.raw_dir / f"{ensure_stage(stage)}_templates.csv"
@@ -146,7 +146,7 @@ class Paths:
         return self.raw_dir / "templates" / ensure_stage(stage)
 
     def template_file(self, stage: Stage, template_id: str) -> Path:
-        return self.templates_dir(stage) / f"{ensure_gen_id(template_id)}.txt"
+        return self.templates_dir(stage) / f"{ensure_catalog_id(template_id, 'template id')}.txt"
 
     @property
     def llm_models_csv(self) -> Path:

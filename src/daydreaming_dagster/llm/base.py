@@ -132,5 +132,12 @@ class LLMProvider(abc.ABC):
         failure after any retries, :class:`~daydreaming_dagster.errors.BudgetExceeded` when a
         budget forbids starting it."""
 
+    def served_by(self, model_id: str) -> str | None:
+        """Name of the provider that would answer ``model_id`` now (``offline`` for synthetic
+        text), or ``None`` when unknown. The data layer's reuse decision compares it with the
+        provider that produced a stored output (synthetic text is not reused once a real route
+        serves the model)."""
+        return self.name
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release network resources (HTTP clients); the default has none."""

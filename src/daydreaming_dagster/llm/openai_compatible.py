@@ -35,10 +35,10 @@ from ..errors import ProviderError
 from .base import GenerationRequest, GenerationResult, LLMProvider, Usage, ensure_not_stopped
 from .budget import CostLedger
 from .limits import RequestLimits
+from .routes import OPENAI_BASE_URL, OPENROUTER_BASE_URL  # noqa: F401 - re-exported
 
 logger = logging.getLogger(__name__)
 
-OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
 
 
 @functools.cache
@@ -47,7 +47,6 @@ def _tls_context() -> ssl.SSLContext:
     import certifi
 
     return ssl.create_default_context(cafile=certifi.where())
-OPENAI_BASE_URL = "https://api.openai.com/v1"
 STAGE_HEADER = "X-Daydream-Stage"
 REPLICATE_HEADER = "X-Daydream-Replicate"
 # Statuses worth another try: request timeout, conflict, too early, rate limit, server errors.

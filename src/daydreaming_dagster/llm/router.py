@@ -1,26 +1,18 @@
-"""Routing: one :class:`LLMProvider` that sends each request to the provider of its model.
+"""Routing: one :class:`LLMProvider` that sends each request to the route of its model.
 
 ``build_llm_client(models, config)`` returns a :class:`RoutingProvider`. A request's
-``model_id`` names a row of ``llm_models.csv`` (:class:`~..catalog_types.ModelInfo`); its
-``provider`` column picks the route:
+``model_id`` names a row of ``llm_models.csv`` (:class:`~..catalog_types.ModelInfo`); where its
+calls go is decided by :func:`.routes.plan_route` (the same function the pre-flight check and
+``daydream run --check`` use): the offline provider for ``offline`` models, the base-URL
+override, OpenRouter, OpenAI, a configured endpoint, or OpenRouter for a maker-named provider
+whose model is an OpenRouter slug.
 
-- ``offline`` -> :class:`~.offline.OfflineProvider` (synthetic text, no network);
-- ``openrouter`` -> OpenRouter (``OPENROUTER_API_KEY``);
-- ``openai`` -> api.openai.com (``OPENAI_API_KEY``);
-- any other name -> the endpoint configured for it in ``LLMConfig.endpoints``, else the
-  endpoint of ``DAYDREAMING_LLM_BASE_URL`` (key ``DAYDREAMING_LLM_API_KEY``).
-
-**Override**: when ``DAYDREAMING_LLM_BASE_URL`` (or ``LLMConfig.base_url_override``) is set,
-*every* non-offline model goes to that endpoint, with ``DAYDREAMING_LLM_API_KEY`` as key (or a
-placeholder, since local servers need none). That is how tests and benchmarks point the whole
-pipeline at the mock server; results then carry ``provider="endpoint"`` and its ``endpoint`` URL.
-
-**No key**: when a non-offline provider has no key and there is no override, the decision is
-to serve its models with the offline provider and log one WARNING per provider saying so
-(DESIGN §6: offline is the default only when no API key is configured). Such results carry
-``provider="offline"`` and ``requested_provider`` = the catalog's provider, and the text itself
-says it is synthetic, so nobody mistakes it for a model's answer. ``offline_fallback=False``
-turns this into a :class:`~..errors.ConfigError` naming the variable to set.
+**No key, no route**: a model whose route cannot be used raises a
+:class:`~..errors.ConfigError` naming the variable to set, unless synthetic text was asked for
+(``LLMConfig.offline_fallback``: ``--offline`` / ``DAYDREAMING_OFFLINE=1``). Then the offline
+provider answers, one WARNING per route says so, and results carry ``provider="offline"`` and
+``requested_provider`` = the route they were meant for, so the data layer never reuses them
+once the real route exists.
 
 The router also owns the shared :class:`~.limits.RequestLimits` (global concurrency cap and
 per-model requests per minute) and the :class:`~.budget.CostLedger` (``max_cost``), or takes
@@ -34,138 +26,47 @@ import logging
 import os
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from ..catalog_types import ModelInfo
 from ..errors import ConfigError
 from .base import GenerationRequest, GenerationResult, LLMProvider
 from .budget import CostLedger
 from .limits import RequestLimits
-from .offline import OFFLINE_PROVIDER_NAME, OfflineProvider
-from .openai_compatible import (
-    OPENAI_BASE_URL,
-    OPENROUTER_BASE_URL,
-    OpenAICompatibleProvider,
-    RetryPolicy,
+from .offline import OfflineProvider
+from .openai_compatible import OpenAICompatibleProvider
+from .routes import (
+    API_KEY_ENV,
+    BASE_URL_ENV,
+    OFFLINE_ENV,
+    OPENROUTER_ROUTE,
+    OVERRIDE_PROVIDER_NAME,
+    EndpointConfig,
+    LLMConfig,
+    RoutePlan,
+    plan_route,
 )
 from .scope import CallScope
 
 logger = logging.getLogger(__name__)
 
-BASE_URL_ENV = "DAYDREAMING_LLM_BASE_URL"
-API_KEY_ENV = "DAYDREAMING_LLM_API_KEY"
-OVERRIDE_PROVIDER_NAME = "endpoint"
+__all__ = [
+    "API_KEY_ENV",
+    "BASE_URL_ENV",
+    "OFFLINE_ENV",
+    "OVERRIDE_PROVIDER_NAME",
+    "EndpointConfig",
+    "LLMConfig",
+    "Route",
+    "RoutingProvider",
+    "build_llm_client",
+]
+
 # Local servers (vLLM, Ollama, llama.cpp, the mock) accept any key; the SDK wants a non-empty one.
 _PLACEHOLDER_KEY = "no-key-needed"
 
-
-class EndpointConfig(BaseModel):
-    """An OpenAI-compatible endpoint a provider name maps to (e.g. ``vllm`` -> a local server)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    base_url: str = Field(description="API base URL, e.g. http://127.0.0.1:8000/v1")
-    api_key_env: str | None = Field(
-        default=None, description="Environment variable holding the key (None: no key needed)."
-    )
-    requests_per_minute: float | None = Field(
-        default=None, description="Default per-model rate for this endpoint's models."
-    )
-    max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
-
-
-class LLMConfig(BaseModel):
-    """Settings of the model client layer (all optional; defaults suit OpenRouter)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    openrouter_base_url: str = OPENROUTER_BASE_URL
-    openrouter_api_key_env: str = "OPENROUTER_API_KEY"
-    openai_base_url: str = OPENAI_BASE_URL
-    openai_api_key_env: str = "OPENAI_API_KEY"
-    endpoints: dict[str, EndpointConfig] = Field(
-        default_factory=dict, description="Provider name -> endpoint, for self-hosted servers."
-    )
-    base_url_override: str | None = Field(
-        default=None,
-        description=f"Send every non-offline model here (default: ${BASE_URL_ENV}).",
-    )
-    max_concurrency: int | None = Field(
-        default=32, ge=1, description="Requests in flight at once across all models."
-    )
-    default_requests_per_minute: float | None = Field(
-        default=None, gt=0, description="Per-model rate when nothing more specific is set."
-    )
-    provider_requests_per_minute: dict[str, float] = Field(
-        default_factory=dict, description="Provider name -> per-model rate for its models."
-    )
-    model_requests_per_minute: dict[str, float] = Field(
-        default_factory=dict, description="Model id -> rate (wins over the catalog's column)."
-    )
-    timeout_s: float = Field(default=300.0, gt=0, description="Per-attempt timeout.")
-    max_attempts: int = Field(default=6, ge=1, description="Attempts per call, first included.")
-    backoff_initial_s: float = Field(default=1.0, ge=0)
-    backoff_max_s: float = Field(default=60.0, ge=0)
-    backoff_jitter_s: float = Field(default=1.0, ge=0)
-    retry_after_cap_s: float = Field(default=120.0, ge=0)
-    max_cost: float | None = Field(default=None, ge=0, description="Budget in USD per client.")
-    offline_fallback: bool = Field(
-        default=True, description="Serve keyless providers' models offline (with a warning)."
-    )
-    send_stage_headers: bool = True
-
-    def retry_policy(self) -> RetryPolicy:
-        """The :class:`RetryPolicy` these settings describe."""
-        return RetryPolicy(
-            max_attempts=self.max_attempts,
-            backoff_initial_s=self.backoff_initial_s,
-            backoff_max_s=self.backoff_max_s,
-            jitter_s=self.backoff_jitter_s,
-            retry_after_cap_s=self.retry_after_cap_s,
-        )
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> LLMConfig:
-        """Settings from ``DAYDREAMING_LLM_*`` variables (``CONCURRENCY``, ``RPM``, ``TIMEOUT``,
-        ``MAX_ATTEMPTS``, ``MAX_COST``), then ``overrides``. A malformed value is a ConfigError."""
-        env = os.environ if environ is None else environ
-        names = {
-            "DAYDREAMING_LLM_CONCURRENCY": ("max_concurrency", int),
-            "DAYDREAMING_LLM_RPM": ("default_requests_per_minute", float),
-            "DAYDREAMING_LLM_TIMEOUT": ("timeout_s", float),
-            "DAYDREAMING_LLM_MAX_ATTEMPTS": ("max_attempts", int),
-            "DAYDREAMING_LLM_MAX_COST": ("max_cost", float),
-        }
-        values: dict[str, object] = {}
-        for var, (field_name, kind) in names.items():
-            raw = env.get(var)
-            if raw is None or raw == "":
-                continue
-            try:
-                values[field_name] = kind(raw)
-            except ValueError as exc:
-                raise ConfigError(
-                    f"{var}={raw!r} is not a valid {kind.__name__}; unset it or fix the value"
-                ) from exc
-        values.update(overrides)
-        return cls(**values)
-
-
-@dataclass(frozen=True)
-class Route:
-    """Where one provider name's requests go."""
-
-    provider: str
-    """Catalog provider name (``openrouter``, ``offline``...)."""
-    served_by: str
-    """Name of the provider that serves it (``offline`` when falling back)."""
-    base_url: str | None
-    """Endpoint base URL (``None`` offline)."""
-    fallback_reason: str | None = None
-    """Why the offline provider stands in, when it does."""
+Route = RoutePlan
+"""Where one model's requests go (see :class:`.routes.RoutePlan`)."""
 
 
 class RoutingProvider(LLMProvider):
@@ -196,7 +97,8 @@ class RoutingProvider(LLMProvider):
             self.limits = scope.limits(lambda: RequestLimits(None, self._rpm_for))
         self._offline = OfflineProvider()
         self._providers: dict[str, LLMProvider] = {}
-        self._routes: dict[str, Route] = {}
+        self._routes: dict[str, RoutePlan] = {}
+        self._warned: set[str] = set()
         self._lock = threading.Lock()
 
     # -- configuration ---------------------------------------------------------------------
@@ -231,69 +133,43 @@ class RoutingProvider(LLMProvider):
             raise ConfigError(f"model id '{model_id}' is not in llm_models.csv; known ids: {known}")
         return info
 
-    def route(self, provider: str) -> Route:
-        """The route of a catalog provider name (resolved once, then cached)."""
+    def route(self, model_id: str) -> RoutePlan:
+        """The route of a catalog model (planned once per model, then cached); the HTTP client
+        of its route is created on first use and shared by every model on that route."""
         with self._lock:
-            if provider not in self._routes:
-                self._routes[provider], created = self._resolve(provider)
-                if created is not None:
-                    self._providers[provider] = created
-            return self._routes[provider]
+            if model_id not in self._routes:
+                plan = plan_route(self.model_info(model_id), self.config, self._environ)
+                if plan.problem is not None:
+                    raise ConfigError(f"model '{model_id}' cannot be called: {plan.problem}")
+                if plan.offline_stand_in and plan.route not in self._warned:
+                    self._warned.add(plan.route)
+                    logger.warning(
+                        "%s: models routed to '%s' get SYNTHETIC text from the offline provider, not a "
+                        "language model, because offline was requested (--offline / %s=1)",
+                        plan.reason, plan.route, OFFLINE_ENV,
+                    )
+                if plan.served_by != "offline" and plan.route not in self._providers:
+                    self._providers[plan.route] = self._http_client(plan)
+                self._routes[model_id] = plan
+            return self._routes[model_id]
 
-    def _resolve(self, provider: str) -> tuple[Route, LLMProvider | None]:
-        cfg = self.config
-        if provider == OFFLINE_PROVIDER_NAME:
-            return Route(provider, OFFLINE_PROVIDER_NAME, None), None
-        if self._override:
-            key = self._environ.get(API_KEY_ENV) or _PLACEHOLDER_KEY
-            return self._http_route(
-                provider, OVERRIDE_PROVIDER_NAME, self._override, key, API_KEY_ENV
-            )
-        if provider == "openrouter":
-            base_url, key_env = cfg.openrouter_base_url, cfg.openrouter_api_key_env
-        elif provider == "openai":
-            base_url, key_env = cfg.openai_base_url, cfg.openai_api_key_env
-        elif provider in cfg.endpoints:
-            endpoint = cfg.endpoints[provider]
-            key = self._environ.get(endpoint.api_key_env) if endpoint.api_key_env else None
-            return self._http_route(
-                provider,
-                provider,
-                endpoint.base_url,
-                key or _PLACEHOLDER_KEY,
-                endpoint.api_key_env,
-                endpoint.max_tokens_param,
-            )
-        else:
-            reason = (
-                f"provider '{provider}' has no endpoint: add it to LLMConfig.endpoints or set "
-                f"{BASE_URL_ENV}"
-            )
-            return self._fallback(provider, reason, hint=f"set {BASE_URL_ENV}")
-        key = self._environ.get(key_env)
-        if not key:
-            reason = f"{key_env} is not set"
-            return self._fallback(provider, reason, hint=f"export {key_env}=...")
-        param: Literal["max_tokens", "max_completion_tokens"] = (
-            "max_completion_tokens" if provider == "openai" else "max_tokens"
-        )
-        return self._http_route(provider, provider, base_url, key, key_env, param)
+    def served_by(self, model_id: str) -> str | None:
+        """The provider answering ``model_id`` now (``offline`` when synthetic), without raising:
+        ``None`` for an unknown model."""
+        info = self.models.get(model_id)
+        if info is None:
+            return None
+        return plan_route(info, self.config, self._environ).served_by
 
-    def _http_route(
-        self,
-        provider: str,
-        name: str,
-        base_url: str,
-        key: str,
-        key_env: str | None,
-        max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = "max_tokens",
-    ) -> tuple[Route, LLMProvider]:
-        is_openrouter = "openrouter.ai" in base_url
+    def _http_client(self, plan: RoutePlan) -> LLMProvider:
+        assert plan.base_url is not None  # a usable non-offline route has an endpoint
+        is_openrouter = plan.route == OPENROUTER_ROUTE
+        max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = plan.max_tokens_param
         client = OpenAICompatibleProvider(
-            name=name,
-            base_url=base_url,
-            api_key=key,
-            api_key_env=key_env,
+            name=plan.route,
+            base_url=plan.base_url,
+            api_key=plan.key or _PLACEHOLDER_KEY,
+            api_key_env=plan.key_env,
             timeout_s=self.config.timeout_s,
             retry=self.config.retry_policy(),
             limits=self.limits,
@@ -305,22 +181,7 @@ class RoutingProvider(LLMProvider):
             # OpenRouter's optional app attribution headers.
             default_headers={"X-Title": "DayDreaming"} if is_openrouter else None,
         )
-        return Route(provider, name, client.base_url), client
-
-    def _fallback(self, provider: str, reason: str, *, hint: str) -> tuple[Route, None]:
-        if not self.config.offline_fallback:
-            raise ConfigError(
-                f"models of provider '{provider}' cannot be called: {reason}. Fix: {hint} "
-                "(or allow the offline fallback)"
-            )
-        logger.warning(
-            "%s; models of provider '%s' will get SYNTHETIC text from the offline provider, "
-            "not a language model (%s to call the real API)",
-            reason,
-            provider,
-            hint,
-        )
-        return Route(provider, OFFLINE_PROVIDER_NAME, None, fallback_reason=reason), None
+        return client
 
     # -- calls -----------------------------------------------------------------------------
 
@@ -328,21 +189,21 @@ class RoutingProvider(LLMProvider):
         """Serve ``request`` by its model's route.
 
         Raises:
-            ConfigError: unknown model id, or no key while the offline fallback is off.
+            ConfigError: unknown model id, or no usable route (a key to set) without the
+                offline opt-in.
             BudgetExceeded: ``max_cost`` is spent (checked before the call starts).
             ProviderError: the provider failed for good.
         """
-        info = self.model_info(request.model_id)
-        route = self.route(info.provider)
-        provider = self._providers.get(info.provider)
-        if provider is None:  # offline, native or fallback
+        route = self.route(request.model_id)
+        provider = None if route.served_by == "offline" else self._providers[route.route]
+        if provider is None:  # offline, by choice or by explicit opt-in
             self.ledger.ensure_can_start(request)
             result = await self._offline.generate(request)
             self.ledger.record(request, result)
         else:
             # The HTTP provider checks the budget after its concurrency wait and records the cost.
             result = await provider.generate(request)
-        return dataclasses.replace(result, requested_provider=route.provider)
+        return dataclasses.replace(result, requested_provider=route.route)
 
     async def aclose(self) -> None:
         """Close every HTTP client this router created (in the running loop)."""
@@ -361,7 +222,7 @@ def build_llm_client(
 
     Args:
         models: catalog id -> :class:`ModelInfo` (``llm_models.csv``).
-        config: :class:`LLMConfig` (default: ``LLMConfig()``).
+        config: :class:`LLMConfig` (default: ``LLMConfig.from_env(environ)``).
         environ: where keys and ``DAYDREAMING_LLM_BASE_URL`` are read (default ``os.environ``,
             read once, now).
         scope: share the budget and rate limits of this :class:`~.scope.CallScope` (runs of
@@ -371,5 +232,5 @@ def build_llm_client(
         A :class:`RoutingProvider`; ``.ledger.summary()`` gives costs per stage and in total.
     """
     return RoutingProvider(
-        models, config or LLMConfig(), os.environ if environ is None else environ, scope
+        models, config or LLMConfig.from_env(environ), os.environ if environ is None else environ, scope
     )

@@ -6,7 +6,10 @@ code looks it up with :func:`get_parser`. Registered parsers:
 
 - draft: ``identity`` (default), ``strip_thinking``, ``essay_idea_last`` (strict: the last
   ``<essay-idea>`` block, the highest ``stage="N"`` winning), ``essay_idea_last_lenient`` (falls
-  back to the response without thinking sections).
+  back to the response without thinking sections), and the established DayDreaming tool's
+  ``essay_block`` (the *first* ``<essay>`` block, to the end of the text when its closing tag is
+  missing) and ``essay_block_lenient`` (drop thinking sections, then ``essay_block``, else the
+  whole text).
 - essay: ``identity`` (default), ``strip_thinking``, ``essay_block`` (strict: the last
   ``<essay>`` block), ``essay_block_lenient``.
 - evaluation: ``final_score`` (default), ``in_last_line``; their rules are documented in

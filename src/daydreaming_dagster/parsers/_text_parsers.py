@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ._registry import ParseError, ParseResult, register_parser
 from ._text import find_thinking, pick_block, remove_spans, strip_thinking_text, tagged_blocks
+
+_ESSAY_OPEN = re.compile(r"<essay\b[^<>]{0,500}>", re.IGNORECASE)
+_ESSAY_CLOSE = re.compile(r"</essay\s*>", re.IGNORECASE)
 
 
 def _require_text(text: str, what: str) -> str:
@@ -86,6 +90,47 @@ def essay_block(text: str) -> ParseResult:
 def essay_block_lenient(text: str) -> ParseResult:
     """The last ``<essay>`` block, falling back to the whole response minus thinking sections."""
     return lenient_tagged_block(text, "essay")
+
+
+def first_essay_block(text: str) -> ParseResult:
+    """The established DayDreaming tool's draft ``essay_block``: the text of the *first*
+    ``<essay>`` block; when its closing tag is missing (a long answer cut short), everything
+    after the opening tag. No ``<essay>`` tag, or an empty block, is a :class:`ParseError`."""
+    opener = _ESSAY_OPEN.search(text)
+    if opener is None:
+        raise ParseError("no <essay> tag in the response")
+    closer = _ESSAY_CLOSE.search(text, opener.end())
+    content = text[opener.end() : closer.start() if closer else len(text)].strip()
+    if not content:
+        raise ParseError("the first <essay> block is empty")
+    details: dict[str, Any] = {"rule": "first_essay_block"}
+    if closer is None:
+        details["unclosed_block_to_end"] = True
+    return ParseResult(text=content, details=details)
+
+
+@register_parser("draft", "essay_block")
+def draft_essay_block(text: str) -> ParseResult:
+    """Drafts: :func:`first_essay_block` (the established tool's semantics)."""
+    return first_essay_block(text)
+
+
+@register_parser("draft", "essay_block_lenient")
+def draft_essay_block_lenient(text: str) -> ParseResult:
+    """Drafts: drop ``<thinking>``/``<think>`` sections, then :func:`first_essay_block`; without
+    an ``<essay>`` block, the whole response (minus those sections)."""
+    thinking = find_thinking(text)
+    visible = remove_spans(text, thinking.spans)
+    try:
+        result = first_essay_block(visible)
+    except ParseError as exc:
+        fallback = _require_text(visible.strip(), "response without thinking sections")
+        return ParseResult(text=fallback, details={"rule": "fallback_whole_text", "fallback": True,
+                                                  "fallback_reason": str(exc),
+                                                  "thinking_sections_removed": len(thinking.spans)})
+    if thinking.spans:
+        result.details["thinking_sections_removed"] = len(thinking.spans)
+    return result
 
 
 @register_parser(("draft", "essay"), "identity")

@@ -178,6 +178,7 @@ def run_prompt_batch(
     gen_ids: Sequence[str],
     settings: StageSettings,
     *,
+    run_id: str = "",
     progress: ProgressCallback | None = None,
 ) -> tuple[BatchReport, dict[str, str]]:
     """Render and persist prompts; return the report and the prompts that succeeded."""
@@ -185,7 +186,7 @@ def run_prompt_batch(
     ctx = deferred_context(ctx)
 
     def step(gen_id: str) -> GenerationStatus:
-        outcome = run_prompt_phase(ctx, stage, gen_id, settings)
+        outcome = run_prompt_phase(ctx, stage, gen_id, settings, run_id=run_id)
         prompts[gen_id] = outcome.text
         return GenerationStatus(gen_id=gen_id, status="reused" if outcome.reused else "done")
 
@@ -357,6 +358,9 @@ class _SlotLimitedProvider(LLMProvider):
         self.name = inner.name
         self._slots = slots
         self._priority = priority
+
+    def served_by(self, model_id: str) -> str | None:
+        return self.inner.served_by(model_id)
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         async with self._slots.slot(self._priority):

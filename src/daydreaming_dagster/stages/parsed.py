@@ -12,11 +12,11 @@ from typing import Any
 
 from ..data_layer import resolve_generation_metadata
 from ..data_layer.gens_data_layer import FAILED_FLAG
-from ..errors import GenerationFailure
+from ..errors import CatalogError, ConfigError, GenerationFailure
 from ..parsers import ParseError, get_parser
 from ..types import Stage
 from .context import StageContext
-from .raw import utc_now
+from .raw import blocked, utc_now
 from .settings import StageSettings
 
 
@@ -44,16 +44,22 @@ def run_parsed_phase(
         stored = layer.read_parsed_metadata(stage, gen_id)
         return ParsedOutcome(gen_id=gen_id, metadata={**stored, "reused": True}, reused=True)
 
-    metadata = resolve_generation_metadata(layer, stage, gen_id)
+    started_at = utc_now()
+    try:
+        metadata = resolve_generation_metadata(layer, stage, gen_id)
+    except ValueError as exc:
+        raise blocked(layer, stage, gen_id, "parsed", exc, run_id, started_at) from None
     if not layer.raw_exists(stage, gen_id):
         raise GenerationFailure(stage, gen_id, "raw_missing",
                                 "no usable raw output (missing or rejected); run or re-run the raw phase")
-    started_at = utc_now()
     clock = time.perf_counter()
     raw_text = layer.read_raw(stage, gen_id)
-    if parser_name is None:
-        parser_name = ctx.template(stage, metadata.template_id).parser
-    resolved_name, parser = get_parser(stage, parser_name)
+    try:
+        if parser_name is None:
+            parser_name = ctx.template(stage, metadata.template_id).parser
+        resolved_name, parser = get_parser(stage, parser_name)
+    except (CatalogError, ConfigError) as exc:  # unknown template or parser: recorded, raw kept
+        raise blocked(layer, stage, gen_id, "parsed", exc, run_id, started_at) from None
 
     parsed_meta: dict[str, Any] = {
         "stage": stage,

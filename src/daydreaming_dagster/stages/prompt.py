@@ -20,6 +20,7 @@ from ..data_layer import GenerationMetadata, GensDataLayer, resolve_generation_m
 from ..errors import GenerationFailure
 from ..types import Stage
 from .context import StageContext
+from .raw import blocked
 from .settings import StageSettings
 
 
@@ -109,13 +110,23 @@ class PromptOutcome:
     """True when the identical prompt was already on disk (raw/parsed kept)."""
 
 
-def run_prompt_phase(ctx: StageContext, stage: Stage, gen_id: str, settings: StageSettings) -> PromptOutcome:
+def run_prompt_phase(
+    ctx: StageContext, stage: Stage, gen_id: str, settings: StageSettings, *, run_id: str = ""
+) -> PromptOutcome:
     """Render and persist a generation's prompt; the data layer decides reuse (seed 002).
 
     A prompt identical to the stored one is reused with everything derived from it; a changed
     prompt (edited template, regenerated parent) replaces it and clears raw and parsed outputs.
+    A prompt that cannot be built (template error, unknown template, missing parent or combo,
+    malformed metadata) is recorded as the generation's failure and raised as
+    :class:`GenerationFailure`.
     """
-    metadata = resolve_generation_metadata(ctx.layer, stage, gen_id)
-    text = build_prompt(ctx, metadata)
+    try:
+        metadata = resolve_generation_metadata(ctx.layer, stage, gen_id)
+        text = build_prompt(ctx, metadata)
+    except FileNotFoundError:
+        raise  # never seeded: nothing to record against
+    except (GenerationFailure, ValueError) as exc:
+        raise blocked(ctx.layer, stage, gen_id, "prompt", exc, run_id) from None
     reused = ctx.layer.store_prompt(stage, gen_id, text, force=settings.force)
     return PromptOutcome(gen_id=gen_id, text=text, reused=reused)

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..data_layer import GenerationMetadata, GensDataLayer, resolve_generation_metadata
 from ..data_layer.gens_data_layer import FAILED_FLAG
-from ..errors import BudgetExceeded, GenerationFailure, ProviderError
+from ..errors import BudgetExceeded, CatalogError, ConfigError, GenerationFailure, ProviderError
 from ..llm.base import GenerationRequest, GenerationResult, LLMProvider
 from ..types import Stage
 from .context import StageContext
@@ -51,6 +51,34 @@ def validation_failure(stage: Stage, text: str, finish_reason: str | None, setti
         if lines < settings.min_lines:
             return "min_lines", f"draft has {lines} non-empty lines, fewer than the required {settings.min_lines}"
     return None
+
+
+def blocked(layer: GensDataLayer, stage: Stage, gen_id: str, phase: str, exc: Exception,
+            run_id: str, started_at: str | None = None) -> GenerationFailure:
+    """Record a configuration failure (template, parser, model, route, missing parent,
+    malformed metadata) in the generation's metadata (see
+    :meth:`~..data_layer.GensDataLayer.record_blocked`) and return the
+    :class:`GenerationFailure` to raise. A generation never seeded (no ``metadata.json``) gets
+    nothing written."""
+    if isinstance(exc, GenerationFailure):
+        reason, error = exc.reason, exc.detail
+    else:
+        reason, error = _config_reason(exc), str(exc)
+    if layer.main_metadata_path(stage, gen_id).is_file():
+        now = utc_now()
+        details: dict[str, Any] = {"run_id": run_id, "started_at": started_at or now, "finished_at": now}
+        if phase != "parsed":
+            details.update({"cost_usd": 0.0, "attempts": 0})  # stopped before any call
+        layer.record_blocked(stage, gen_id, phase=phase, reason=reason, error=error, details=details)
+    return GenerationFailure(stage, gen_id, reason, error)
+
+
+def _config_reason(exc: Exception) -> str:
+    if isinstance(exc, CatalogError):
+        return "catalog"
+    if isinstance(exc, ConfigError):
+        return "config"
+    return "metadata"
 
 
 def record_failure(layer: GensDataLayer, stage: Stage, gen_id: str, reason: str, message: str, run_id: str) -> str:
@@ -125,11 +153,14 @@ async def run_raw_phase(
     provider error or a spent budget.
     """
     layer = ctx.layer
-    if layer.raw_exists(stage, gen_id, force=settings.force):
+    if layer.raw_exists(stage, gen_id, force=settings.force, served_by=llm.served_by):
         return _reused_outcome(layer, stage, gen_id)
 
-    metadata = resolve_generation_metadata(layer, stage, gen_id)
     started_at = utc_now()
+    try:
+        metadata = resolve_generation_metadata(layer, stage, gen_id)
+    except ValueError as exc:
+        raise blocked(layer, stage, gen_id, "raw", exc, run_id, started_at) from None
     clock = time.perf_counter()
     if prompt is None:
         try:
@@ -145,9 +176,12 @@ async def run_raw_phase(
         finish_reason: str | None = None
         called = False
     else:
-        if not metadata.llm_model_id:
-            raise GenerationFailure(stage, gen_id, "metadata", "llm mode needs llm_model_id in metadata.json")
-        model = ctx.model(metadata.llm_model_id)
+        try:
+            if not metadata.llm_model_id:
+                raise GenerationFailure(stage, gen_id, "metadata", "llm mode needs llm_model_id in metadata.json")
+            model = ctx.model(metadata.llm_model_id)
+        except (GenerationFailure, CatalogError) as exc:
+            raise blocked(layer, stage, gen_id, "raw", exc, run_id, started_at) from None
         request = GenerationRequest(
             prompt=prompt,
             model_id=model.id,
@@ -160,6 +194,8 @@ async def run_raw_phase(
         )
         try:
             result = await llm.generate(request)
+        except ConfigError as exc:  # no usable route (a key to set): nothing was called
+            raise blocked(layer, stage, gen_id, "raw", exc, run_id, started_at) from None
         except BudgetExceeded as exc:
             raise GenerationFailure(stage, gen_id, "budget", str(exc)) from None
         except ProviderError as exc:

@@ -63,7 +63,12 @@ def generation_state(layer: GensDataLayer, stage: Stage, gen_id: str) -> Generat
     raw_meta = _read_optional(layer.read_raw_metadata, stage, gen_id)
     parsed_meta = _read_optional(layer.read_parsed_metadata, stage, gen_id)
     raw_file = layer.raw_path(stage, gen_id).is_file()
-    raw = "missing" if not (raw_file and raw_meta) else ("failed" if raw_meta.get("failed") else "ok")
+    # A failure on record counts even without raw.txt: a configuration problem (template,
+    # model, route, missing parent) stops a generation before any output exists.
+    if raw_meta and raw_meta.get("failed"):
+        raw = "failed"
+    else:
+        raw = "ok" if raw_file and raw_meta else "missing"
     parsed_file = layer.parsed_path(stage, gen_id).is_file()
     if parsed_meta and parsed_meta.get("failed"):
         parsed = "failed"
