@@ -31,9 +31,9 @@ REQUIRED_MODULES = [
     "stages.settings",
 ]
 # Checked once they land; a package is checked together with every submodule inside it.
-OPTIONAL_MODULES = ["catalogs", "combos", "cohorts", "parsers", "llm", "stages", "results", "web"]
+OPTIONAL_MODULES = ["catalogs", "combos", "cohorts", "parsers", "llm", "stages", "results", "analysis", "web"]
 
-PURE_DIRS = ["data_layer", "cohorts", "parsers", "llm", "stages", "results", "web"]
+PURE_DIRS = ["data_layer", "cohorts", "parsers", "llm", "stages", "results", "analysis", "web"]
 PURE_FILES = [
     "catalogs.py", "combos.py", "ids.py", "types.py", "errors.py", "catalog_types.py",
     "failures.py", "fingerprints.py",

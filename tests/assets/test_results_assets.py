@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 from dagster import DagsterInstance, materialize
 
-from daydreaming_dagster import results
-from daydreaming_dagster.assets.results import RESULTS_ASSETS, to_graph_data
+from daydreaming_dagster import analysis, results
+from daydreaming_dagster.assets.results import ANALYSIS_TABLES, RESULTS_ASSETS, to_graph_data
 from daydreaming_dagster.io_managers import (
     DuckDBIOManager,
     FilesystemIOManager,
@@ -25,7 +25,7 @@ from daydreaming_dagster.resources import DataRootResource
 from ..results.conftest import COHORT, Store, build_store
 
 ASSET_NAMES = {"evaluation_scores", "essay_aggregates", "evaluator_pivot", "template_model_summaries",
-               "top_essays", "lineage_graph", "cohort_report"}
+               "top_essays", "lineage_graph", "cohort_report", *(f"analysis_{name}" for name in ANALYSIS_TABLES)}
 
 
 @pytest.fixture
@@ -80,9 +80,17 @@ def test_assets_in_memory(store: Store, instance: DagsterInstance) -> None:
     assert plot.startswith("![score distributions](data:image/png;base64,iVBORw0KGgo")  # base64 of the PNG signature
     assert metadata["top_essays"]["count"].value == 1
 
+    expected = analysis.analyze_cohort(store.root, COHORT)
+    assert stored["analysis_essays"].equals(expected.essays_frame())
+    assert stored["analysis_variance"].equals(expected.variance_frame())
+    assert stored["analysis_essays"]["essay_gen_id"].to_list() == [store.e_copy, store.e_a]
+    assert metadata["analysis_evaluators"]["alpha"].value == pytest.approx(expected.alpha)
+    assert metadata["analysis_variance"]["top_factor"].value == expected.top_factor.component
+    assert (store.root / "results" / COHORT / "analysis" / "essays.csv").is_file()
 
-def _stored_scores(manager: Any, kind: str) -> pl.DataFrame:
-    location = storage_location(("evaluation_scores",), COHORT)
+
+def _stored_scores(manager: Any, kind: str, asset: str = "evaluation_scores") -> pl.DataFrame:
+    location = storage_location((asset,), COHORT)
     if kind == "filesystem":
         return pl.read_parquet(manager.path_for(location, "parquet"))
     import duckdb
@@ -108,6 +116,8 @@ def test_assets_on_files_and_graph_database(store: Store, instance: DagsterInsta
     stored = _stored_scores(tables, kind)
     expected = results.evaluation_scores(store.root, COHORT)
     assert stored.select(expected.columns).equals(expected)
+    essays = _stored_scores(tables, kind, "analysis_essays")  # one table per analysis, keyed by cohort
+    assert essays.select("essay_gen_id", "mean").rows() == [(store.e_copy, 9.0), (store.e_a, 7.0)]
     assert documents.path_for(storage_location(("top_essays",), COHORT), "json").is_file()
     assert documents.path_for(storage_location(("cohort_report",), COHORT), "json").is_file()
 

@@ -55,6 +55,7 @@ def test_report_after_a_run_prints_the_paths_and_copies_top_essays(
         f"report: {reports / 'report.md'}",
         f"html:   {reports / 'report.html'}",
         f"plot:   {reports / 'score_distributions.png'}",
+        f"analysis: {demo_root / 'results' / 'demo' / 'analysis'}",
     ]
     assert "draft 8/8 ok, essay 16/16 ok, evaluation 32/32 ok; 32 of 32 evaluations scored" in err
     markdown = (reports / "report.md").read_text()

@@ -8,7 +8,10 @@ Each body calls one function of :mod:`daydreaming_dagster.results` and adds meta
 - ``top_essays``: the top-N essays copied to ``results/<cohort>/top_essays/`` with an index;
 - ``lineage_graph``: Draft → Essay → Evaluation (+ Concept) graph for ``graph_io_manager``;
 - ``cohort_report``: ``cohorts/<cohort>/reports/report.md`` + ``report.html``, CSV exports
-  and the score plot (embedded in the materialisation's metadata).
+  and the score plot (embedded in the materialisation's metadata);
+- ``analysis_<table>`` (one multi-asset, :func:`score_analysis`): the analysis tables of
+  :mod:`daydreaming_dagster.analysis` (CIs, top-k probabilities, agreement, variance shares,
+  diversity), one table each, with alpha and the top factor in the metadata.
 
 Frames go to ``table_io_manager``, dicts to ``json_io_manager``, the graph to
 ``graph_io_manager`` (which set of managers is chosen in ``environments.py``).
@@ -18,22 +21,34 @@ Frames go to ``table_io_manager``, dicts to ``json_io_manager``, the graph to
 from typing import Any
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetKey, Config, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetOut,
+    Config,
+    MetadataValue,
+    Output,
+    asset,
+    multi_asset,
+)
 from pydantic import Field
 
-from .. import results
+from .. import analysis, results
 from ..io_managers.graph import EdgeSet, GraphData
 from ..partitions import cohort_partitions
 from ..resources import DataRootResource
 
 __all__ = [
+    "ANALYSIS_TABLES",
     "RESULTS_ASSETS",
+    "AnalysisConfig",
     "ResultsConfig",
     "cohort_report",
     "essay_aggregates",
     "evaluation_scores",
     "evaluator_pivot",
     "lineage_graph",
+    "score_analysis",
     "template_model_summaries",
     "to_graph_data",
     "top_essays",
@@ -137,6 +152,51 @@ def top_essays(
     return ranking.to_dict()
 
 
+ANALYSIS_TABLES = {
+    "essays": "Per essay: mean score, 95% CI, n, probability of being in the top 1/5/10.",
+    "levels": "Per axis level: mean score with a 95% cluster-bootstrap CI, n.",
+    "differences": "Differences between levels of an axis with 95% CIs.",
+    "variance": "Share of score variance per axis, essay, evaluator and residual, with 95% CIs.",
+    "evaluators": "Per evaluator: n, mean, Spearman with the leave-one-out consensus, flag, self-consistency.",
+    "pairwise": "Spearman correlation of every evaluator pair, with n.",
+    "human_vs_llm": "Per human rater: Spearman with each LLM evaluator and with the LLM consensus.",
+    "clusters": "Near-duplicate clusters of essays and drafts (TF-IDF cosine), similarity to the target text.",
+    "diversity": "Per template/model level: texts, distinct clusters, mean pairwise distance.",
+}
+
+
+class AnalysisConfig(Config):
+    """Resampling settings of the analysis (same seed, same numbers)."""
+
+    seed: int = Field(default=0, description="Seed of the bootstrap resampling.")
+    n_boot: int = Field(default=analysis.DEFAULT_BOOTSTRAP, ge=1, description="Bootstrap resamples.")
+
+
+@multi_asset(
+    outs={
+        f"analysis_{name}": AssetOut(io_manager_key=TABLE_IO, group_name=GROUP, kinds={"polars"}, description=text)
+        for name, text in ANALYSIS_TABLES.items()
+    },
+    partitions_def=cohort_partitions,
+    deps=[COHORT_MEMBERSHIP],
+)
+def score_analysis(context: AssetExecutionContext, config: AnalysisConfig, data_root: DataRootResource):  # noqa: ANN201
+    """Analyse the cohort once and emit every analysis table (files under results/<cohort>/analysis/)."""
+    found = analysis.analyze_cohort_or_empty(data_root.root, context.partition_key, seed=config.seed, n_boot=config.n_boot)
+    analysis.write_analysis(data_root.root, context.partition_key, found)
+    top = found.top_factor
+    summary = {
+        "alpha": found.alpha,
+        "alpha_ci": MetadataValue.json(list(found.alpha_ci) if found.alpha_ci else None),
+        "top_factor": top.component if top else None,
+        "top_factor_share": top.share if top else None,
+        "top_is_tie": found.top_tie.is_tie,
+        "notes": MetadataValue.md("\n".join(f"- {n}" for n in found.notes) or "none"),
+    }
+    for name, frame in found.tables().items():
+        yield Output(frame, output_name=f"analysis_{name}", metadata={**_table_metadata(frame), **summary})
+
+
 def to_graph_data(graph: results.LineageGraph) -> GraphData:
     """The pure lineage graph as the graph IO manager's :class:`GraphData`."""
     edges = tuple(EdgeSet(e.label, e.from_label, e.to_label, e.frame) for e in graph.edges)
@@ -164,7 +224,8 @@ def lineage_graph(context: AssetExecutionContext, data_root: DataRootResource) -
     partitions_def=cohort_partitions,
     group_name=GROUP,
     io_manager_key=JSON_IO,
-    deps=[evaluation_scores, essay_aggregates, evaluator_pivot, template_model_summaries, top_essays],
+    deps=[evaluation_scores, essay_aggregates, evaluator_pivot, template_model_summaries, top_essays,
+          *(AssetKey(f"analysis_{name}") for name in ANALYSIS_TABLES)],
     kinds={"python"},
     description="cohorts/<cohort>/reports/report.md and report.html, CSV exports and the score plot.",
 )
@@ -203,5 +264,6 @@ RESULTS_ASSETS = [
     template_model_summaries,
     top_essays,
     lineage_graph,
+    score_analysis,
     cohort_report,
 ]

@@ -15,6 +15,7 @@ from ..errors import DaydreamError
 
 # (module, attribute) of every command; imported lazily so `daydream --help` stays fast.
 _COMMANDS: dict[str, tuple[str, str]] = {
+    "analyze": (".analyze", "analyze"),
     "cohort": (".cohort", "cohort"),
     "parse": (".parse", "parse"),
     "reparse": (".run", "reparse"),

@@ -39,4 +39,6 @@ def report(cohort_id: str, top_n: int, data_root: str | None) -> None:
     click.echo(f"report: {built.report_md}")
     click.echo(f"html:   {built.report_html}")
     click.echo(f"plot:   {built.plot_png}")
+    if built.analysis_files:
+        click.echo(f"analysis: {built.analysis_files['summary'].parent}")
     echo_explorer_hint(cohort_id)

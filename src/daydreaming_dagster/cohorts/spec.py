@@ -76,6 +76,9 @@ Semantics (those of the established DayDreaming tool, with its YAML shapes):
   combo ids (:func:`daydreaming_dagster.ids.combo_id_for`) are added to the ``combo_id`` axis
   (after any declared levels); the cohort build registers them in ``combo_mappings.csv``.
   Compiling never writes anything.
+* ``analysis`` (optional, outside the design: ids do not change): ``target`` names a text file
+  (relative to the spec; it must exist) every essay is compared with, and ``similarity`` picks
+  the text-similarity method (``tfidf`` or ``wordllama``) of the analysis.
 * ``output.field_order`` puts the named columns first (the others follow in axis order);
   ``output.seed`` shuffles the rows deterministically.
 
@@ -123,8 +126,10 @@ __all__ = [
 SPEC_FILENAMES: tuple[str, ...] = ("config.yaml", "config.yml", "config.json", "config.toml")
 """Names a cohort's spec file may have under ``cohorts/<id>/spec/`` (first found wins)."""
 
-_TOP_LEVEL = {"axes", "rules", "output", "replicates", "combos", "description", "name", "notes"}
+_TOP_LEVEL = {"analysis", "axes", "rules", "output", "replicates", "combos", "description", "name", "notes"}
 _RULE_SECTIONS = ("subsets", "ties", "pairs", "tuples")
+SIMILARITY_METHODS = ("tfidf", "wordllama")
+"""Text-similarity methods ``analysis.similarity`` accepts (see docs/analysis.md)."""
 _BALANCE = ("left", "right", "both")
 
 Level = str | int
@@ -191,6 +196,12 @@ class CohortSpec:
     seed: int | None = None
     includes: tuple[Path, ...] = ()
     """Every ``@file:`` read, for the spec digest."""
+    analysis_target: Path | None = None
+    """``analysis.target``: a text file (relative to the spec) the analysis compares every
+    essay with (similarity to a known idea); ``None`` when not given."""
+    analysis_similarity: str = "tfidf"
+    """``analysis.similarity``: ``tfidf`` (default, no model) or ``wordllama`` (semantic
+    embeddings from the optional ``embeddings`` extra)."""
 
     def combo_requests(self) -> list[ComboRequest]:
         """Combinations the ``combos`` section asks for (to register before a build)."""
@@ -529,8 +540,16 @@ def parse_spec(data: Any, *, source: str | Path = "<memory>", base_dir: Path | N
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise ctx.error("output.seed", f"expected an integer, got {seed!r}")
 
+    analysis = _mapping(ctx, "analysis", data.get("analysis"))
+    analysis_target = _analysis_target(ctx, analysis)
+    similarity = analysis.get("similarity", "tfidf")
+    if similarity not in SIMILARITY_METHODS:
+        raise ctx.error("analysis.similarity", f"unknown method {similarity!r}; use one of {', '.join(SIMILARITY_METHODS)}")
+
     return CohortSpec(
         path=path,
+        analysis_target=analysis_target,
+        analysis_similarity=similarity,
         axes=axes,
         subsets=subsets,
         ties=tuple(ties),
@@ -540,6 +559,23 @@ def parse_spec(data: Any, *, source: str | Path = "<memory>", base_dir: Path | N
         seed=seed,
         includes=tuple(dict.fromkeys(ctx.includes)),
     )
+
+
+def _analysis_target(ctx: _Ctx, analysis: Mapping[str, Any]) -> Path | None:
+    """``analysis.target``: an existing text file, relative to the spec (not part of the design,
+    so it does not change generation ids)."""
+    _check_keys(ctx, "analysis", analysis, {"target", "similarity"})
+    target = analysis.get("target")
+    if target is None:
+        return None
+    if not isinstance(target, str) or not target.strip():
+        raise ctx.error("analysis.target", f"expected the path of a text file, got {target!r}")
+    path = Path(target.strip())
+    if not path.is_absolute():
+        path = ctx.base_dir / target.strip()
+    if not path.is_file():
+        raise ctx.error("analysis.target", f"file not found: {path} (the path is relative to the spec file)")
+    return path
 
 
 def _parse_combo_source(ctx: _Ctx, name: str, payload: Any) -> ComboSource:

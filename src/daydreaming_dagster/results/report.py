@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -31,6 +32,9 @@ from .export import export_tables
 from .plots import PLOT_FILENAME, write_score_plot
 from .scores import concepts_by_combo, scores_from_records
 from .top import TopEssays, export_top_essays
+
+if TYPE_CHECKING:
+    from ..analysis import Analysis
 
 __all__ = [
     "REPORT_HTML",
@@ -63,6 +67,10 @@ class CohortReport:
     """One row per stage: members, counts per status, cost and tokens."""
     n_evaluations: int
     n_scored: int
+    analysis: Any = None
+    """The cohort's :class:`~daydreaming_dagster.analysis.Analysis` (CIs, agreement, variance)."""
+    analysis_files: dict[str, Path] = field(default_factory=dict)
+    """``results/<cohort>/analysis/`` files by name."""
 
 
 def stage_summary(generations: pl.DataFrame) -> pl.DataFrame:
@@ -160,6 +168,8 @@ def _sections(
     top: TopEssays,
     csv_files: dict[str, Path],
     plot_png: bytes,
+    analysis: Analysis | None = None,
+    analysis_plots: dict[str, bytes | None] | None = None,
 ) -> list[Section]:
     layer = cohort.layer
     per_stage = stage_summary(generations)
@@ -181,7 +191,11 @@ def _sections(
     scales = sorted(s for s in scored["scale"].unique().to_list() if s)
     if len(scales) > 1:
         overview.blocks.append(Para((f"Warning: scores use different scales ({', '.join(scales)}); "
-                                     "compare means within one scale only.",)))
+                                     "compare means within one scale only. The analysis sections normalise "
+                                     "every score to 0-1 before combining them.",)))
+    elif analysis is not None and analysis.normalised:
+        overview.blocks.append(Para((f"The analysis sections normalise scores on different scales "
+                                     f"({', '.join(analysis.source_scales)}, human ratings included) to 0-1.",)))
     overview.blocks.append(Para((
         "Read, compare and rate the essays in the explorer (start it with `uv run daydream view`): ",
         Link(cohort_url(cohort.cohort_id), cohort_url(cohort.cohort_id)),
@@ -228,6 +242,9 @@ def _sections(
     ))
     sections.append(essays_section)
 
+    if analysis is not None:
+        sections += _analysis_sections(analysis, cohort.cohort_id, analysis_plots or {})
+
     failed = generations.filter(pl.col("member") & (pl.col("status") != "ok"))
     failure_section = Section(f"Failed and missing generations ({failed.height})")
     if failed.height:
@@ -250,6 +267,117 @@ def _sections(
         (Link(f"{name}.csv", f"{_TO_ROOT}results/{cohort.cohort_id}/{name}.csv"),) for name in csv_files
     )))
     sections.append(files)
+    return sections
+
+
+ANALYSIS_PLOTS = {"forest": "analysis_forest.png", "agreement": "analysis_agreement.png",
+                  "variance": "analysis_variance.png"}
+_SHOWN_ESSAYS = 10
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _ci(low: float | None, high: float | None) -> str:
+    return "" if low is None or high is None else f"[{low:.2f}, {high:.2f}]"
+
+
+def _analysis_sections(analysis: Analysis, cohort_id: str, plots: dict[str, bytes | None]) -> list[Section]:
+    """Confidence, agreement, variance and diversity sections (see docs/analysis.md)."""
+    files = f"{_TO_ROOT}results/{cohort_id}/analysis/"
+    if analysis.n_scores == 0:
+        return [Section("Analysis", [Para((f"Not available: {analysis.alpha_note or 'no scores'}.",))])]
+    on = f"on {analysis.scale}" if analysis.scale else "on the scores' own scale"
+    ranking = Section("Ranking with confidence")
+    ranking.blocks.append(Para((
+        f"Means {on} with 95% confidence intervals; P(top k) is the share of {analysis.n_boot} resamples "
+        f"(each essay's scores redrawn from its own scores, seed {analysis.seed}) in which the essay ranks in the top k. ",
+        analysis.top_tie.sentence(),
+    )))
+    ks = analysis.top_k
+    ranking.blocks.append(Table(
+        ("rank", "essay", "mean", "95% CI", "n", *(f"P(top {k})" for k in ks)),
+        tuple((str(r), e.essay_gen_id, _num(e.mean), _ci(e.ci_low, e.ci_high), str(e.n),
+               *(_num(e.p_top.get(k)) for k in ks))
+              for r, e in enumerate(analysis.essays[:_SHOWN_ESSAYS], start=1)),
+        f"First {_SHOWN_ESSAYS} of {analysis.n_essays} essays; all are in essays.csv." if analysis.n_essays > _SHOWN_ESSAYS else None,
+    ))
+    if plots.get("forest"):
+        ranking.blocks.append(Para(("Level means with 95% cluster-bootstrap CIs (resampling essays):",)))
+        ranking.blocks.append(Image("level means with confidence intervals", ANALYSIS_PLOTS["forest"], plots["forest"]))
+    clear = [d for d in analysis.differences if d.excludes_zero]
+    if analysis.differences:
+        ranking.blocks.append(Para((
+            f"{len(clear)} of {len(analysis.differences)} level differences have a 95% CI that excludes 0 "
+            "(differences.csv lists them all).",)))
+    sections = [ranking]
+
+    agreement = Section("Evaluator agreement")
+    if analysis.alpha is not None:
+        low, high = analysis.alpha_ci or (None, None)
+        agreement.blocks.append(Para((
+            f"Krippendorff's alpha (interval) = {analysis.alpha:.2f}, 95% CI {_ci(low, high)}: 1 is perfect agreement, "
+            "0 is no more agreement than chance. Evaluators below a 0.3 Spearman correlation with the mean of the "
+            "others are flagged.",)))
+    else:
+        agreement.blocks.append(Para((f"Agreement is {analysis.alpha_note}.",)))
+    agreement.blocks.append(Table(
+        ("evaluator", "n", "mean", "corr. with consensus", "flagged", "repeated essays", "replicate sd", "ICC"),
+        tuple((e.evaluator, str(e.n), _num(e.mean), _num(e.corr_with_consensus), "yes" if e.flagged else "",
+               str(e.n_repeated), _num(e.replicate_sd), _num(e.icc)) for e in analysis.evaluators),
+    ))
+    if plots.get("agreement"):
+        agreement.blocks.append(Image("agreement heatmap", ANALYSIS_PLOTS["agreement"], plots["agreement"]))
+    if analysis.human_vs_llm:
+        agreement.blocks.append(Table(
+            ("human", "LLM evaluator", "Spearman", "n"),
+            tuple((h.human_evaluator, h.llm_evaluator, _num(h.spearman), str(h.n)) for h in analysis.human_vs_llm),
+        ))
+    sections.append(agreement)
+
+    variance = Section("Variance by axis")
+    top = analysis.top_factor
+    if top is not None and top.share is not None:
+        variance.blocks.append(Para((
+            f"The axis that matters most is {top.component}: {top.share:.0%} of the score variance "
+            f"(95% CI {_ci(top.ci_low, top.ci_high)}). Shares are ANOVA variance components; "
+            "essay, evaluator and residual are what the axes leave unexplained.",)))
+    elif analysis.variance:
+        variance.blocks.append(Para(("No spec axis varies in this cohort; shares are between essays, evaluators and noise.",)))
+    else:
+        variance.blocks.append(Para(("Not estimated (fewer than two essays).",)))
+    if plots.get("variance"):
+        variance.blocks.append(Image("variance shares", ANALYSIS_PLOTS["variance"], plots["variance"]))
+    if analysis.variance:
+        variance.blocks.append(Table(
+            ("component", "varies over", "variance", "share", "95% CI"),
+            tuple((v.component, v.unit, _num(v.variance, 3), _num(v.share), _ci(v.ci_low, v.ci_high))
+                  for v in analysis.variance),
+        ))
+    sections.append(variance)
+
+    if analysis.diversity is not None:
+        diversity = analysis.diversity
+        section = Section("Diversity and near-duplicates")
+        essays = [c for c in diversity.clusters if c.kind == "essay"]
+        duplicates = [c for c in essays if c.cluster_size > 1]
+        section.blocks.append(Para((
+            f"{len({c.cluster for c in essays})} distinct clusters among {len(essays)} essays "
+            f"({diversity.method} similarity >= {diversity.threshold:g} links near-duplicates); "
+            f"{len(duplicates)} essays have a near-duplicate.",)))
+        section.blocks.append(_frame_table(diversity.by_level, "levels"))
+        if diversity.target:
+            closest = sorted((c for c in essays if c.target_similarity is not None),
+                             key=lambda c: -(c.target_similarity or 0.0))[:5]
+            section.blocks.append(Para((f"Closest essays to the target text {Path(diversity.target).name}:",)))
+            section.blocks.append(Table(("essay", "similarity"),
+                                        tuple((c.gen_id, _num(c.target_similarity)) for c in closest)))
+        sections.append(section)
+
+    if analysis.notes:
+        sections[0].blocks.append(Bullets(tuple((f"Note: {n}",) for n in analysis.notes)))
+    sections[-1].blocks.append(Para(("All analysis tables: ", Link("results/…/analysis/", files))))
     return sections
 
 
@@ -326,7 +454,9 @@ def render_html(title: str, subtitle: str, sections: list[Section]) -> str:
 
 
 # -- entry points ---------------------------------------------------------------------------
-def write_cohort_report(data_root: str | os.PathLike[str] | Path, cohort_id: str, top_n: int = 5) -> CohortReport:
+def write_cohort_report(
+    data_root: str | os.PathLike[str] | Path, cohort_id: str, top_n: int = 5, *, seed: int = 0, n_boot: int | None = None
+) -> CohortReport:
     """Compute every results table of ``cohort_id``, export them as CSV under
     ``results/<cohort_id>/``, copy the top ``top_n`` essays, draw the score plot and write
     ``report.md`` and ``report.html`` under ``cohorts/<cohort_id>/reports/``.
@@ -350,7 +480,9 @@ def write_cohort_report(data_root: str | os.PathLike[str] | Path, cohort_id: str
         "generations": generations,
     })
     plot_path = write_score_plot(data_root, cohort_id, scores)
-    sections = _sections(cohort, scores, generations, aggregates, pivot, summaries, top, csv_files, plot_path.read_bytes())
+    analysis, analysis_files, analysis_plots = _write_analysis(data_root, cohort_id, seed, n_boot)
+    sections = _sections(cohort, scores, generations, aggregates, pivot, summaries, top, csv_files, plot_path.read_bytes(),
+                         analysis, analysis_plots)
     title = f"DayDreaming cohort {cohort_id}"
     subtitle = f"Generated {datetime.now(UTC).isoformat(timespec='seconds').replace('+00:00', 'Z')} from the gens store."
     reports_dir = Paths.from_str(data_root).cohort_reports_dir(cohort_id)
@@ -368,7 +500,30 @@ def write_cohort_report(data_root: str | os.PathLike[str] | Path, cohort_id: str
         stage_summary=stage_summary(generations),
         n_evaluations=scores.height,
         n_scored=scores.filter(pl.col("parse_status") == "ok").height,
+        analysis=analysis,
+        analysis_files=analysis_files,
     )
+
+
+def _write_analysis(
+    data_root: str | os.PathLike[str] | Path, cohort_id: str, seed: int, n_boot: int | None
+) -> tuple[Analysis, dict[str, Path], dict[str, bytes | None]]:
+    """Analyse the cohort, write ``results/<cohort>/analysis/`` and the analysis plots."""
+    # Imported here: the analysis package reads scores through this package's modules.
+    from ..analysis import DEFAULT_BOOTSTRAP, analyze_cohort_or_empty, write_analysis
+    from .analysis_plots import agreement_heatmap, forest_plot, variance_bars
+
+    analysis = analyze_cohort_or_empty(data_root, cohort_id, seed=seed, n_boot=n_boot or DEFAULT_BOOTSTRAP)
+    files = write_analysis(data_root, cohort_id, analysis)
+    plots: dict[str, bytes | None] = {}
+    if analysis.n_scores:
+        plots = {"forest": forest_plot(analysis), "agreement": agreement_heatmap(analysis),
+                 "variance": variance_bars(analysis)}
+    reports_dir = Paths.from_str(data_root).cohort_reports_dir(cohort_id)
+    for name, png in plots.items():
+        if png is not None:
+            _storage.atomic_write_bytes(reports_dir / ANALYSIS_PLOTS[name], png)
+    return analysis, files, plots
 
 
 def build_report(data_root: str | os.PathLike[str] | Path, cohort_id: str, top_n: int = 5) -> Path:

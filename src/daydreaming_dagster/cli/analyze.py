@@ -1,0 +1,80 @@
+"""``daydream analyze``: confidence intervals, ranking stability, evaluator agreement, variance
+by axis and diversity for a cohort or for any score CSV (logic in ``daydreaming_dagster.analysis``)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from ._common import data_root_option, resolve_data_root
+
+_SHOWN_ESSAYS = 10
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _summary_lines(analysis) -> list[str]:  # noqa: ANN001 - analysis.Analysis (imported lazily)
+    scale = f" on {analysis.scale}" if analysis.scale else ""
+    lines = [f"{analysis.n_essays} essays, {analysis.n_scores} scores{scale}; "
+             f"95% CIs from {analysis.n_boot} resamples (seed {analysis.seed})"]
+    lines += [f"note: {note}" for note in analysis.notes]
+    lines.append("top essays (mean [95% CI], n, P(top 1), P(top 5)):")
+    for essay in analysis.essays[:_SHOWN_ESSAYS]:
+        lines.append(f"  {essay.essay_gen_id}  {_fmt(essay.mean)} [{_fmt(essay.ci_low)}, {_fmt(essay.ci_high)}]  "
+                     f"n={essay.n}  {_fmt(essay.p_top.get(1))}  {_fmt(essay.p_top.get(5))}")
+    lines.append(analysis.top_tie.sentence())
+    if analysis.alpha is not None:
+        low, high = analysis.alpha_ci or (None, None)
+        lines.append(f"evaluator agreement: Krippendorff's alpha {_fmt(analysis.alpha)} [{_fmt(low)}, {_fmt(high)}]")
+    else:
+        lines.append(f"evaluator agreement: {analysis.alpha_note}")
+    flagged = [e.evaluator for e in analysis.evaluators if e.flagged]
+    if flagged:
+        lines.append(f"evaluators that disagree with the rest: {', '.join(flagged)}")
+    top = analysis.top_factor
+    if top is not None:
+        lines.append(f"axis that matters most: {top.component} "
+                     f"({_fmt((top.share or 0) * 100, 0)}% of score variance [{_fmt((top.ci_low or 0) * 100, 0)}, "
+                     f"{_fmt((top.ci_high or 0) * 100, 0)}])")
+    return lines
+
+
+@click.command("analyze")
+@click.argument("cohort_id", required=False)
+@click.option("--scores", "scores_csv", type=str, default=None,
+              help="Analyse this CSV (essay_gen_id, evaluator, score[, scale], factor columns) instead of a cohort.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the summary.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the resampling (same seed, same numbers).")
+@click.option("--bootstrap", "n_boot", type=click.IntRange(1), default=1000, show_default=True,
+              help="Bootstrap resamples for CIs and top-k probabilities.")
+@data_root_option
+def analyze(cohort_id: str | None, scores_csv: str | None, as_json: bool, seed: int, n_boot: int,
+            data_root: str | None) -> None:
+    """Analyse COHORT's scores (written to results/COHORT/analysis/) or a score CSV (--scores).
+
+    Reports each essay's mean with a 95% CI and its probability of being in the top 1/5/10,
+    level means and differences with CIs for every axis, the share of score variance each
+    axis explains, and evaluator agreement (Krippendorff's alpha, Spearman correlations).
+    Bad input exits 2 with one error line.
+    """
+    from ..analysis import analyze_cohort, analyze_scores, read_score_csv, write_analysis
+
+    if (cohort_id is None) == (scores_csv is None):
+        raise click.UsageError("give either a COHORT or --scores FILE.csv (not both)")
+    if scores_csv is not None:
+        analysis = analyze_scores(read_score_csv(scores_csv), seed=seed, n_boot=n_boot, source=scores_csv)
+        written = {}
+    else:
+        root = resolve_data_root(data_root)
+        analysis = analyze_cohort(root, cohort_id, seed=seed, n_boot=n_boot)
+        written = write_analysis(root, cohort_id, analysis)
+    if as_json:
+        click.echo(json.dumps(analysis.to_json()))
+    else:
+        for line in _summary_lines(analysis):
+            click.echo(line)
+    if written:
+        click.echo(f"analysis files: {written['summary'].parent}", err=True)
