@@ -25,8 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import polars as pl
 import pytest
 
+from daydreaming_dagster.analysis import load_score_table
 from daydreaming_dagster.cohorts import read_membership
 from daydreaming_dagster.data_layer import GensDataLayer
 from daydreaming_dagster.results.cohort import load_cohort_records
@@ -256,10 +258,16 @@ def test_read_filter_expand_and_rate_blind_with_the_keyboard(explorer: Explorer,
     assert len(driver.find_elements(By.CSS_SELECTOR, "#ratings tbody tr")) == 3
     _screenshot(driver, "ratings")
 
-    # The analysis reads them as evaluator human/ada.
+    # The analysis reads them as evaluator human/ada, and the ratings page shows agreement.
     frame = ratings_frame(explorer.root, "demo")
     assert {(r["essay_gen_id"], r["evaluator"], r["score"], r["blind"]) for r in frame.iter_rows(named=True)} == {
         (essay, "human/ada", score, True) for essay, score in rated.items()}
+    table = load_score_table(explorer.root, "demo").filter(pl.col("evaluator") == "human/ada")
+    assert dict(table.select("essay_gen_id", "score").iter_rows()) == rated
+    agreement = driver.find_elements(By.CSS_SELECTOR, "#agreement tbody tr")
+    assert {row.find_elements(By.TAG_NAME, "td")[1].text for row in agreement} == {
+        "eval-rubric/offline", "eval-overall/offline", "consensus"}
+    assert all(row.find_elements(By.TAG_NAME, "td")[3].text == "3" for row in agreement)
 
 
 def test_planted_payloads_execute_nothing(explorer: Explorer, browser) -> None:  # noqa: ANN001

@@ -276,3 +276,29 @@ def test_axes_with_one_level_are_listed_once(client: TestClient) -> None:
     assert "draft_llm = <code>m1</code>" in constant and "essay_replicate = <code>1</code>" in constant
     header = page.split("<thead>", 1)[1].split("</thead>", 1)[0]
     assert ">draft_template" in header and ">essay_template" in header and ">draft_llm" not in header
+
+
+def test_ratings_page_shows_human_vs_llm_agreement(client: TestClient, cohort: SyntheticCohort) -> None:
+    from scipy.stats import spearmanr
+
+    def llm_score(essay: str, model: str) -> float:
+        return cohort.scores[essay][("m1", "m2").index(model)]
+
+    page = client.get("/cohorts/c1/ratings").text
+    assert 'id="agreement"' not in page and "No human ratings yet." in page
+    essays = cohort.essays[1:7]
+    human = {essay: float(10 - i) for i, essay in enumerate(essays)}
+    token = _csrf(client.get(f"/cohorts/c1/essays/{essays[0]}").text)
+    for essay, score in human.items():
+        client.post(f"/cohorts/c1/essays/{essay}/rating",
+                    data={"rater": "ada", "score": str(score), CSRF_FIELD: token}, follow_redirects=False)
+    page = client.get("/cohorts/c1/ratings").text
+    table = page.split('id="agreement"', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr><td>([^<]+)</td><td>([^<]+)</td><td class=\"num\">([^<]*)</td><td class=\"num\">(\d+)</td></tr>", table)
+    assert {(h, llm, n) for h, llm, _, n in rows} == {("human/ada", e, "6") for e in ("rubric/m1", "rubric/m2", "consensus")}
+    for _, llm, rho, _ in rows:
+        if llm == "consensus":
+            continue
+        expected = spearmanr([human[e] for e in essays], [llm_score(e, llm.split("/")[1]) for e in essays]).statistic
+        assert rho == ("" if expected != expected else f"{expected:.2f}")  # NaN (constant) shows blank
+    assert 'id="agreement"' in client.get("/cohorts/c1").text  # also on the cohort page

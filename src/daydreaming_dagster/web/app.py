@@ -41,6 +41,7 @@ from ..results.human_ratings import HumanRating, HumanRatingError, append_rating
 from ..results.scales import scale_bounds
 from .data import (
     ESSAY_AXES,
+    Agreement,
     CohortView,
     EssayQuery,
     ExplorerStore,
@@ -248,9 +249,8 @@ def ratings_page(request: Request) -> Response:
                  agreement=_agreement(request, view))
 
 
-def _agreement(request: Request, view: CohortView) -> list[dict[str, Any]]:
-    """Human-vs-LLM agreement per (human, LLM evaluator) pair (empty without human ratings)."""
-    return []
+def _agreement(request: Request, view: CohortView) -> Agreement:
+    return _store(request).agreement(view)
 
 
 async def rate_essay(request: Request) -> Response:

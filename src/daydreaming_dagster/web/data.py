@@ -23,6 +23,7 @@ from typing import Any
 
 import polars as pl
 
+from ..analysis import AnalysisInputError, human_llm_agreement
 from ..catalogs import load_concept_description, load_concepts
 from ..cohorts import discover_cohorts
 from ..combos import ComboRecord, read_combo_mappings
@@ -39,6 +40,7 @@ from ..types import Stage
 
 __all__ = [
     "ANALYSIS_COLUMNS",
+    "Agreement",
     "ESSAY_AXES",
     "CohortSummary",
     "CohortView",
@@ -278,6 +280,33 @@ def _mtime(path: Path) -> int | None:
         return None
 
 
+@dataclass(frozen=True)
+class Agreement:
+    """How each human rater's scores agree with each LLM evaluator (and the LLM consensus)."""
+
+    rows: list[dict[str, Any]]
+    """``human_evaluator, llm_evaluator, spearman, n`` (from :func:`~..analysis.human_llm_agreement`)."""
+    problem: str | None = None
+    """Why it could not be computed (the analysis layer's message), if it could not."""
+
+
+def human_llm_rows(view: CohortView, ratings: pl.DataFrame) -> Agreement:
+    """Human-vs-LLM agreement through the analysis layer, from the cached scores table and the
+    current ratings (the same rows :func:`~..analysis.load_score_table` builds, without
+    re-reading a large cohort from disk on every page)."""
+    if ratings.is_empty():
+        return Agreement(rows=[])
+    columns = ["essay_gen_id", "evaluator", "score", "scale"]
+    llm = view.scores.filter(
+        (pl.col("parse_status") == "ok") & pl.col("score").is_not_null() & pl.col("essay_gen_id").is_not_null()
+    ).select(columns)
+    table = pl.concat([llm, ratings.select(columns)], how="vertical")
+    try:
+        return Agreement(rows=[row.to_dict() for row in human_llm_agreement(table)])
+    except AnalysisInputError as exc:
+        return Agreement(rows=[], problem=str(exc))
+
+
 class ExplorerStore:
     """The data root as the explorer sees it: cohort views cached per cohort.
 
@@ -290,6 +319,7 @@ class ExplorerStore:
         self.paths = Paths.from_str(data_root)
         self.data_root = self.paths.data_root
         self._views: dict[str, tuple[tuple[int | None, ...], CohortView]] = {}
+        self._agreements: dict[str, tuple[tuple[float, int | None], Agreement]] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -345,6 +375,19 @@ class ExplorerStore:
             ratings = read_ratings(self.data_root, cohort_id)
             out.append(dataclasses.replace(summary, n_ratings=len(ratings.ratings)))
         return out
+
+    def agreement(self, view: CohortView) -> Agreement:
+        """Human-vs-LLM agreement of the cohort (cached until the view or the ratings change)."""
+        ratings_path = self.paths.cohort_human_ratings_path(view.cohort_id)
+        key = (view.built_at, _mtime(ratings_path))
+        with self._lock(view.cohort_id):
+            cached = self._agreements.get(view.cohort_id)
+            if cached is not None and cached[0] == key:
+                return cached[1]
+        result = human_llm_rows(view, self.current_ratings(view.cohort_id))
+        with self._lock(view.cohort_id):
+            self._agreements[view.cohort_id] = (key, result)
+        return result
 
     def ratings(self, cohort_id: str) -> RatingsFile:
         return read_ratings(self.data_root, cohort_id)
