@@ -28,6 +28,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "report": (".report", "report"),
     "partitions": (".partitions", "partitions"),
     "ui": (".ui", "ui"),
+    "view": (".view", "view"),
 }
 
 

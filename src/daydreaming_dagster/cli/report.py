@@ -6,6 +6,7 @@ import click
 
 from .. import app
 from ._common import data_root_option, resolve_data_root
+from .view import echo_explorer_hint
 
 
 @click.command("report")
@@ -39,3 +40,4 @@ def report(cohort_id: str, top_n: int, data_root: str | None) -> None:
     click.echo(f"plot:   {built.plot_png}")
     if built.analysis_files:
         click.echo(f"analysis: {built.analysis_files['summary'].parent}")
+    echo_explorer_hint(cohort_id)

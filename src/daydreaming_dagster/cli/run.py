@@ -14,6 +14,7 @@ import click
 from .. import app
 from ..types import STAGES, Phase, Stage
 from ._common import data_root_option, graceful_interrupt, resolve_data_root, run_in_worker_thread
+from .view import echo_explorer_hint
 
 if TYPE_CHECKING:
     from ..cohorts.estimate import ModelEstimate
@@ -193,6 +194,7 @@ def _print_summary(outcome: app.RunOutcome, board: ProgressBoard) -> None:
     if outcome.report_path:
         current = " (current: scores and membership unchanged)" if outcome.report_state == "current" else ""
         click.echo(f"report: {outcome.report_path}{current}")
+        echo_explorer_hint(outcome.cohort_id)
     click.echo(f"finished in {outcome.elapsed_s:.1f}s ({len(outcome.run_ids)} Dagster run(s))", err=True)
 
 

@@ -20,6 +20,7 @@ import polars as pl
 
 from ..data_layer import GensDataLayer, Paths, _storage
 from ..types import STAGES
+from ..web.urls import cohort_url, essay_url
 from .aggregates import (
     SUMMARY_DIMENSIONS,
     essay_aggregates,
@@ -195,17 +196,22 @@ def _sections(
     elif analysis is not None and analysis.normalised:
         overview.blocks.append(Para((f"The analysis sections normalise scores on different scales "
                                      f"({', '.join(analysis.source_scales)}, human ratings included) to 0-1.",)))
+    overview.blocks.append(Para((
+        "Read, compare and rate the essays in the explorer (start it with `uv run daydream view`): ",
+        Link(cohort_url(cohort.cohort_id), cohort_url(cohort.cohort_id)),
+    )))
     sections.append(overview)
 
     top_section = Section(f"Top {top.top_n} essays")
     if top.essays:
         top_section.blocks.append(Table(
             ("rank", "essay", "mean", "n", "spread", "draft template", "draft model", "essay template", "essay model",
-             "essay generation", "draft generation"),
+             "essay generation", "draft generation", "explorer"),
             tuple(
                 (str(e.rank), Link(e.essay_gen_id, _TO_ROOT + e.file), _cell(e.mean), str(e.n), _cell(e.spread),
                  _cell(e.draft_template), _cell(e.draft_llm), _cell(e.essay_template), e.essay_llm or "copy",
-                 _gen_link(layer, "essay", e.essay_gen_id), _gen_link(layer, "draft", e.draft_gen_id))
+                 _gen_link(layer, "essay", e.essay_gen_id), _gen_link(layer, "draft", e.draft_gen_id),
+                 Link("read", essay_url(cohort.cohort_id, e.essay_gen_id)))
                 for e in top.essays
             ),
         ))

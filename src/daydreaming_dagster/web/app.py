@@ -1,0 +1,358 @@
+"""The explorer's Starlette app: server-rendered pages over the results layer (docs/explorer.md).
+
+Pages (stable URLs, linked from the report):
+
+- ``/`` cohorts with counts, cost and status;
+- ``/cohorts/<id>`` the essay table (filter, sort, search, pages);
+- ``/cohorts/<id>/essays/<essay_gen_id>`` one essay with its lineage and evaluations;
+- ``/cohorts/<id>/compare?essays=a,b[,c]`` essays side by side;
+- ``/cohorts/<id>/rate`` the rating queue (seeded order, blind by default);
+- ``/cohorts/<id>/ratings`` the human ratings given so far.
+
+Ids from URLs are checked with :func:`~..ids.is_valid_gen_id` before anything touches the
+disk: a bad id, an unknown cohort or essay is a 404.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+from jinja2 import Environment, PackageLoader
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import URL
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ..ids import is_valid_gen_id
+from ..results.cohort import CohortNotFoundError
+from ..results.human_ratings import HumanRating, HumanRatingError, append_rating
+from ..results.scales import scale_bounds
+from .data import (
+    ESSAY_AXES,
+    Agreement,
+    CohortView,
+    EssayQuery,
+    ExplorerStore,
+    blind_order,
+    essay_detail,
+    query_essays,
+    rater_scores,
+)
+from .rendering import render_markdown
+from .security import (
+    ACCESS_COOKIE,
+    ACCESS_PARAM,
+    CSRF_COOKIE,
+    CSRF_FIELD,
+    SECURITY_HEADERS,
+    Secrets,
+)
+
+__all__ = ["ExplorerConfig", "create_app"]
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+RATER_COOKIE = "dd_rater"
+MAX_COMPARE = 4
+_STATIC_DIR = Path(__file__).parent / "static"
+
+
+@dataclass(frozen=True)
+class ExplorerConfig:
+    """How one explorer server runs."""
+
+    data_root: str
+    secrets: Secrets
+    """CSRF key and, for remote access, the access token."""
+    allow_remote: bool = False
+    """False: only loopback Host headers are answered (blocks DNS-rebinding pages)."""
+    dagster_url: str | None = None
+    """Base URL of a Dagster UI, to link generations to their partition pages."""
+
+
+def _templates() -> Environment:
+    env = Environment(loader=PackageLoader("daydreaming_dagster.web", "templates"), autoescape=True)
+    env.filters["markdown"] = render_markdown
+    env.filters["num"] = _num
+    env.filters["usd"] = lambda v: "" if v is None else f"${v:.4f}"
+    return env
+
+
+def _num(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+# -- request helpers -------------------------------------------------------------------------
+def _valid_id(value: str) -> str:
+    if not is_valid_gen_id(value):
+        raise HTTPException(404, "no such page")
+    return value
+
+
+def _store(request: Request) -> ExplorerStore:
+    return request.app.state.store
+
+
+def _cohort(request: Request, refresh: bool = False) -> CohortView:
+    cohort_id = _valid_id(request.path_params["cohort_id"])
+    try:
+        return _store(request).cohort(cohort_id, refresh=refresh)
+    except CohortNotFoundError as exc:
+        raise HTTPException(404, str(exc)) from None
+
+
+def _flag(request: Request, name: str, default: bool = False) -> bool:
+    value = request.query_params.get(name)
+    return default if value is None else value not in ("", "0", "false", "no")
+
+
+def _int(value: str | None, default: int) -> int:
+    try:
+        return int(value) if value is not None else default
+    except ValueError:
+        return default
+
+
+def _qs(params: dict[str, Any], **changes: Any) -> str:
+    """``?a=1&b=2`` from ``params`` updated with ``changes`` (``None`` drops a key)."""
+    merged = {**params, **changes}
+    kept = {k: v for k, v in merged.items() if v not in (None, "")}
+    return "?" + urlencode(kept) if kept else "?"
+
+
+def _rater(request: Request) -> str:
+    return (request.query_params.get("rater") or request.cookies.get(RATER_COOKIE) or "").strip()
+
+
+def _page(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    config: ExplorerConfig = request.app.state.config
+    template = request.app.state.templates.get_template(name)
+    csrf = config.secrets.csrf_token(request.state.browser_id)
+    body = template.render(request=request, csrf_field=CSRF_FIELD, csrf_token=csrf, qs=_qs,
+                           dagster_url=config.dagster_url, **context)
+    return HTMLResponse(body, status_code=status_code)
+
+
+# -- pages -----------------------------------------------------------------------------------
+def index(request: Request) -> Response:
+    cohorts = _store(request).summaries()
+    return _page(request, "index.html", cohorts=cohorts, data_root=str(_store(request).data_root))
+
+
+def cohort_page(request: Request) -> Response:
+    view = _cohort(request, refresh=_flag(request, "refresh"))
+    params = request.query_params
+    query = EssayQuery(
+        filters={axis: params[axis] for axis in ESSAY_AXES if params.get(axis)},
+        search=params.get("q", ""),
+        sort=params.get("sort", "rank"),
+        descending=_flag(request, "desc"),
+        page=_int(params.get("page"), 1),
+    )
+    ratings = _store(request).current_ratings(view.cohort_id)
+    page = query_essays(view, query, ratings)
+    current = {k: v for k, v in params.items() if k != "refresh"}
+    columns = ["rank", "essay_gen_id", "mean"]
+    if view.has_analysis:
+        columns += ["ci_low", "ci_high", "p_top_5"]
+    columns += ["n", "spread", "human_mean", "human_n", "concepts",
+                *(axis for axis in ESSAY_AXES if axis != "combo_id" and len(view.levels[axis]) > 1), "status"]
+    agreement = _agreement(request, view)
+    return _page(request, "cohort.html", view=view, page=page, query=query, params=current,
+                 columns=columns, axes=view.axis_levels(), summary=view.summary,
+                 n_ratings=ratings.height, agreement=agreement)
+
+
+def essay_page(request: Request) -> Response:
+    view = _cohort(request)
+    essay_id = _valid_id(request.path_params["essay_gen_id"])
+    try:
+        detail = essay_detail(view, essay_id)
+    except KeyError:
+        raise HTTPException(404, f"essay {essay_id} is not in cohort {view.cohort_id}") from None
+    blind = _flag(request, "blind")
+    rater = _rater(request)
+    mine = rater_scores(_store(request).current_ratings(view.cohort_id), rater).get(essay_id)
+    return _page(request, "essay.html", view=view, detail=detail, blind=blind, rater=rater, mine=mine,
+                 scale=view.scale, bounds=scale_bounds(view.scale), next_url=request.url.path
+                 + (("?" + request.url.query) if request.url.query else ""))
+
+
+def compare_page(request: Request) -> Response:
+    view = _cohort(request)
+    wanted: list[str] = []
+    for value in request.query_params.getlist("essays"):
+        wanted += [part.strip() for part in value.split(",") if part.strip()]
+    wanted = list(dict.fromkeys(wanted))
+    if not 1 <= len(wanted) <= MAX_COMPARE:
+        raise HTTPException(400, f"compare takes 1 to {MAX_COMPARE} essay ids: ?essays=a,b")
+    details = []
+    for essay_id in wanted:
+        _valid_id(essay_id)
+        try:
+            details.append(essay_detail(view, essay_id))
+        except KeyError:
+            raise HTTPException(404, f"essay {essay_id} is not in cohort {view.cohort_id}") from None
+    return _page(request, "compare.html", view=view, details=details, blind=_flag(request, "blind"))
+
+
+def rate_page(request: Request) -> Response:
+    view = _cohort(request)
+    params = dict(request.query_params)
+    seed = params.get("seed")
+    if seed is None or not seed.isdigit():
+        # A fresh seed in the URL: the order is random, and the link can be shared and reloaded.
+        fresh = {**params, "seed": str(random.SystemRandom().randrange(1, 1_000_000)), "blind": params.get("blind", "1")}
+        return RedirectResponse(request.url.path + _qs(fresh), status_code=303)
+    order = blind_order(view, int(seed))
+    blind = _flag(request, "blind", default=True)
+    rater = _rater(request)
+    ratings = _store(request).current_ratings(view.cohort_id)
+    mine = rater_scores(ratings, rater)
+    if not order:
+        return _page(request, "rate.html", view=view, order=order, detail=None, blind=blind, rater=rater,
+                     params=params, position=0, mine=None, rated=0, scale=view.scale,
+                     bounds=scale_bounds(view.scale), next_url="")
+    if "i" in params:
+        position = min(max(0, _int(params.get("i"), 0)), len(order) - 1)
+    else:  # a returning rater starts at the first essay they have not rated yet
+        position = next((i for i, essay_id in enumerate(order) if essay_id not in mine), 0)
+    detail = essay_detail(view, order[position])
+    next_params = {**params, "i": str(min(position + 1, len(order) - 1))}
+    return _page(request, "rate.html", view=view, order=order, detail=detail, blind=blind, rater=rater,
+                 params=params, position=position, mine=mine.get(order[position]),
+                 rated=sum(1 for essay_id in order if essay_id in mine), scale=view.scale,
+                 bounds=scale_bounds(view.scale), next_url=request.url.path + _qs(next_params))
+
+
+def ratings_page(request: Request) -> Response:
+    view = _cohort(request)
+    store = _store(request)
+    current = store.current_ratings(view.cohort_id).sort(["timestamp", "rater"], descending=[True, False])
+    skipped = store.ratings(view.cohort_id).skipped_lines
+    return _page(request, "ratings.html", view=view, ratings=current.to_dicts(), skipped=skipped,
+                 agreement=_agreement(request, view))
+
+
+def _agreement(request: Request, view: CohortView) -> Agreement:
+    return _store(request).agreement(view)
+
+
+async def rate_essay(request: Request) -> Response:
+    config: ExplorerConfig = request.app.state.config
+    form = {k: v[-1] for k, v in parse_qs((await request.body()).decode("utf-8", "replace"),
+                                          keep_blank_values=True).items()}
+    if not config.secrets.csrf_ok(request.cookies.get(CSRF_COOKIE), form.get(CSRF_FIELD)):
+        return PlainTextResponse("refused: missing or invalid CSRF token (reload the page and submit again)",
+                                 status_code=403)
+    view = await run_in_threadpool(_cohort, request)
+    essay_id = _valid_id(request.path_params["essay_gen_id"])
+    if not view.has_essay(essay_id):
+        raise HTTPException(404, f"essay {essay_id} is not in cohort {view.cohort_id}")
+    try:
+        score = float(form.get("score", ""))
+    except ValueError:
+        raise HTTPException(400, f"score {form.get('score', '')!r} is not a number on the scale {view.scale}") from None
+    rating = HumanRating(
+        essay_gen_id=essay_id,
+        rater=form.get("rater", ""),
+        score=score,
+        scale=view.scale,
+        note=form.get("note", ""),
+        blind=form.get("blind", "") not in ("", "0"),
+    )
+    try:
+        stored = await run_in_threadpool(append_rating, config.data_root, view.cohort_id, rating)
+    except HumanRatingError as exc:
+        raise HTTPException(400, str(exc)) from None
+    target = form.get("next", "")
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        target = f"/cohorts/{view.cohort_id}/essays/{essay_id}"
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(RATER_COOKIE, stored.rater, max_age=365 * 86400, samesite="strict",
+                        path="/", httponly=True)
+    return response
+
+
+async def error_page(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
+    if not hasattr(request.state, "browser_id"):
+        return PlainTextResponse(str(detail), status_code=status)
+    return _page(request, "error.html", status_code=status, status=status, detail=detail)
+
+
+# -- middleware ------------------------------------------------------------------------------
+class GuardMiddleware(BaseHTTPMiddleware):
+    """Access token, CSRF cookie and security headers on every response."""
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        config: ExplorerConfig = request.app.state.config
+        secrets = config.secrets
+        token = request.query_params.get(ACCESS_PARAM)
+        if secrets.access_token is not None:
+            if token is not None and secrets.access_ok(token):
+                # Keep the token in a cookie and drop it from the address bar (and history).
+                kept = [(k, v) for k, v in request.query_params.multi_items() if k != ACCESS_PARAM]
+                response: Response = RedirectResponse(str(URL(request.url.path).include_query_params(**dict(kept)))
+                                                      if kept else request.url.path, status_code=303)
+                response.set_cookie(ACCESS_COOKIE, token, httponly=True, samesite="strict", path="/")
+                return _secured(response)
+            if not secrets.access_ok(request.cookies.get(ACCESS_COOKIE)):
+                return _secured(PlainTextResponse(
+                    "this explorer needs the access token printed by `daydream view` at start-up: "
+                    "open the URL with ?token=…", status_code=401))
+        browser_id = request.cookies.get(CSRF_COOKIE)
+        fresh = not browser_id or len(browser_id) > 100
+        request.state.browser_id = Secrets.new_browser_id() if fresh else browser_id
+        started = time.perf_counter()
+        response = await call_next(request)
+        # Server time of the page, for the browser's dev tools and benchmarks/explorer.py.
+        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
+        if fresh:
+            response.set_cookie(CSRF_COOKIE, request.state.browser_id, httponly=True, samesite="strict", path="/")
+        return _secured(response)
+
+
+def _secured(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers[name] = value
+    return response
+
+
+def create_app(config: ExplorerConfig) -> Starlette:
+    """The explorer app over ``config.data_root``."""
+    routes = [
+        Route("/", index),
+        Route("/cohorts/{cohort_id}", cohort_page),
+        Route("/cohorts/{cohort_id}/essays/{essay_gen_id}", essay_page),
+        Route("/cohorts/{cohort_id}/essays/{essay_gen_id}/rating", rate_essay, methods=["POST"]),
+        Route("/cohorts/{cohort_id}/compare", compare_page),
+        Route("/cohorts/{cohort_id}/rate", rate_page),
+        Route("/cohorts/{cohort_id}/ratings", ratings_page),
+        Mount("/static", app=StaticFiles(directory=_STATIC_DIR), name="static"),
+    ]
+    middleware = [Middleware(GuardMiddleware)]
+    if not config.allow_remote:
+        middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=list(LOOPBACK_HOSTS)))
+    app = Starlette(routes=routes, middleware=middleware,
+                    exception_handlers={HTTPException: error_page})
+    app.state.config = config
+    app.state.store = ExplorerStore(config.data_root)
+    app.state.templates = _templates()
+    return app

@@ -1,0 +1,621 @@
+"""What the explorer's pages show, computed from the results layer (no web framework here).
+
+A :class:`CohortView` is built once per cohort from :func:`~..results.load_cohort_records` and
+the scores table, and cached by :class:`ExplorerStore` until the cohort's membership, manifest,
+scores export or analysis tables change (or a page asks for a refresh), so a page of a
+10,000-essay cohort is a polars filter, sort and slice. Essay texts and evaluator responses
+are read per page through the data layer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from ..analysis import AnalysisInputError, human_llm_agreement
+from ..catalogs import load_concept_description, load_concepts
+from ..cohorts import discover_cohorts
+from ..combos import ComboRecord, read_combo_mappings
+from ..data_layer import GensDataLayer, Paths
+from ..errors import DaydreamError
+from ..ids import is_valid_gen_id
+from ..results.aggregates import essay_aggregates
+from ..results.cohort import CohortRecords, GenerationRecord, generations_table, load_cohort_records
+from ..results.human_ratings import HumanRating, RatingsFile, ratings_frame, read_ratings
+from ..results.report import stage_summary
+from ..results.scales import DEFAULT_SCALE
+from ..results.scores import scores_from_records
+from ..types import Stage
+
+__all__ = [
+    "ANALYSIS_COLUMNS",
+    "Agreement",
+    "ESSAY_AXES",
+    "CohortSummary",
+    "CohortView",
+    "EssayDetail",
+    "EssayPage",
+    "EssayQuery",
+    "EvaluationView",
+    "ExplorerStore",
+    "GenerationText",
+    "blind_order",
+    "essay_detail",
+    "query_essays",
+]
+
+ESSAY_AXES: tuple[str, ...] = (
+    "combo_id",
+    "draft_template",
+    "draft_llm",
+    "draft_replicate",
+    "essay_template",
+    "essay_llm",
+    "essay_replicate",
+)
+"""Spec axes an essay has a level of (the columns the essay table filters on)."""
+BLIND_HIDDEN = frozenset({"draft_template", "draft_llm", "essay_template", "essay_llm"})
+"""Axes hidden in blind mode (model and template names)."""
+ANALYSIS_COLUMNS = ("ci_low", "ci_high", "p_top_1", "p_top_5", "p_top_10")
+"""Columns taken from the analysis layer's ``results/<cohort>/analysis/essays.csv`` when it exists."""
+SORTABLE = ("rank", "essay_gen_id", "mean", "n", "spread", "human_mean", "human_n", "status",
+            "concepts", *ESSAY_AXES, *ANALYSIS_COLUMNS)
+PAGE_SIZE = 50
+_READ_WORKERS = 8
+_TITLE_CHARS = 90
+
+
+# -- the cached cohort -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class CohortSummary:
+    """One line of the cohort list."""
+
+    cohort_id: str
+    built: bool
+    """False when the cohort has a spec but no membership yet."""
+    counts: dict[str, int] = field(default_factory=dict)
+    ok: dict[str, int] = field(default_factory=dict)
+    cost_usd: float = 0.0
+    status: str = "not built"
+    n_ratings: int = 0
+    error: str | None = None
+
+
+@dataclass
+class CohortView:
+    """Everything about one cohort that pages filter and slice (built once, then cached)."""
+
+    cohort_id: str
+    records: CohortRecords
+    scores: pl.DataFrame
+    """The results layer's scores table (one row per evaluation)."""
+    essays: pl.DataFrame
+    """One row per member essay: lineage, axes, aggregates, analysis columns, title, search text."""
+    stages: pl.DataFrame
+    """Per stage: members, counts per status, cost and tokens."""
+    scale: str
+    """The cohort's evaluation scale (most common among parsed scores)."""
+    levels: dict[str, list[str]]
+    """Every axis of :data:`ESSAY_AXES` with its levels (axes with one level included)."""
+    has_analysis: bool
+    combos: dict[str, ComboRecord]
+    """Every registered combination (concept ids and description level)."""
+    concept_names: dict[str, str]
+    built_at: float
+    build_seconds: float
+
+    @property
+    def summary(self) -> CohortSummary:
+        counts = {row["stage"]: row["members"] for row in self.stages.iter_rows(named=True)}
+        ok = {row["stage"]: row["ok"] for row in self.stages.iter_rows(named=True)}
+        failed = int(self.stages.select(pl.col("parse_error") + pl.col("raw_failed")).sum().item())
+        missing = int(self.stages["missing"].sum())
+        if failed == 0 and missing == 0:
+            status = "complete"
+        elif sum(ok.values()) == 0 and failed == 0:
+            status = "not run"
+        else:
+            status = f"{sum(ok.values())} ok, {failed} failed, {missing} not run"
+        return CohortSummary(
+            cohort_id=self.cohort_id,
+            built=True,
+            counts=counts,
+            ok=ok,
+            cost_usd=float(self.stages["cost_usd"].sum()),
+            status=status,
+        )
+
+    def has_essay(self, essay_gen_id: str) -> bool:
+        return essay_gen_id in self.records.members.get("essay", [])
+
+    def constant_axes(self) -> dict[str, str]:
+        """Axes with exactly one level (the same for every essay: shown once, not as columns)."""
+        return {axis: levels[0] for axis, levels in self.levels.items() if len(levels) == 1}
+
+    def axis_levels(self, blind: bool = False) -> dict[str, list[str]]:
+        """Axes with more than one level (the only ones worth a filter)."""
+        return {axis: levels for axis, levels in self.levels.items()
+                if len(levels) > 1 and not (blind and axis in BLIND_HIDDEN)}
+
+
+def _safe_read(reader: Callable[[Stage, str], str], stage: Stage, gen_id: str) -> str | None:
+    try:
+        return reader(stage, gen_id)
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _title(text: str | None) -> str:
+    """The essay's first heading (or first non-empty line), for the table."""
+    if not text:
+        return ""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    heading = next((line for line in lines if line.startswith("#")), None)
+    title = (heading or (lines[0] if lines else "")).lstrip("#").strip()
+    return title if len(title) <= _TITLE_CHARS else title[: _TITLE_CHARS - 1] + "…"
+
+
+def _read_essay_texts(layer: GensDataLayer, essay_ids: list[str]) -> list[str | None]:
+    if len(essay_ids) < 2 * _READ_WORKERS:
+        return [_safe_read(layer.read_parsed, "essay", g) for g in essay_ids]
+    with ThreadPoolExecutor(max_workers=_READ_WORKERS) as pool:
+        return list(pool.map(lambda g: _safe_read(layer.read_parsed, "essay", g), essay_ids))
+
+
+def _cohort_scale(scores: pl.DataFrame) -> str:
+    scales = [s for s in scores.filter(pl.col("parse_status") == "ok")["scale"].to_list() if s]
+    return Counter(scales).most_common(1)[0][0] if scales else DEFAULT_SCALE
+
+
+def _analysis_path(paths: Paths, cohort_id: str) -> Path:
+    return paths.cohort_results_dir(cohort_id) / "analysis" / "essays.csv"
+
+
+def _read_analysis(paths: Paths, cohort_id: str) -> pl.DataFrame | None:
+    """The analysis layer's per-essay table (CIs, top-k probabilities), when it was written."""
+    path = _analysis_path(paths, cohort_id)
+    if not path.is_file():
+        return None
+    try:
+        frame = pl.read_csv(path, infer_schema_length=10_000)
+    except (pl.exceptions.PolarsError, OSError):
+        return None
+    if "essay_gen_id" not in frame.columns:
+        return None
+    keep = [c for c in ANALYSIS_COLUMNS if c in frame.columns]
+    return frame.select(
+        pl.col("essay_gen_id").cast(pl.String), *(pl.col(c).cast(pl.Float64, strict=False) for c in keep)
+    ).unique("essay_gen_id", keep="last")
+
+
+def build_cohort_view(data_root: str | os.PathLike[str] | Path, cohort_id: str) -> CohortView:
+    """Read a cohort through the results layer and prepare its essay table.
+
+    Raises :class:`~..results.CohortNotFoundError` for an unknown or unbuilt cohort.
+    """
+    started = time.perf_counter()
+    paths = Paths.from_str(data_root)
+    cohort = load_cohort_records(data_root, cohort_id)
+    combos = read_combo_mappings(data_root)
+    concepts = {combo_id: record.concept_ids for combo_id, record in combos.items()}
+    try:
+        concept_names = {c.concept_id: c.name for c in load_concepts(data_root).values()}
+    except (DaydreamError, FileNotFoundError):
+        concept_names = {}
+    scores = scores_from_records(cohort, concepts)
+    essay_ids = list(cohort.members.get("essay", []))
+    texts = _read_essay_texts(cohort.layer, essay_ids)
+    rows = []
+    for essay_id, text in zip(essay_ids, texts, strict=True):
+        essay = cohort.record("essay", essay_id)
+        draft = cohort.parent(essay)
+        combo_id = (draft.combo_id if draft else None) or essay.combo_id
+        ids = concepts.get(combo_id or "", ())
+        rows.append({
+            "essay_gen_id": essay_id,
+            "draft_gen_id": essay.parent_gen_id,
+            "combo_id": combo_id,
+            "concepts": ", ".join(concept_names.get(c, c) for c in ids),
+            "draft_template": draft.template_id if draft else None,
+            "draft_llm": draft.llm_model_id if draft else None,
+            "draft_replicate": str(draft.replicate) if draft and draft.replicate is not None else None,
+            "essay_template": essay.template_id,
+            "essay_llm": essay.llm_model_id if essay.mode != "copy" else "(copy)",
+            "essay_replicate": str(essay.replicate) if essay.replicate is not None else None,
+            "status": essay.status,
+            "title": _title(text),
+            "search": (text or "").lower(),
+        })
+    schema = {name: pl.String() for name in ("essay_gen_id", "draft_gen_id", "combo_id", "concepts",
+                                             *ESSAY_AXES, "status", "title", "search")}
+    essays = pl.DataFrame(rows, schema=schema)
+    aggregates = essay_aggregates(scores).select("essay_gen_id", "rank", "mean", "n", "n_evaluators", "spread")
+    essays = essays.join(aggregates, on="essay_gen_id", how="left", maintain_order="left")
+    essays = essays.with_columns(pl.col("n").fill_null(0))
+    analysis = _read_analysis(paths, cohort_id)
+    if analysis is not None:
+        essays = essays.join(analysis, on="essay_gen_id", how="left", maintain_order="left")
+    for column in ANALYSIS_COLUMNS:
+        if column not in essays.columns:
+            essays = essays.with_columns(pl.lit(None, dtype=pl.Float64).alias(column))
+    levels = {
+        axis: sorted({v for v in essays[axis].to_list() if v is not None}, key=_level_key)
+        for axis in ESSAY_AXES
+    }
+    return CohortView(
+        cohort_id=cohort_id,
+        records=cohort,
+        scores=scores,
+        essays=essays,
+        stages=stage_summary(generations_table(cohort)),
+        scale=_cohort_scale(scores),
+        levels=levels,
+        has_analysis=analysis is not None,
+        combos=combos,
+        concept_names=concept_names,
+        built_at=time.time(),
+        build_seconds=time.perf_counter() - started,
+    )
+
+
+def _level_key(value: str) -> tuple[int, Any]:
+    return (0, int(value)) if value.isdigit() else (1, value)
+
+
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except (FileNotFoundError, OSError):
+        return None
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How each human rater's scores agree with each LLM evaluator (and the LLM consensus)."""
+
+    rows: list[dict[str, Any]]
+    """``human_evaluator, llm_evaluator, spearman, n`` (from :func:`~..analysis.human_llm_agreement`)."""
+    problem: str | None = None
+    """Why it could not be computed (the analysis layer's message), if it could not."""
+
+
+def human_llm_rows(view: CohortView, ratings: pl.DataFrame) -> Agreement:
+    """Human-vs-LLM agreement through the analysis layer, from the cached scores table and the
+    current ratings (the same rows :func:`~..analysis.load_score_table` builds, without
+    re-reading a large cohort from disk on every page)."""
+    if ratings.is_empty():
+        return Agreement(rows=[])
+    columns = ["essay_gen_id", "evaluator", "score", "scale"]
+    llm = view.scores.filter(
+        (pl.col("parse_status") == "ok") & pl.col("score").is_not_null() & pl.col("essay_gen_id").is_not_null()
+    ).select(columns)
+    table = pl.concat([llm, ratings.select(columns)], how="vertical")
+    try:
+        return Agreement(rows=[row.to_dict() for row in human_llm_agreement(table)])
+    except AnalysisInputError as exc:
+        return Agreement(rows=[], problem=str(exc))
+
+
+class ExplorerStore:
+    """The data root as the explorer sees it: cohort views cached per cohort.
+
+    A cached view is rebuilt when ``membership.csv``, ``manifest.json``, the scores export
+    ``results/<id>/evaluation_scores.csv`` (rewritten by every report, so after each run) or the
+    analysis table change, or when :meth:`cohort` is called with ``refresh=True``.
+    """
+
+    def __init__(self, data_root: str | os.PathLike[str] | Path) -> None:
+        self.paths = Paths.from_str(data_root)
+        self.data_root = self.paths.data_root
+        self._views: dict[str, tuple[tuple[int | None, ...], CohortView]] = {}
+        self._agreements: dict[str, tuple[tuple[float, int | None], Agreement]] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def _key(self, cohort_id: str) -> tuple[int | None, ...]:
+        paths = self.paths
+        return (
+            _mtime(paths.cohort_membership_path(cohort_id)),
+            _mtime(paths.cohort_manifest_path(cohort_id)),
+            _mtime(paths.cohort_results_dir(cohort_id) / "evaluation_scores.csv"),
+            _mtime(_analysis_path(paths, cohort_id)),
+        )
+
+    def _lock(self, cohort_id: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(cohort_id, threading.Lock())
+
+    def cohort(self, cohort_id: str, *, refresh: bool = False) -> CohortView:
+        """The cohort's view, from the cache when nothing it depends on changed.
+
+        Raises :class:`~..results.CohortNotFoundError` for an unknown or unbuilt cohort (and
+        for an id that is not a valid directory name).
+        """
+        with self._lock(cohort_id):
+            key = self._key(cohort_id) if is_valid_gen_id(cohort_id) else ()
+            cached = self._views.get(cohort_id)
+            if cached is not None and cached[0] == key and not refresh:
+                return cached[1]
+            view = build_cohort_view(self.data_root, cohort_id)
+            self._views[cohort_id] = (key, view)
+            return view
+
+    def cohort_ids(self) -> list[str]:
+        """Cohorts with a spec or a membership file, sorted."""
+        found = set(discover_cohorts(self.data_root))
+        cohorts_dir = self.paths.cohorts_dir
+        if cohorts_dir.is_dir():
+            found |= {p.name for p in cohorts_dir.iterdir()
+                      if is_valid_gen_id(p.name) and (p / "membership.csv").is_file()}
+        return sorted(found)
+
+    def summaries(self) -> list[CohortSummary]:
+        """One :class:`CohortSummary` per cohort (unbuilt and unreadable ones included)."""
+        out = []
+        for cohort_id in self.cohort_ids():
+            if not self.paths.cohort_membership_path(cohort_id).is_file():
+                out.append(CohortSummary(cohort_id=cohort_id, built=False))
+                continue
+            try:
+                summary = self.cohort(cohort_id).summary
+            except (DaydreamError, FileNotFoundError, ValueError) as exc:
+                out.append(CohortSummary(cohort_id=cohort_id, built=False, status="unreadable", error=str(exc)))
+                continue
+            ratings = read_ratings(self.data_root, cohort_id)
+            out.append(dataclasses.replace(summary, n_ratings=len(ratings.ratings)))
+        return out
+
+    def agreement(self, view: CohortView) -> Agreement:
+        """Human-vs-LLM agreement of the cohort (cached until the view or the ratings change)."""
+        ratings_path = self.paths.cohort_human_ratings_path(view.cohort_id)
+        key = (view.built_at, _mtime(ratings_path))
+        with self._lock(view.cohort_id):
+            cached = self._agreements.get(view.cohort_id)
+            if cached is not None and cached[0] == key:
+                return cached[1]
+        result = human_llm_rows(view, self.current_ratings(view.cohort_id))
+        with self._lock(view.cohort_id):
+            self._agreements[view.cohort_id] = (key, result)
+        return result
+
+    def ratings(self, cohort_id: str) -> RatingsFile:
+        return read_ratings(self.data_root, cohort_id)
+
+    def current_ratings(self, cohort_id: str) -> pl.DataFrame:
+        """Latest rating per rater and essay (:func:`~..results.human_ratings.ratings_frame`)."""
+        return ratings_frame(self.data_root, cohort_id)
+
+
+# -- the essay table -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EssayQuery:
+    """Filters, search, sort and page of the essay table (all from the URL)."""
+
+    filters: dict[str, str] = field(default_factory=dict)
+    """Axis → level (only axes of :data:`ESSAY_AXES`)."""
+    search: str = ""
+    sort: str = "rank"
+    descending: bool = False
+    page: int = 1
+    page_size: int = PAGE_SIZE
+
+
+@dataclass(frozen=True)
+class EssayPage:
+    """One page of the filtered, sorted essay table."""
+
+    rows: list[dict[str, Any]]
+    total: int
+    """Essays matching the filters and search."""
+    page: int
+    pages: int
+
+
+def _with_human(essays: pl.DataFrame, ratings: pl.DataFrame) -> pl.DataFrame:
+    if ratings.is_empty():
+        return essays.with_columns(pl.lit(None, dtype=pl.Float64).alias("human_mean"),
+                                   pl.lit(0, dtype=pl.Int64).alias("human_n"))
+    human = ratings.group_by("essay_gen_id").agg(
+        pl.col("score").mean().alias("human_mean"), pl.len().cast(pl.Int64).alias("human_n")
+    )
+    return essays.join(human, on="essay_gen_id", how="left", maintain_order="left").with_columns(
+        pl.col("human_n").fill_null(0)
+    )
+
+
+def query_essays(view: CohortView, query: EssayQuery, ratings: pl.DataFrame) -> EssayPage:
+    """Filter by axis levels and a case-insensitive search of the essay text, sort (nulls last),
+    and cut one page out. Unknown axes and sort columns are ignored."""
+    frame = _with_human(view.essays, ratings)
+    for axis, level in query.filters.items():
+        if axis in ESSAY_AXES and level:
+            frame = frame.filter(pl.col(axis) == level)
+    needle = query.search.strip().lower()
+    if needle:
+        frame = frame.filter(pl.col("search").str.contains(needle, literal=True))
+    sort = query.sort if query.sort in SORTABLE else "rank"
+    frame = frame.sort([sort, "essay_gen_id"], descending=[query.descending, False], nulls_last=True)
+    total = frame.height
+    pages = max(1, -(-total // query.page_size))
+    page = min(max(1, query.page), pages)
+    shown = frame.slice((page - 1) * query.page_size, query.page_size).drop("search")
+    return EssayPage(rows=shown.to_dicts(), total=total, page=page, pages=pages)
+
+
+# -- one essay -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GenerationText:
+    """One generation's files and cost, as the essay page shows them."""
+
+    stage: Stage
+    gen_id: str
+    template_id: str | None
+    llm_model_id: str | None
+    mode: str | None
+    status: str
+    error: str | None
+    prompt: str | None
+    raw: str | None
+    parsed: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cost_usd: float | None
+
+
+@dataclass(frozen=True)
+class EvaluationView:
+    """One evaluation of the essay."""
+
+    generation: GenerationText
+    evaluator: str
+    score: float | None
+    scale: str | None
+
+
+@dataclass(frozen=True)
+class ConceptView:
+    concept_id: str
+    name: str
+    level: str
+    description: str | None
+
+
+@dataclass(frozen=True)
+class EssayDetail:
+    """Everything the essay page shows."""
+
+    cohort_id: str
+    essay: GenerationText
+    draft: GenerationText | None
+    combo_id: str | None
+    concepts: list[ConceptView]
+    evaluations: list[EvaluationView]
+    row: dict[str, Any]
+    """The essay's row of the essay table (axes, rank, mean, CI)."""
+    same_draft: list[dict[str, Any]]
+    """Other essays of the cohort built from the same draft."""
+    same_combo: list[dict[str, Any]]
+    """Other essays of the cohort from the same concept combination (other drafts)."""
+    total_cost_usd: float
+    total_tokens: int
+
+
+def _generation_text(layer: GensDataLayer, record: GenerationRecord) -> GenerationText:
+    stage, gen_id = record.stage, record.gen_id
+    return GenerationText(
+        stage=stage,
+        gen_id=gen_id,
+        template_id=record.template_id,
+        llm_model_id=record.llm_model_id,
+        mode=record.mode,
+        status=record.status,
+        error=record.error,
+        prompt=_safe_read(layer.read_prompt, stage, gen_id),
+        raw=_safe_read(layer.read_raw, stage, gen_id),
+        parsed=_safe_read(layer.read_parsed, stage, gen_id),
+        prompt_tokens=record.tokens("prompt_tokens"),
+        completion_tokens=record.tokens("completion_tokens"),
+        cost_usd=record.cost_usd,
+    )
+
+
+def _concepts(data_root: Path, view: CohortView, combo_id: str | None) -> list[ConceptView]:
+    if not combo_id:
+        return []
+    record = view.combos.get(combo_id)
+    if record is None:
+        return []
+    out = []
+    for concept_id in record.concept_ids:
+        try:
+            description = load_concept_description(data_root, concept_id, record.description_level)
+        except DaydreamError:
+            description = None
+        out.append(ConceptView(concept_id, view.concept_names.get(concept_id, concept_id),
+                               record.description_level, description))
+    return out
+
+
+def _sibling_rows(view: CohortView, column: str, value: str | None, essay_gen_id: str) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    frame = view.essays.filter((pl.col(column) == value) & (pl.col("essay_gen_id") != essay_gen_id))
+    return frame.drop("search").to_dicts()
+
+
+def essay_detail(view: CohortView, essay_gen_id: str) -> EssayDetail:
+    """The essay's lineage, texts, evaluations and siblings (``KeyError`` when it is not an
+    essay of the cohort)."""
+    if not view.has_essay(essay_gen_id):
+        raise KeyError(essay_gen_id)
+    cohort = view.records
+    layer = cohort.layer
+    essay_record = cohort.record("essay", essay_gen_id)
+    draft_record = cohort.parent(essay_record)
+    row = view.essays.filter(pl.col("essay_gen_id") == essay_gen_id).drop("search").to_dicts()[0]
+    evaluations = []
+    for score in view.scores.filter(pl.col("essay_gen_id") == essay_gen_id).iter_rows(named=True):
+        record = cohort.record("evaluation", score["evaluation_gen_id"])
+        evaluations.append(EvaluationView(
+            generation=_generation_text(layer, record),
+            evaluator=score["evaluator"] or "?",
+            score=score["score"],
+            scale=score["scale"],
+        ))
+    essay = _generation_text(layer, essay_record)
+    draft = _generation_text(layer, draft_record) if draft_record is not None else None
+    generations = [g for g in (draft, essay, *(e.generation for e in evaluations)) if g is not None]
+    # A draft shared by several essays is counted in each essay's lineage cost: it is what this
+    # essay needed.
+    total_cost = sum(g.cost_usd or 0.0 for g in generations)
+    total_tokens = sum((g.prompt_tokens or 0) + (g.completion_tokens or 0) for g in generations)
+    same_draft = _sibling_rows(view, "draft_gen_id", row["draft_gen_id"], essay_gen_id)
+    same_combo = [r for r in _sibling_rows(view, "combo_id", row["combo_id"], essay_gen_id)
+                  if r["draft_gen_id"] != row["draft_gen_id"]]
+    return EssayDetail(
+        cohort_id=view.cohort_id,
+        essay=essay,
+        draft=draft,
+        combo_id=row["combo_id"],
+        concepts=_concepts(cohort.data_root, view, row["combo_id"]),
+        evaluations=evaluations,
+        row=row,
+        same_draft=same_draft,
+        same_combo=same_combo,
+        total_cost_usd=total_cost,
+        total_tokens=total_tokens,
+    )
+
+
+# -- the rating queue ------------------------------------------------------------------------
+def blind_order(view: CohortView, seed: int) -> list[str]:
+    """The essays to rate (those with a parsed text), in a random order fixed by ``seed`` (so a
+    queue URL can be shared and reloaded)."""
+    ids = sorted(view.essays.filter(pl.col("status") == "ok")["essay_gen_id"].to_list())
+    random.Random(seed).shuffle(ids)
+    return ids
+
+
+def rater_scores(ratings: pl.DataFrame, rater: str) -> dict[str, HumanRating]:
+    """``essay_gen_id → the rater's current rating`` (from :func:`ratings_frame`)."""
+    if not rater or ratings.is_empty():
+        return {}
+    mine = ratings.filter(pl.col("rater") == rater)
+    return {
+        row["essay_gen_id"]: HumanRating(
+            essay_gen_id=row["essay_gen_id"], rater=row["rater"], score=row["score"], scale=row["scale"],
+            note=row["note"] or "", timestamp=row["timestamp"] or "", blind=bool(row["blind"]),
+        )
+        for row in mine.iter_rows(named=True)
+    }

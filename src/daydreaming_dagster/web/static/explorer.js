@@ -1,0 +1,80 @@
+// DayDreaming explorer: keyboard shortcuts and small conveniences. Served from /static because
+// the Content-Security-Policy forbids inline scripts; the pages work without it.
+(function () {
+  "use strict";
+
+  function typing(target) {
+    if (!target) return false;
+    var tag = target.tagName;
+    return tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || target.isContentEditable;
+  }
+
+  function follow(id) {
+    var link = document.getElementById(id);
+    if (link && link.href) window.location.assign(link.href);
+  }
+
+  // Digits type a score: a second digit within a second extends it ("1" then "0" gives 10)
+  // as long as the result stays on the scale.
+  var pending = "";
+  var pendingAt = 0;
+  function typeDigit(digit) {
+    var score = document.getElementById("score");
+    if (!score) return false;
+    var max = parseFloat(score.dataset.max || "10");
+    var now = Date.now();
+    var candidate = (pending && now - pendingAt < 1000) ? pending + digit : digit;
+    if (parseFloat(candidate) > max) candidate = digit;
+    pending = candidate;
+    pendingAt = now;
+    score.value = String(parseFloat(candidate));
+    score.dispatchEvent(new Event("input", { bubbles: true }));
+    return true;
+  }
+
+  function submitRating() {
+    var form = document.getElementById("rating-form");
+    if (!form) return false;
+    var rater = document.getElementById("rater");
+    if (rater && !rater.value.trim()) { rater.focus(); return true; }
+    if (form.requestSubmit) form.requestSubmit(); else form.submit();
+    return true;
+  }
+
+  function toggleHelp() {
+    var help = document.getElementById("keys-help");
+    if (help) help.hidden = !help.hidden;
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    if (typing(event.target)) {
+      if (event.key === "Escape") event.target.blur();
+      return;
+    }
+    var handled = false;
+    if (/^[0-9]$/.test(event.key)) handled = typeDigit(event.key);
+    else if (event.key === "Enter") handled = submitRating();
+    else if (event.key === "n" || event.key === "ArrowRight") { follow("next"); handled = true; }
+    else if (event.key === "p" || event.key === "ArrowLeft") { follow("prev"); handled = true; }
+    else if (event.key === "?") { toggleHelp(); handled = true; }
+    else if (event.key === "/") {
+      var search = document.getElementById("search");
+      if (search) { search.focus(); handled = true; }
+    }
+    if (handled) event.preventDefault();
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    // Filters apply as soon as a level is picked.
+    var selects = document.querySelectorAll("select.auto-submit");
+    Array.prototype.forEach.call(selects, function (select) {
+      select.addEventListener("change", function () {
+        if (select.form.requestSubmit) select.form.requestSubmit(); else select.form.submit();
+      });
+    });
+    // Rating pages start with the keyboard on the essay, not in a field.
+    var rater = document.getElementById("rater");
+    if (rater && document.body.classList.contains("page-rate") && !rater.value) rater.focus();
+  });
+})();
