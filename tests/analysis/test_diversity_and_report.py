@@ -99,3 +99,27 @@ def test_spec_similarity_method_is_validated(tmp_path: Path) -> None:
                       source=spec_file).analysis_similarity == "wordllama"
     with pytest.raises(SpecError, match="analysis.similarity: unknown method 'bert'; use one of tfidf, wordllama"):
         parse_spec({"axes": {"a": ["x"]}, "analysis": {"similarity": "bert"}}, source=spec_file)
+
+
+def test_the_analysis_is_reused_only_for_identical_inputs(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    from daydreaming_dagster import analysis
+    from daydreaming_dagster.analysis import _api
+
+    calls: list[int] = []
+    real = _api.analyze_scores
+
+    def counting(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_api, "analyze_scores", counting)
+    analysis.forget_recent_analyses()
+    first = analysis.analyze_cohort(store.root, COHORT, n_boot=50)
+    assert analysis.analyze_cohort(store.root, COHORT, n_boot=50) is first
+    assert len(calls) == 1
+    analysis.analyze_cohort(store.root, COHORT, n_boot=50, seed=1)  # other settings: computed
+    assert len(calls) == 2
+    text = store.layer.read_parsed("essay", store.e_a)
+    store.layer.write_parsed("essay", store.e_a, text + " A changed ending.")  # same scores, other text
+    changed = analysis.analyze_cohort(store.root, COHORT, n_boot=50)
+    assert len(calls) == 3 and changed is not first

@@ -80,6 +80,7 @@ def test_assets_in_memory(store: Store, instance: DagsterInstance) -> None:
     assert plot.startswith("![score distributions](data:image/png;base64,iVBORw0KGgo")  # base64 of the PNG signature
     assert metadata["top_essays"]["count"].value == 1
 
+    analysis.forget_recent_analyses()  # recompute from the files, not the run's reused result
     expected = analysis.analyze_cohort(store.root, COHORT)
     assert stored["analysis_essays"].equals(expected.essays_frame())
     assert stored["analysis_variance"].equals(expected.variance_frame())
@@ -87,6 +88,38 @@ def test_assets_in_memory(store: Store, instance: DagsterInstance) -> None:
     assert metadata["analysis_evaluators"]["alpha"].value == pytest.approx(expected.alpha)
     assert metadata["analysis_variance"]["top_factor"].value == expected.top_factor.component
     assert (store.root / "results" / COHORT / "analysis" / "essays.csv").is_file()
+
+
+def test_a_results_run_analyses_the_cohort_once(
+    store: Store, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """score_analysis and the report it feeds share one analysis of the same inputs."""
+    from daydreaming_dagster.analysis import _api
+
+    calls: list[int] = []
+    real = _api.analyze_scores
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_api, "analyze_scores", counting)
+    analysis.forget_recent_analyses()
+    memory = InMemoryIOManager()
+    managers = {"table_io_manager": memory, "json_io_manager": memory, "graph_io_manager": memory}
+    assert _materialize(instance, store.root, managers).success
+    assert len(calls) == 1
+    first = memory.stored()[(("analysis_essays",), COHORT)]
+
+    from daydreaming_dagster.results.human_ratings import HumanRating, append_rating
+
+    append_rating(store.root, COHORT, HumanRating(store.e_a, "ada", 10.0, "0-10"))  # new input: analysed afresh
+    assert _materialize(instance, store.root, managers).success
+    assert len(calls) == 2
+    again = memory.stored()[(("analysis_essays",), COHORT)]
+    assert not again.equals(first)
+    report = (store.root / "cohorts" / COHORT / "reports" / "report.md").read_text(encoding="utf-8")
+    assert "human/ada" in report  # the report shows the new analysis, not the reused one
 
 
 def _stored_scores(manager: Any, kind: str, asset: str = "evaluation_scores") -> pl.DataFrame:

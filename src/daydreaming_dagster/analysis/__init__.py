@@ -29,6 +29,7 @@ from ._api import (
     analyze_cohort,
     analyze_cohort_or_empty,
     analyze_scores,
+    forget_recent_analyses,
     human_llm_agreement,
     write_analysis,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "analysis_dir",
     "analyze_cohort",
     "analyze_cohort_or_empty",
+    "forget_recent_analyses",
     "analyze_scores",
     "human_llm_agreement",
     "krippendorff_alpha_interval",

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -37,6 +40,9 @@ from ._model import (
 from ._table import AnalysisInputError, PreparedScores, load_score_table, prepare_scores
 from ._variance import variance_components
 
+if TYPE_CHECKING:
+    from ._diversity import DiversityInputs
+
 __all__ = [
     "ANALYSIS_DIRNAME",
     "DEFAULT_BOOTSTRAP",
@@ -45,6 +51,7 @@ __all__ = [
     "analysis_dir",
     "analyze_cohort",
     "analyze_scores",
+    "forget_recent_analyses",
     "human_llm_agreement",
     "write_analysis",
 ]
@@ -236,13 +243,54 @@ def analyze_cohort(
     table = load_score_table(data_root, cohort_id, include_human=include_human)
     if table.height == 0:
         raise AnalysisInputError(f"cohort {cohort_id!r} has no parsed evaluation score yet; run the cohort first")
-    diversity = None
+    inputs = None
     if with_diversity:
-        from ._diversity import cohort_diversity
+        from ._diversity import diversity_inputs
 
-        diversity = cohort_diversity(data_root, cohort_id)
-    return analyze_scores(table, seed=seed, n_boot=n_boot, top_k=top_k, source=f"cohort {cohort_id}",
-                          diversity=diversity)
+        inputs = diversity_inputs(data_root, cohort_id)
+    key = _analysis_key(table, inputs, seed=seed, n_boot=n_boot, top_k=top_k, cohort_id=cohort_id)
+    cached = _RECENT_ANALYSES.get(key)
+    if cached is not None:
+        return cached
+    diversity = None
+    if inputs is not None:
+        from ._diversity import diversity_from_inputs
+
+        diversity = diversity_from_inputs(inputs)
+    found = analyze_scores(table, seed=seed, n_boot=n_boot, top_k=top_k, source=f"cohort {cohort_id}",
+                           diversity=diversity)
+    _RECENT_ANALYSES[key] = found
+    while len(_RECENT_ANALYSES) > _RECENT_ANALYSES_KEPT:
+        del _RECENT_ANALYSES[next(iter(_RECENT_ANALYSES))]
+    return found
+
+
+# A results run analyses the cohort twice over the same inputs (the ``score_analysis`` asset,
+# then the report it feeds): the second call reuses the first's result. The key is a hash of
+# every input's content (score table, texts, target, settings), so a changed score or text is
+# a different key and is analysed afresh; an Analysis is immutable, so sharing it is safe.
+_RECENT_ANALYSES: dict[str, Analysis] = {}
+_RECENT_ANALYSES_KEPT = 4
+
+
+def forget_recent_analyses() -> None:
+    """Drop the reused analyses (the next :func:`analyze_cohort` computes afresh)."""
+    _RECENT_ANALYSES.clear()
+
+
+def _analysis_key(table: pl.DataFrame, inputs: DiversityInputs | None, *, seed: int, n_boot: int, top_k: tuple[int, ...],
+                  cohort_id: str) -> str:
+    digest = hashlib.sha256()
+    buffer = io.BytesIO()
+    table.write_ipc(buffer)
+    digest.update(buffer.getvalue())
+    parts = [cohort_id, str(seed), str(n_boot), repr(top_k)]
+    parts += ["no-diversity"] if inputs is None else ["diversity", *inputs.fingerprint_parts()]
+    for part in parts:
+        encoded = part.encode("utf-8", "surrogatepass")
+        digest.update(len(encoded).to_bytes(8, "big"))
+        digest.update(encoded)
+    return digest.hexdigest()
 
 
 def analysis_dir(data_root: str | os.PathLike[str] | Path, cohort_id: str) -> Path:

@@ -16,6 +16,7 @@ are the connected groups of linked texts (single linkage).
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -161,19 +162,51 @@ def _texts(cohort: CohortRecords, stage: str) -> tuple[list[str], list[str], dic
     return ids, texts, factors
 
 
-def cohort_diversity(data_root: str | os.PathLike[str] | Path, cohort_id: str) -> Diversity:
-    """TF-IDF diversity of the cohort's parsed essays and drafts (see module docstring), with
-    each essay's similarity to the spec's ``analysis.target`` text when the spec names one."""
+@dataclass(frozen=True)
+class DiversityInputs:
+    """Everything :func:`cohort_diversity` reads from disk: the parsed texts and their levels
+    per stage, and the spec's target text and similarity method."""
+
+    texts: dict[str, tuple[list[str], list[str], dict[str, list[str]]]]
+    """stage -> (gen ids, parsed texts, factor -> level per text)."""
+    target_path: str | None
+    target_text: str | None
+    method: str
+
+    def fingerprint_parts(self) -> list[str]:
+        """The inputs as strings, in a fixed order (for a content hash)."""
+        parts = [self.target_path or "", self.target_text or "", self.method]
+        for stage, (ids, texts, factors) in self.texts.items():
+            parts += [stage, *ids, *texts]
+            for factor, levels in factors.items():
+                parts += [factor, *levels]
+        return parts
+
+
+def diversity_inputs(data_root: str | os.PathLike[str] | Path, cohort_id: str) -> DiversityInputs:
+    """Read what :func:`diversity_from_inputs` needs (cheap: no vectorising)."""
     cohort = load_cohort_records(data_root, cohort_id)
     target_path, target_text, method = _spec_settings(data_root, cohort_id)
+    return DiversityInputs({stage: _texts(cohort, stage) for stage in ("essay", "draft")},
+                           target_path, target_text, method)
+
+
+def diversity_from_inputs(inputs: DiversityInputs) -> Diversity:
+    """TF-IDF diversity of the given texts (see :func:`cohort_diversity`)."""
     clusters: list[ClusterRow] = []
     by_level: list[dict[str, object]] = []
-    for stage in ("essay", "draft"):
-        ids, texts, factors = _texts(cohort, stage)
-        rows, levels = text_diversity(stage, ids, texts, factors, target_text if stage == "essay" else None, method)
+    for stage, (ids, texts, factors) in inputs.texts.items():
+        target = inputs.target_text if stage == "essay" else None
+        rows, levels = text_diversity(stage, ids, texts, factors, target, inputs.method)
         clusters += rows
         by_level += levels
     schema = {"kind": pl.String, "factor": pl.String, "level": pl.String, "n": pl.Int64, "n_clusters": pl.Int64,
               "mean_pairwise_distance": pl.Float64}
-    name, threshold = METHODS[method]
-    return Diversity(name, threshold, tuple(clusters), pl.DataFrame(by_level, schema=schema), target_path)
+    name, threshold = METHODS[inputs.method]
+    return Diversity(name, threshold, tuple(clusters), pl.DataFrame(by_level, schema=schema), inputs.target_path)
+
+
+def cohort_diversity(data_root: str | os.PathLike[str] | Path, cohort_id: str) -> Diversity:
+    """TF-IDF diversity of the cohort's parsed essays and drafts (see module docstring), with
+    each essay's similarity to the spec's ``analysis.target`` text when the spec names one."""
+    return diversity_from_inputs(diversity_inputs(data_root, cohort_id))
