@@ -133,3 +133,27 @@ def test_same_seed_same_numbers_other_seed_other_draws() -> None:
     first = analyze_scores(table, seed=5, n_boot=100).to_json()
     assert analyze_scores(table, seed=5, n_boot=100).to_json() == first
     assert analyze_scores(table, seed=6, n_boot=100).to_json() != first
+
+
+def test_single_scores_make_ranking_stability_not_computable() -> None:
+    """With one score per essay nothing tells how much a score scatters: no claimed certainty."""
+    table = pl.DataFrame({"essay_gen_id": ["a", "b", "c"], "evaluator": ["x"] * 3, "score": [9.0, 5.0, 3.0]})
+    analysis = analyze_scores(table, seed=0, n_boot=50)
+    assert all(e.p_top[1] is None for e in analysis.essays)
+    assert analysis.top_tie.is_tie is False and analysis.top_tie.contenders == ()
+    assert "not computable" in analysis.top_tie.sentence()
+    assert analysis.to_json()["essays"][0]["p_top_1"] is None
+
+
+def test_an_essay_with_one_score_gets_the_spread_of_the_others() -> None:
+    """A single high score among noisy essays is no certain first place (the within-essay
+    bootstrap would make it first in every resample)."""
+    rng = np.random.default_rng(3)
+    rows = [("lucky", "x", 9.0)] + [(f"e{i}", j, float(np.clip(round(6 + rng.normal(0, 1.5)), 0, 10)))
+                                    for i in range(30) for j in ("x", "y", "z")]
+    analysis = analyze_scores(pl.DataFrame(rows, schema=["essay_gen_id", "evaluator", "score"], orient="row"),
+                              seed=0, n_boot=2000)
+    lucky = next(e for e in analysis.essays if e.essay_gen_id == "lucky")
+    assert 0.05 < lucky.p_top[1] < 0.8
+    assert lucky.p_top[10] < 0.95  # its own scores alone would keep it in the top 10 always
+    assert sum(e.p_top[1] for e in analysis.essays) == pytest.approx(1.0)

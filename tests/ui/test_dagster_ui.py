@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from daydreaming_dagster.cli.ui import DEFINITIONS_MODULE
+from tests.support.browser import CHROMIUM_FLAGS as SHARED_CHROMIUM_FLAGS
 from tests.support.servers import free_port
 from tests.ui.support import (
     graphql,
@@ -35,14 +36,7 @@ from tests.ui.support import (
 REPO_DATA = Path(__file__).resolve().parents[2] / "data"
 GROUPS = ("cohort", "generation_draft", "generation_essay", "generation_evaluation", "results")
 CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
+    *SHARED_CHROMIUM_FLAGS,
     "--virtual-time-budget=15000",
     "--window-size=1400,900",
 )

@@ -33,6 +33,7 @@ from daydreaming_dagster.cohorts import read_membership
 from daydreaming_dagster.data_layer import GensDataLayer
 from daydreaming_dagster.results.cohort import load_cohort_records
 from daydreaming_dagster.results.human_ratings import ratings_frame
+from tests.support.browser import CHROMIUM_FLAGS as SHARED_CHROMIUM_FLAGS
 from tests.support.demo import copy_demo
 from tests.support.servers import free_port
 from tests.web.support import HOSTILE_TEXT
@@ -41,14 +42,7 @@ pytestmark = pytest.mark.slow
 
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
+    *SHARED_CHROMIUM_FLAGS,
     "--window-size=1400,1000",
 )
 # Variables that could point the demo run at real services (tests/conftest.py clears them per

@@ -78,7 +78,7 @@ def analyze_scores(
     """Analyse a long score table (``essay_gen_id, evaluator, score[, scale]`` + factors).
 
     Returns an :class:`Analysis`: essay means with t intervals and top-k probabilities
-    (within-essay bootstrap), level means and level differences with cluster-bootstrap CIs,
+    (draws from the fitted essay-mean model), level means and level differences with cluster-bootstrap CIs,
     variance shares with CIs, Krippendorff's alpha with a CI, pairwise and consensus Spearman
     correlations, self-consistency and human-vs-LLM agreement. Deterministic for ``seed``.
     Raises :class:`AnalysisInputError` for a table that cannot be analysed (see
@@ -104,10 +104,9 @@ def analyze_scores(
     alpha = agreement.alpha_with_ci(matrix, weights)
     if alpha.reason:
         notes.append(f"evaluator agreement {alpha.reason}")
-    contenders = tuple((e.essay_gen_id, e.p_top.get(1, 0.0)) for e in
-                       sorted(essays, key=lambda e: -e.p_top.get(1, 0.0)) if e.p_top.get(1, 0.0) >= CONTENDER_FROM)
-    best = max((e.p_top.get(1, 0.0) for e in essays), default=0.0)
-    top_tie = TopTie(is_tie=scores.n_essays > 1 and 1 in ks and best < TIE_BELOW, contenders=contenders)
+    top_tie = _top_tie(essays, ks, scores.n_essays)
+    if top_tie.reason:
+        notes.append(f"ranking stability {top_tie.reason}")
 
     return Analysis(
         n_essays=scores.n_essays,
@@ -134,6 +133,17 @@ def analyze_scores(
     )
 
 
+def _top_tie(essays: tuple[EssayResult, ...], ks: tuple[int, ...], n_essays: int) -> TopTie:
+    """Whether the top of the ranking is a statistical tie, and the essays contending for it."""
+    if essays and 1 in ks and essays[0].p_top.get(1) is None:
+        return TopTie(is_tie=False, contenders=(),
+                      reason="not computable: no essay has two scores, so the spread of a score is unknown")
+    first = {e.essay_gen_id: (e.p_top.get(1) or 0.0) for e in essays}
+    contenders = tuple((e, p) for e, p in sorted(first.items(), key=lambda item: -item[1]) if p >= CONTENDER_FROM)
+    best = max(first.values(), default=0.0)
+    return TopTie(is_tie=n_essays > 1 and 1 in ks and best < TIE_BELOW, contenders=contenders)
+
+
 def _essay_results(
     scores: PreparedScores, ks: tuple[int, ...], n_boot: int, rng: np.random.Generator
 ) -> tuple[EssayResult, ...]:
@@ -142,11 +152,11 @@ def _essay_results(
     low_bound, high_bound = scale_bounds(scores.scale) if scores.scale else (-np.inf, np.inf)
     # The true mean lies on the scale: clipping the interval to it never loses coverage.
     low, high = np.clip(essay.ci_low, low_bound, high_bound), np.clip(essay.ci_high, low_bound, high_bound)
-    p_top = top_k_probabilities(scores, ks, n_boot, rng)
+    p_top = top_k_probabilities(essay, ks, n_boot, rng)
     order = sorted(range(scores.n_essays), key=lambda i: (-essay.mean[i], -essay.n[i], scores.essays[i]))
     return tuple(
         EssayResult(scores.essays[i], float(essay.mean[i]), _float(low[i]), _float(high[i]), int(essay.n[i]),
-                    {k: float(p_top[k][i]) for k in ks})
+                    {k: (float(p_top[k][i]) if p_top is not None else None) for k in ks})
         for i in order
     )
 

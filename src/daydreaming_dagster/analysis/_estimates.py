@@ -7,8 +7,9 @@ Resampling schemes (all vectorised with numpy; deterministic for a seed):
   resample draws ``n_essays`` essays with replacement and keeps all scores of each drawn essay,
   because scores of one essay are not independent. One weight matrix ``W`` (resample × essay,
   multinomial counts) serves every statistic that is linear in per-essay sums.
-- *within-essay bootstrap* (ranking): each essay keeps its place and its scores are redrawn
-  with replacement from its own scores, so every essay is ranked in every resample.
+- *draws from the fitted essay-mean model* (ranking): every essay's mean is perturbed by an
+  error drawn with the pooled within-essay spread (the model of the essay CIs), so every
+  essay is ranked in every draw, including essays with a single score.
 """
 
 from __future__ import annotations
@@ -61,7 +62,9 @@ class EssayEstimates:
     ci_high: np.ndarray
     n: np.ndarray
     pooled_sd: float
-    """Within-essay standard deviation pooled over essays."""
+    """Within-essay standard deviation pooled over essays (NaN when no essay has two scores)."""
+    df: int
+    """Degrees of freedom of ``pooled_sd``: scores minus essays."""
 
 
 def essay_estimates(scores: PreparedScores) -> EssayEstimates:
@@ -84,7 +87,7 @@ def essay_estimates(scores: PreparedScores) -> EssayEstimates:
         half = stdtrit(df, 1 - (1 - CONFIDENCE) / 2) * pooled / np.sqrt(n)
     else:
         pooled, half = float("nan"), np.full(k, np.nan)
-    return EssayEstimates(mean, mean - half, mean + half, n.astype(np.int64), pooled)
+    return EssayEstimates(mean, mean - half, mean + half, n.astype(np.int64), pooled, df)
 
 
 @dataclass(frozen=True)
@@ -148,25 +151,31 @@ def level_pairs(estimates: LevelEstimates) -> list[tuple[int, int]]:
     return pairs
 
 
-def top_k_probabilities(scores: PreparedScores, ks: tuple[int, ...], n_boot: int, rng: np.random.Generator) -> dict[int, np.ndarray]:
-    """``k → P(essay in the top k)`` per essay under the within-essay bootstrap.
+def top_k_probabilities(
+    essay: EssayEstimates, ks: tuple[int, ...], n_boot: int, rng: np.random.Generator
+) -> dict[int, np.ndarray] | None:
+    """``k → P(essay in the top k)`` per essay, drawn from the fitted essay-mean model.
 
-    Each resample redraws every essay's scores from its own scores (so every essay is ranked
-    in every resample) and ranks the resampled means. Ties at the k-th place share the
-    remaining places equally (two essays tied for the last place get 1/2 each).
+    The model is the one behind :func:`essay_estimates`: an essay's mean score is its true
+    mean plus error with standard deviation ``pooled_sd / sqrt(n)`` (t distributed with the
+    pooled degrees of freedom). Each draw perturbs every essay's mean by its own error and ranks
+    the draws, so every essay is ranked in every draw, and an essay with one score gets the
+    spread the other essays show (a within-essay bootstrap would give it none and call its
+    rank certain). Ties at the k-th place share the remaining places equally. Returns ``None``
+    when no essay has two scores (the spread of a score is then unknown).
     """
-    k_total = scores.n_essays
-    starts, counts = scores.essay_starts, scores.essay_counts
-    e, y = scores.essay_index, scores.y
+    if not np.isfinite(essay.pooled_sd):
+        return None
+    k_total = essay.mean.size
+    scale = essay.pooled_sd / np.sqrt(essay.n.astype(np.float64))
     hits = {k: np.zeros(k_total) for k in ks}
-    chunk = max(1, min(n_boot, _CHUNK_CELLS // max(1, scores.n_scores)))
-    row_start, row_count = starts[e], counts[e]
+    chunk = max(1, min(n_boot, _CHUNK_CELLS // max(1, k_total)))
     done = 0
     while done < n_boot:
         size = min(chunk, n_boot - done)
-        picks = row_start + (rng.random((size, y.size)) * row_count).astype(np.int64)
-        # Rounded so equal means computed in a different order still tie exactly.
-        means = np.round(np.add.reduceat(y[picks], starts, axis=1) / counts, 10)
+        noise = rng.standard_t(essay.df, size=(size, k_total))
+        # Rounded so that equal means with no spread still tie exactly.
+        means = np.round(essay.mean + noise * scale, 10)
         for k in ks:
             hits[k] += _top_k_credit(means, k).sum(axis=0)
         done += size

@@ -47,8 +47,8 @@ class EssayResult:
     ci_high: float | None
     n: int
     """Scores of the essay."""
-    p_top: dict[int, float]
-    """k → probability of being in the top k under the within-essay bootstrap."""
+    p_top: dict[int, float | None]
+    """k → probability of being in the top k in draws from the fitted essay-mean model (None: not computable)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"essay_gen_id": self.essay_gen_id, "mean": _num(self.mean), "ci_low": _num(self.ci_low),
@@ -138,8 +138,12 @@ class TopTie:
     """No essay is first in at least ``TIE_BELOW`` of the resamples."""
     contenders: tuple[tuple[str, float], ...]
     """(essay, P(first)) for essays first in at least ``CONTENDER_FROM`` of the resamples."""
+    reason: str | None = None
+    """Why ranking stability could not be computed (None when it was)."""
 
     def sentence(self) -> str:
+        if self.reason:
+            return f"Ranking stability {self.reason}."
         if not self.contenders:
             return "No essay has a score."
         listed = ", ".join(f"{e} (P(first) = {p:.2f})" for e, p in self.contenders)
@@ -253,7 +257,7 @@ class Analysis:
             "factors": factors,
             "variance": [v.to_dict() for v in self.variance],
             "top_factor": top.component if top else None,
-            "top_tie": {"is_tie": self.top_tie.is_tie,
+            "top_tie": {"is_tie": self.top_tie.is_tie, "not_computable": self.top_tie.reason,
                         "contenders": [{"essay_gen_id": e, "p_top_1": p} for e, p in self.top_tie.contenders]},
             "evaluators": {
                 "alpha": _num(self.alpha),
