@@ -195,3 +195,24 @@ def test_config_from_env_and_validation() -> None:
         LLMConfig(max_attempts=0)
     with pytest.raises(ValueError):
         LLMConfig(unknown_setting=1)  # type: ignore[call-arg]
+
+
+def test_only_a_remote_route_imports_the_openai_sdk() -> None:
+    """The SDK costs about a second to import; a cohort served offline (the demo) never needs it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from daydreaming_dagster.catalog_types import ModelInfo\n"
+        "from daydreaming_dagster.llm.router import build_llm_client\n"
+        "client = build_llm_client({'m': ModelInfo(id='m', model='vendor/model', provider=PROVIDER)}, environ=ENV)\n"
+        "print(client.route('m').served_by, 'openai' in sys.modules)\n"
+    )
+
+    def served(provider: str, environ: dict[str, str]) -> str:
+        program = code.replace("PROVIDER", repr(provider)).replace("ENV", repr(environ))
+        return subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True).stdout.strip()
+
+    assert served("offline", {}) == "offline False"
+    assert served("openai", {"OPENAI_API_KEY": "test-key"}) == "openai True"

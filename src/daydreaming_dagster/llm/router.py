@@ -34,7 +34,6 @@ from .base import GenerationRequest, GenerationResult, LLMProvider
 from .budget import CostLedger
 from .limits import RequestLimits
 from .offline import OfflineProvider
-from .openai_compatible import OpenAICompatibleProvider
 from .routes import (
     API_KEY_ENV,
     BASE_URL_ENV,
@@ -162,6 +161,10 @@ class RoutingProvider(LLMProvider):
         return plan_route(info, self.config, self._environ).served_by
 
     def _http_client(self, plan: RoutePlan) -> LLMProvider:
+        # Imported here: the openai SDK takes about a second to import and a cohort served
+        # offline (the demo) never needs it.
+        from .openai_compatible import OpenAICompatibleProvider
+
         assert plan.base_url is not None  # a usable non-offline route has an endpoint
         is_openrouter = plan.route == OPENROUTER_ROUTE
         max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = plan.max_tokens_param
