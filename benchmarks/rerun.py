@@ -27,24 +27,18 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
+
+from _mock_root import mock_stats, start_mock, write_mock_root
 
 REPO = Path(__file__).resolve().parents[1]
 DRAFT_TEMPLATES = 8
 EVALUATIONS_PER_ESSAY = 3
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _timed(argv: list[str], env: dict[str, str], *, check: bool = True) -> float:
@@ -61,68 +55,20 @@ def _median(argv: list[str], env: dict[str, str], times: int = 3) -> float:
 
 
 def write_big_root(root: Path, drafts_per_template: int) -> None:
-    """A data root whose cohort has 8 draft templates x ``drafts_per_template`` replicates, one
-    essay per draft and three evaluations per essay, all on the catalog model ``mock``."""
-    raw = root / "1_raw"
-    level_dir = raw / "concepts" / "descriptions-sentence"
-    level_dir.mkdir(parents=True)
-    (raw / "concepts_metadata.csv").write_text("concept_id,name\nlight,Light\nwater,Water\n")
-    (level_dir / "light.txt").write_text("Light is electromagnetic radiation we can see.")
-    (level_dir / "water.txt").write_text("Water is a molecule of hydrogen and oxygen.")
-    header = "template_id,template_name,description,parser,generator\n"
-    drafts = [f"draft_{i}" for i in range(DRAFT_TEMPLATES)]
-    (raw / "draft_templates.csv").write_text(header + "".join(f"{t},{t},bench,identity,llm\n" for t in drafts))
-    for index, template in enumerate(drafts):
-        path = raw / "templates" / "draft" / f"{template}.txt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"Angle {index}. Concepts:\n{{% for c in concepts %}}- {{{{ c.name }}}}: {{{{ c.content }}}}\n"
-                        "{% endfor %}Brainstorm links between them.\n")
-    (raw / "essay_templates.csv").write_text(header + "essay,essay,bench,identity,llm\n")
-    (raw / "templates" / "essay").mkdir(parents=True)
-    (raw / "templates" / "essay" / "essay.txt").write_text("Write an essay expanding this idea:\n{{ draft_block }}\n")
-    (raw / "evaluation_templates.csv").write_text(header + "eval,eval,bench,final_score,llm\n")
-    (raw / "templates" / "evaluation").mkdir(parents=True)
-    (raw / "templates" / "evaluation" / "eval.txt").write_text(
-        "Evaluate the essay below for novelty. End with a line SCORE: <0-10>.\n{{ response }}\n")
-    (raw / "llm_models.csv").write_text(
-        "id,model,provider,display_name,specialization,input_price_per_mtok,output_price_per_mtok\n"
-        "mock,mock/model,openrouter,Mock model,benchmark,1.0,2.0\n"
-    )
-    from daydreaming_dagster.combos import register_combination
-
-    combo_id = register_combination(root, ["light", "water"], "sentence", 2)
-    spec = root / "cohorts" / "big" / "spec" / "config.yaml"
-    spec.parent.mkdir(parents=True)
-    spec.write_text(
-        "axes:\n"
-        f"  combo_id: [{combo_id}]\n"
-        f"  draft_template: [{', '.join(drafts)}]\n  draft_llm: [mock]\n"
-        f"  draft_template_replicate: [{', '.join(str(i) for i in range(1, drafts_per_template + 1))}]\n"
-        "  essay_template: [essay]\n  essay_llm: [mock]\n"
-        "  evaluation_template: [eval]\n  evaluation_llm: [mock]\n"
-        f"  evaluation_template_replicate: [{', '.join(str(i) for i in range(1, EVALUATIONS_PER_ESSAY + 1))}]\n"
-    )
+    """A data root whose cohort ``big`` has 8 draft templates x ``drafts_per_template``
+    replicates, one essay per draft and three evaluations per essay, all on the catalog model
+    ``mock``."""
+    drafts = {
+        f"draft_{index}": ("identity", f"Angle {index}. Concepts:\n{{% for c in concepts %}}- {{{{ c.name }}}}: "
+                                       "{{ c.content }}\n{% endfor %}Brainstorm links between them.\n")
+        for index in range(DRAFT_TEMPLATES)
+    }
+    write_mock_root(root, "big", draft_templates=drafts, drafts_per_template=drafts_per_template,
+                    evaluations_per_essay=EVALUATIONS_PER_ESSAY)
 
 
 def _mock_total(url: str) -> int:
-    with urllib.request.urlopen(f"{url}/stats", timeout=10) as response:
-        return int(json.loads(response.read())["total"])
-
-
-def _start_mock() -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "daydreaming_dagster", "mock-llm", "--port", str(port),
-                             "--latency", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            _mock_total(url)
-            return proc, url
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("mock server did not start within 30 s")
+    return int(mock_stats(url)["total"])
 
 
 def run_benchmark(drafts_per_template: int, *, demo_only: bool = False) -> dict[str, object]:
@@ -145,7 +91,7 @@ def run_benchmark(drafts_per_template: int, *, demo_only: bool = False) -> dict[
 
         big = workdir / "big"
         write_big_root(big, drafts_per_template)
-        mock, url = _start_mock()
+        mock, url = start_mock(latency=0)
         big_env = {**env, "DAYDREAMING_LLM_BASE_URL": f"{url}/v1"}
         run_big = [daydream, "run", "big", "--data-root", str(big), "--concurrency", "64"]
         big_first_s = _timed(run_big, big_env)

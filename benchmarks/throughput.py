@@ -29,84 +29,23 @@ import json
 import os
 import resource
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-TEMPLATES = {
-    "draft": ("bench_draft", "essay_idea_last",
-              "Concepts:\n{% for c in concepts %}- {{ c.name }}: {{ c.content }}\n{% endfor %}"
-              "Brainstorm links between them. Put your best idea in <essay-idea stage=\"1\">...</essay-idea>.\n"),
-    "essay": ("bench_essay", "identity", "Write an essay expanding this idea:\n{{ draft_block }}\n"),
-    "evaluation": ("bench_eval", "final_score",
-                   "Evaluate the essay below for novelty. End with a line SCORE: <0-10>.\n{{ response }}\n"),
-}
+from _mock_root import mock_stats, start_mock, write_mock_root
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+DRAFT_TEMPLATE = (
+    "essay_idea_last",
+    "Concepts:\n{% for c in concepts %}- {{ c.name }}: {{ c.content }}\n{% endfor %}"
+    "Brainstorm links between them. Put your best idea in <essay-idea stage=\"1\">...</essay-idea>.\n",
+)
 
 
 def write_data_root(root: Path, drafts: int) -> None:
-    raw = root / "1_raw"
-    level_dir = raw / "concepts" / "descriptions-sentence"
-    level_dir.mkdir(parents=True)
-    (raw / "concepts_metadata.csv").write_text("concept_id,name\nlight,Light\nwater,Water\n")
-    (level_dir / "light.txt").write_text("Light is electromagnetic radiation we can see.")
-    (level_dir / "water.txt").write_text("Water is a molecule of hydrogen and oxygen.")
-    header = "template_id,template_name,description,parser,generator\n"
-    for stage, (template_id, parser, text) in TEMPLATES.items():
-        (raw / f"{stage}_templates.csv").write_text(header + f"{template_id},{template_id},benchmark,{parser},llm\n")
-        path = raw / "templates" / stage / f"{template_id}.txt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    (raw / "llm_models.csv").write_text(
-        "id,model,provider,display_name,specialization,input_price_per_mtok,output_price_per_mtok\n"
-        "mock,mock/model,openrouter,Mock model,benchmark,1.0,2.0\n"
-    )
-    from daydreaming_dagster.combos import register_combination
-
-    combo_id = register_combination(root, ["light", "water"], "sentence", 2)
-    spec = root / "cohorts" / "bench" / "spec" / "config.yaml"
-    spec.parent.mkdir(parents=True)
-    spec.write_text(
-        "axes:\n"
-        f"  combo_id: [{combo_id}]\n"
-        "  draft_template: [bench_draft]\n  draft_llm: [mock]\n"
-        f"  draft_template_replicate: [{', '.join(str(i) for i in range(1, drafts + 1))}]\n"
-        "  essay_template: [bench_essay]\n  essay_llm: [mock]\n"
-        "  evaluation_template: [bench_eval]\n  evaluation_llm: [mock]\n"
-        "  evaluation_template_replicate: [1, 2]\n"
-    )
-
-
-def mock_stats(url: str) -> dict:
-    with urllib.request.urlopen(f"{url}/stats", timeout=10) as response:
-        return json.loads(response.read())
-
-
-def start_mock(latency: float) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "daydreaming_dagster", "mock-llm", "--port", str(port), "--latency", str(latency)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            mock_stats(url)
-            return proc, url
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("mock server did not start within 30 s")
+    """``drafts`` drafts of one template, one essay each, two evaluations each (cohort ``bench``)."""
+    write_mock_root(root, "bench", draft_templates={"bench_draft": DRAFT_TEMPLATE},
+                    drafts_per_template=drafts, evaluations_per_essay=2)
 
 
 def _process_cpu_s() -> float:
