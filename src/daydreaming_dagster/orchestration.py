@@ -76,16 +76,23 @@ def in_process_instance() -> DagsterInstance:
       descriptors per run (and starts a ``tail`` process to mirror them), so runs overlapping
       in threads would swap each other's streams. Our steps print nothing; what they do is in
       the event log and step metadata, which the Dagster UI shows as for any run.
-    - Pooled database connections (PostgreSQL): the storages otherwise open a connection per
-      query, which is most of the cost of each event write. Statements get no timeout, as
-      with the default.
+    - Pooled database connections: the storages otherwise open a connection per query, which
+      is most of the cost of each event write. PostgreSQL through Dagster's own pool settings
+      (statements get no timeout, as with the default); SQLite (the default storage) through
+      :mod:`~daydreaming_dagster.dagster_storage`, the same storage over the same files with
+      its engines kept open.
 
     Runs launched through the daemon or the UI use :func:`get_instance`'s configuration.
     """
+    from dagster._core.instance.config import dagster_instance_config
     from dagster._core.instance.ref import InstanceRef
 
+    from .dagster_storage import pooled_storage_override
+
     home = get_instance_home()
-    instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(home), overrides=NO_COMPUTE_LOGS))
+    configured, _ = dagster_instance_config(str(home))
+    overrides = {**NO_COMPUTE_LOGS, **(pooled_storage_override(configured, str(home)) or {})}
+    instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(home), overrides=overrides))
     instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=32)
     _build_python_log_handlers_once(instance)
     return instance

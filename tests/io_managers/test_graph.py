@@ -180,3 +180,40 @@ def test_graph_validation_names_the_problem() -> None:
                 EdgeSet("R", "B", "A", pl.DataFrame({"from": ["b"], "to": ["a"]})),
             ),
         ).validate()
+
+
+_WRITE_WITHOUT_PANDAS = """
+import sys, tempfile
+from dagster import DagsterInstance, asset, materialize
+from daydreaming_dagster.io_managers import KuzuDBIOManager
+from tests.io_managers.test_graph import lineage
+
+tempfile.tempdir = sys.argv[2]  # staging files land under a path with a quote in it
+
+@asset(io_manager_key="graph_io_manager")
+def g():
+    return lineage("q")
+
+resources = {"graph_io_manager": KuzuDBIOManager(db_path=sys.argv[1])}
+assert materialize([g], resources=resources, instance=DagsterInstance.ephemeral()).success
+print("pandas imported:", "pandas" in sys.modules)
+"""
+
+
+def test_graph_is_copied_from_staged_files_without_importing_pandas(tmp_path: Path) -> None:
+    """Kuzu's data-frame parameters import pandas (half a second per process); the manager
+    stages Parquet files instead, and quotes their paths even when the temp dir has a quote."""
+    import subprocess
+    import sys
+
+    staging = tmp_path / "it's here"
+    staging.mkdir()
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", _WRITE_WITHOUT_PANDAS, str(tmp_path / "graphs"), str(staging)],
+                          capture_output=True, text=True, cwd=root, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "pandas imported: False" in done.stdout
+    assert list(staging.iterdir()) == []  # staged files removed
+    graph = read_graph(tmp_path / "graphs" / "g.kuzu")
+    assert graph.node_count == 7 and graph.edge_count == 5
+    assert lineage("q").nodes["Evaluation"].equals(graph.nodes["Evaluation"])

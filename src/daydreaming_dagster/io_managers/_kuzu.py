@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -95,7 +96,8 @@ class KuzuDBIOManager(PartitionAwareIOManager):
             database = kuzu.Database(str(tmp))
             connection = kuzu.Connection(database)
             try:
-                _write_graph(connection, obj)
+                with tempfile.TemporaryDirectory(prefix="daydream-kuzu-") as staging:
+                    _write_graph(connection, obj, Path(staging))
             finally:
                 connection.close()
                 database.close()
@@ -121,23 +123,23 @@ class KuzuDBIOManager(PartitionAwareIOManager):
         return read_graph(path)
 
 
-def _write_graph(connection: Any, graph: GraphData) -> None:
+def _write_graph(connection: Any, graph: GraphData, staging: Path) -> None:
     for label, frame in graph.nodes.items():
         columns = [ID_COLUMN] + [c for c in frame.columns if c != ID_COLUMN]
         ddl, cast = _columns_ddl(frame.select(columns), columns, f"node table {label!r}")
         connection.execute(f"CREATE NODE TABLE `{label}`({ddl}, PRIMARY KEY(`{ID_COLUMN}`))")
         if cast.height:
-            connection.execute(f"COPY `{label}` FROM $frame", {"frame": cast})
+            _copy_frame(connection, f"`{label}`", cast, staging)
     for rel_label, group in graph.edge_labels().items():
         first = group[0]
         ddl, _ = _columns_ddl(first.frame, first.property_columns, f"relationship {rel_label!r}")
         pairs = ", ".join(f"FROM `{e.from_label}` TO `{e.to_label}`" for e in group)
         connection.execute(f"CREATE REL TABLE `{rel_label}`({pairs}{', ' + ddl if ddl else ''})")
         for edge in group:
-            _copy_edges(connection, graph, edge, multiple=len(group) > 1)
+            _copy_edges(connection, graph, edge, staging, multiple=len(group) > 1)
 
 
-def _copy_edges(connection: Any, graph: GraphData, edge: EdgeSet, *, multiple: bool) -> None:
+def _copy_edges(connection: Any, graph: GraphData, edge: EdgeSet, staging: Path, *, multiple: bool) -> None:
     if not edge.frame.height:
         return
     columns = [FROM_COLUMN, TO_COLUMN, *edge.property_columns]
@@ -149,7 +151,21 @@ def _copy_edges(connection: Any, graph: GraphData, edge: EdgeSet, *, multiple: b
     )
     _, frame = _columns_ddl(frame, columns, f"relationship {edge.label!r}")
     options = f" (from='{edge.from_label}', to='{edge.to_label}')" if multiple else ""
-    connection.execute(f"COPY `{edge.label}` FROM $frame{options}", {"frame": frame})
+    _copy_frame(connection, f"`{edge.label}`", frame, staging, options)
+
+
+def _copy_frame(connection: Any, table: str, frame: pl.DataFrame, staging: Path, options: str = "") -> None:
+    """``COPY table FROM`` a Parquet file of ``frame``.
+
+    Kuzu can also copy from a data frame passed as a query parameter, but its binding then
+    imports pandas (about half a second, once per process) even for a polars frame; a Parquet
+    file keeps the column types and costs milliseconds.
+    """
+    path = staging / f"{uuid.uuid4().hex}.parquet"
+    frame.write_parquet(path)
+    quoted = str(path).replace("\\", "\\\\").replace("'", "\\'")
+    connection.execute(f"COPY {table} FROM '{quoted}'{options}")
+    path.unlink()
 
 
 def read_graph(path: str | os.PathLike[str]) -> GraphData:
