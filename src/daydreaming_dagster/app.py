@@ -244,15 +244,34 @@ def run(
         on_plan(cohort_plan)
     outcome = RunOutcome(cohort_id=cohort_id, plan=cohort_plan)
     instance = _LazyInstance()  # opened (and Dagster imported) only if something runs
-    if cohort_plan.has_work:
-        outcome.stages = _run_plan(root, cohort_id, cohort.membership, cohort_plan, force=force,
-                                   concurrency=concurrency, max_cost=max_cost, min_lines=min_lines,
-                                   chunks=chunks, offline=offline, progress=progress, instance=instance)
-    outcome.stopped = stop_requested()
-    if report and not outcome.stopped:
-        outcome.report_state, outcome.report_path = refresh_results(root, cohort_id, instance=instance)
+    try:
+        if cohort_plan.has_work:
+            if report:
+                # New scores will need analysing: a second process imports the analysis while
+                # the stages run here, and analyses once they are done (analysis/_prefetch.py).
+                from .analysis import warm_prefetch
+
+                warm_prefetch(root, cohort_id, **_analysis_settings())
+            outcome.stages = _run_plan(root, cohort_id, cohort.membership, cohort_plan, force=force,
+                                       concurrency=concurrency, max_cost=max_cost, min_lines=min_lines,
+                                       chunks=chunks, offline=offline, progress=progress, instance=instance)
+        outcome.stopped = stop_requested()
+        if report and not outcome.stopped:
+            outcome.report_state, outcome.report_path = refresh_results(root, cohort_id, instance=instance)
+    finally:
+        if report and cohort_plan.has_work:
+            from .analysis import discard_prefetch
+
+            discard_prefetch(root, cohort_id, **_analysis_settings())
     outcome.elapsed_s = time.perf_counter() - started
     return outcome
+
+
+def _analysis_settings() -> dict[str, int]:
+    """The analysis settings of the results run (the defaults of its ``AnalysisConfig``)."""
+    from .analysis import DEFAULT_BOOTSTRAP, DEFAULT_SEED
+
+    return {"seed": DEFAULT_SEED, "n_boot": DEFAULT_BOOTSTRAP}
 
 
 class _LazyInstance:
@@ -358,7 +377,15 @@ def refresh_results(root: str, cohort_id: str, *, force: bool = False,
     fingerprint = results_fingerprint(root, cohort_id)
     if not force and report_md.is_file() and read_results_fingerprint(root, cohort_id) == fingerprint:
         return "current", str(report_md)
-    path = _materialize_results(root, cohort_id, (instance or _LazyInstance()).get())
+    from .analysis import discard_prefetch, start_prefetch
+
+    # The scores are final: the analysis (the slowest results step) starts now in a second
+    # process, beside the Dagster run that will ask for it (analysis/_prefetch.py).
+    start_prefetch(root, cohort_id, **_analysis_settings())
+    try:
+        path = _materialize_results(root, cohort_id, (instance or _LazyInstance()).get())
+    finally:
+        discard_prefetch(root, cohort_id, **_analysis_settings())
     write_results_fingerprint(root, cohort_id, fingerprint)
     return "built", path
 

@@ -24,6 +24,7 @@ from ._agreement import (
 from ._api import (
     ANALYSIS_DIRNAME,
     DEFAULT_BOOTSTRAP,
+    DEFAULT_SEED,
     SUMMARY_FILENAME,
     analysis_dir,
     analyze_cohort,
@@ -44,6 +45,7 @@ from ._model import (
     TopTie,
     VarianceShare,
 )
+from ._prefetch import discard_prefetch, start_prefetch, warm_prefetch
 from ._table import (
     EVALUATOR_FACTORS,
     REQUIRED_COLUMNS,
@@ -55,6 +57,10 @@ from ._table import (
 
 __all__ = [
     "ANALYSIS_DIRNAME",
+    "DEFAULT_SEED",
+    "discard_prefetch",
+    "start_prefetch",
+    "warm_prefetch",
     "DEFAULT_BOOTSTRAP",
     "EVALUATOR_FACTORS",
     "FLAG_BELOW",

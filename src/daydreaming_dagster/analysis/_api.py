@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 __all__ = [
     "ANALYSIS_DIRNAME",
     "DEFAULT_BOOTSTRAP",
+    "DEFAULT_SEED",
+    "analyze_cohort_keyed",
     "analyze_cohort_or_empty",
     "SUMMARY_FILENAME",
     "analysis_dir",
@@ -58,6 +60,8 @@ __all__ = [
 
 DEFAULT_BOOTSTRAP = 1000
 """Resamples used by the report and the Dagster assets (the CLI's ``--bootstrap`` default too)."""
+DEFAULT_SEED = 0
+"""Bootstrap seed of the report and the Dagster assets (same seed, same numbers)."""
 ANALYSIS_DIRNAME = "analysis"
 SUMMARY_FILENAME = "summary.json"
 
@@ -250,6 +254,29 @@ def analyze_cohort(
     Raises :class:`AnalysisInputError` when the cohort has no parsed score yet and
     :class:`~daydreaming_dagster.results.cohort.CohortNotFoundError` for an unknown cohort.
     """
+    return analyze_cohort_keyed(data_root, cohort_id, seed=seed, n_boot=n_boot, top_k=top_k,
+                                include_human=include_human, with_diversity=with_diversity)[1]
+
+
+def analyze_cohort_keyed(
+    data_root: str | os.PathLike[str] | Path,
+    cohort_id: str,
+    *,
+    seed: int = 0,
+    n_boot: int = 1000,
+    top_k: tuple[int, ...] = (1, 5, 10),
+    include_human: bool = True,
+    with_diversity: bool = True,
+    use_prefetch: bool = True,
+) -> tuple[str, Analysis]:
+    """:func:`analyze_cohort` and the content key of everything it read.
+
+    The result comes, in this order, from the analyses recently computed in this process, from
+    a child process started by :func:`~daydreaming_dagster.analysis._prefetch.start_prefetch`
+    (when ``use_prefetch``), or is computed here; the first two only when their key is this one.
+    """
+    from ._prefetch import take_prefetched
+
     table = load_score_table(data_root, cohort_id, include_human=include_human)
     if table.height == 0:
         raise AnalysisInputError(f"cohort {cohort_id!r} has no parsed evaluation score yet; run the cohort first")
@@ -259,20 +286,21 @@ def analyze_cohort(
 
         inputs = diversity_inputs(data_root, cohort_id)
     key = _analysis_key(table, inputs, seed=seed, n_boot=n_boot, top_k=top_k, cohort_id=cohort_id)
-    cached = _RECENT_ANALYSES.get(key)
-    if cached is not None:
-        return cached
-    diversity = None
-    if inputs is not None:
-        from ._diversity import diversity_from_inputs
+    found = _RECENT_ANALYSES.get(key)
+    if found is None and use_prefetch:
+        found = take_prefetched(data_root, cohort_id, seed=seed, n_boot=n_boot, key=key)
+    if found is None:
+        diversity = None
+        if inputs is not None:
+            from ._diversity import diversity_from_inputs
 
-        diversity = diversity_from_inputs(inputs)
-    found = analyze_scores(table, seed=seed, n_boot=n_boot, top_k=top_k, source=f"cohort {cohort_id}",
-                           diversity=diversity)
+            diversity = diversity_from_inputs(inputs)
+        found = analyze_scores(table, seed=seed, n_boot=n_boot, top_k=top_k, source=f"cohort {cohort_id}",
+                               diversity=diversity)
     _RECENT_ANALYSES[key] = found
     while len(_RECENT_ANALYSES) > _RECENT_ANALYSES_KEPT:
         del _RECENT_ANALYSES[next(iter(_RECENT_ANALYSES))]
-    return found
+    return key, found
 
 
 # A results run analyses the cohort twice over the same inputs (the ``score_analysis`` asset,

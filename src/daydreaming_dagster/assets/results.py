@@ -168,7 +168,7 @@ ANALYSIS_TABLES = {
 class AnalysisConfig(Config):
     """Resampling settings of the analysis (same seed, same numbers)."""
 
-    seed: int = Field(default=0, description="Seed of the bootstrap resampling.")
+    seed: int = Field(default=analysis.DEFAULT_SEED, description="Seed of the bootstrap resampling.")
     n_boot: int = Field(default=analysis.DEFAULT_BOOTSTRAP, ge=1, description="Bootstrap resamples.")
 
 

@@ -292,7 +292,8 @@ def _analysis_sections(analysis: Analysis, cohort_id: str, plots: dict[str, byte
     ranking = Section("Ranking with confidence")
     ranking.blocks.append(Para((
         f"Means {on} with 95% confidence intervals; P(top k) is the share of {analysis.n_boot} resamples "
-        f"(each essay's scores redrawn from its own scores, seed {analysis.seed}) in which the essay ranks in the top k. ",
+        f"(each essay's mean redrawn with the error its number of scores and the pooled within-essay spread imply, "
+        f"seed {analysis.seed}) in which the essay ranks in the top k. ",
         analysis.top_tie.sentence(),
     )))
     ks = analysis.top_k

@@ -1,0 +1,206 @@
+"""Analyse a cohort in a second process while this one does other work.
+
+A results build spends about a second importing scikit-learn (which imports SciPy's stats and
+pandas) and another half second resampling, one after the other on one core, while the
+machine's other core waits. So a run with work starts a child process early
+(:func:`warm_prefetch`): it imports what the analysis needs while the stages run here, then
+waits. When the scores are final, :func:`start_prefetch` tells it to go; the analysis step
+takes its result (:func:`take_prefetched`) instead of computing its own, and the report reuses
+it as usual.
+
+The result cannot differ from computing in-process: the child returns the content key of every
+input it read (scores, texts, target, settings; see ``_analysis_key``) with its result, and the
+parent uses the result only when the key it computes itself is the same. Any failure of the
+child (import error, crash, missing file) only means the parent computes as before.
+
+It is used only where several CPUs are available and ``DAYDREAMING_ANALYSIS_PREFETCH`` is not
+``0``. Only :mod:`daydreaming_dagster.app` (``run``, ``refresh_results``) starts children;
+analysing a cohort anywhere else computes in-process as before.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._model import Analysis
+
+ENV_SWITCH = "DAYDREAMING_ANALYSIS_PREFETCH"
+RESULT_FILENAME = "analysis.pickle"
+WAIT_LIMIT_S = 3600.0
+"""Longest wait for a child's result; the child does what the parent would, so waiting is
+never slower than computing unless the child is stuck."""
+
+
+@dataclass
+class _Pending:
+    process: subprocess.Popen[bytes]
+    workdir: Path
+    going: bool = False
+    """Whether the child was told to go (it reads its inputs only then)."""
+
+
+_PENDING: dict[tuple[str, str, int, int], _Pending] = {}
+_LOCK = threading.Lock()
+GO = b"go\n"
+
+
+def _request(data_root: str | os.PathLike[str], cohort_id: str, seed: int, n_boot: int) -> tuple[str, str, int, int]:
+    return (str(Path(data_root).resolve()), cohort_id, int(seed), int(n_boot))
+
+
+def prefetch_enabled() -> bool:
+    """Whether children are started: more than one usable CPU (else the child would only
+    compete with this process) and ``DAYDREAMING_ANALYSIS_PREFETCH`` not ``0``."""
+    if os.environ.get(ENV_SWITCH, "1").strip() == "0":
+        return False
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return cpus >= 2
+
+
+def _spawn(request: tuple[str, str, int, int]) -> _Pending:
+    workdir = Path(tempfile.mkdtemp(prefix="daydream-analysis-"))
+    root, cohort_id, seed, n_boot = request
+    argv = [sys.executable, "-m", __name__, root, cohort_id, str(seed), str(n_boot), str(workdir)]
+    with open(workdir / "stderr.txt", "wb") as stderr:
+        process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr)
+    return _Pending(process, workdir)
+
+
+def warm_prefetch(data_root: str | os.PathLike[str], cohort_id: str, *, seed: int, n_boot: int) -> bool:
+    """Start a child that imports the analysis now and analyses ``cohort_id`` (as
+    :func:`analyze_cohort` with these settings would) once :func:`start_prefetch` says go;
+    returns whether one is waiting."""
+    if not prefetch_enabled():
+        return False
+    request = _request(data_root, cohort_id, seed, n_boot)
+    with _LOCK:
+        if request not in _PENDING:
+            _PENDING[request] = _spawn(request)
+    return True
+
+
+def start_prefetch(data_root: str | os.PathLike[str], cohort_id: str, *, seed: int, n_boot: int) -> bool:
+    """The inputs are final: tell the waiting child to analyse them (starting one if none is
+    waiting); returns whether a child is analysing."""
+    if not prefetch_enabled():
+        return False
+    request = _request(data_root, cohort_id, seed, n_boot)
+    with _LOCK:
+        pending = _PENDING.get(request)
+        if pending is not None and pending.going:
+            return True
+        if pending is None or not _tell_go(pending):
+            if pending is not None:
+                _stop(pending)
+            pending = _spawn(request)
+            if not _tell_go(pending):
+                _stop(pending)
+                _PENDING.pop(request, None)
+                return False
+        _PENDING[request] = pending
+    return True
+
+
+def _tell_go(pending: _Pending) -> bool:
+    stdin = pending.process.stdin
+    if stdin is None or pending.process.poll() is not None:
+        return False
+    try:
+        stdin.write(GO)
+        stdin.close()
+    except OSError:  # the child is gone
+        return False
+    pending.going = True
+    return True
+
+
+def take_prefetched(data_root: str | os.PathLike[str], cohort_id: str, *, seed: int, n_boot: int,
+                    key: str) -> Analysis | None:
+    """The child's analysis of this request when one was started and read exactly the inputs
+    whose content key is ``key``; else ``None`` (the caller computes). Waits for the child."""
+    with _LOCK:
+        pending = _PENDING.pop(_request(data_root, cohort_id, seed, n_boot), None)
+    if pending is None:
+        return None
+    if not pending.going:  # never told which inputs are final: its result would be unknown
+        _stop(pending)
+        return None
+    try:
+        try:
+            pending.process.wait(timeout=WAIT_LIMIT_S)
+        except subprocess.TimeoutExpired:
+            pending.process.kill()
+            pending.process.wait()
+            return None
+        result = pending.workdir / RESULT_FILENAME
+        if pending.process.returncode != 0 or not result.is_file():
+            return None
+        child_key, analysis = pickle.loads(result.read_bytes())  # noqa: S301 - our own child's file
+        return analysis if child_key == key else None
+    finally:
+        shutil.rmtree(pending.workdir, ignore_errors=True)
+
+
+def discard_prefetch(data_root: str | os.PathLike[str], cohort_id: str, *, seed: int, n_boot: int) -> None:
+    """Stop the child of this request if nobody took its result (e.g. the results run failed
+    before its analysis step) and remove its files."""
+    with _LOCK:
+        pending = _PENDING.pop(_request(data_root, cohort_id, seed, n_boot), None)
+    if pending is not None:
+        _stop(pending)
+
+
+@atexit.register
+def cancel_prefetches() -> None:
+    """Stop every child whose result nobody took and remove their files."""
+    with _LOCK:
+        pending = list(_PENDING.values())
+        _PENDING.clear()
+    for item in pending:
+        _stop(item)
+
+
+def _stop(pending: _Pending) -> None:
+    if pending.process.stdin is not None and not pending.process.stdin.closed:
+        with contextlib.suppress(OSError):
+            pending.process.stdin.close()
+    if pending.process.poll() is None:
+        pending.process.kill()
+    pending.process.wait()
+    shutil.rmtree(pending.workdir, ignore_errors=True)
+
+
+def _main(argv: list[str]) -> int:
+    root, cohort_id, seed, n_boot, workdir = argv
+    # The slow imports first, while the parent is still producing the inputs.
+    import sklearn.feature_extraction.text  # noqa: F401 - the TF-IDF vectoriser's import
+
+    from ._api import analyze_cohort_keyed
+
+    if sys.stdin.buffer.readline() != GO:
+        return 0  # the parent went away or needs no analysis
+    key, analysis = analyze_cohort_keyed(root, cohort_id, seed=int(seed), n_boot=int(n_boot), use_prefetch=False)
+    target = Path(workdir) / RESULT_FILENAME
+    partial = target.with_suffix(".partial")
+    partial.write_bytes(pickle.dumps((key, analysis), protocol=pickle.HIGHEST_PROTOCOL))
+    partial.replace(target)  # the parent reads a complete file or none
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

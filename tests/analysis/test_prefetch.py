@@ -1,0 +1,150 @@
+"""The analysis computed in a second process: used only for exactly the inputs it read,
+never left running, and a failing child only means computing here."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from daydreaming_dagster import analysis
+from daydreaming_dagster.analysis import _api, _prefetch
+
+from ..results.conftest import COHORT, Store, build_store
+
+N_BOOT = 40
+
+
+@pytest.fixture
+def store(data_root: Path) -> Store:
+    return build_store(data_root)
+
+
+@pytest.fixture
+def local_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts analyses computed in this process (the child process is not patched)."""
+    calls: list[int] = []
+    real = _api.analyze_scores
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_api, "analyze_scores", counting)
+    monkeypatch.setattr(_prefetch, "prefetch_enabled", lambda: True)  # also on a 1-CPU machine
+    analysis.forget_recent_analyses()
+    return calls
+
+
+def _pending_child(store: Store) -> _prefetch._Pending:
+    return _prefetch._PENDING[_prefetch._request(store.root, COHORT, 0, N_BOOT)]
+
+
+def test_the_childs_analysis_is_used_and_equals_computing_here(store: Store, local_calls: list[int]) -> None:
+    assert analysis.start_prefetch(store.root, COHORT, seed=0, n_boot=N_BOOT)
+    child = _pending_child(store)
+    prefetched = analysis.analyze_cohort(store.root, COHORT, n_boot=N_BOOT)
+    assert local_calls == []  # nothing computed here
+    assert child.process.returncode == 0 and not child.workdir.exists()
+    assert _prefetch._PENDING == {}
+
+    analysis.forget_recent_analyses()
+    computed = analysis.analyze_cohort(store.root, COHORT, n_boot=N_BOOT)
+    assert local_calls == [1]
+    assert prefetched.to_json() == computed.to_json()
+    for name, frame in computed.tables().items():
+        assert prefetched.tables()[name].equals(frame), name
+
+
+def test_a_child_that_read_other_inputs_is_ignored(store: Store, local_calls: list[int]) -> None:
+    assert analysis.start_prefetch(store.root, COHORT, seed=0, n_boot=N_BOOT)
+    _pending_child(store).process.wait(timeout=300)  # it analysed the text below before the change
+    text = store.layer.read_parsed("essay", store.e_a)
+    store.layer.write_parsed("essay", store.e_a, text + " A changed ending.")
+    found = analysis.analyze_cohort(store.root, COHORT, n_boot=N_BOOT)
+    assert local_calls == [1]  # computed here, over the changed text
+    analysis.forget_recent_analyses()
+    _, again = _api.analyze_cohort_keyed(store.root, COHORT, n_boot=N_BOOT, use_prefetch=False)
+    assert again.to_json() == found.to_json()
+    assert local_calls == [1, 1]
+
+
+def test_a_failing_child_means_computing_here(data_root: Path, local_calls: list[int]) -> None:
+    store = build_store(data_root)
+    assert analysis.start_prefetch(store.root, "no-such-cohort", seed=0, n_boot=N_BOOT)
+    child = _prefetch._PENDING[_prefetch._request(store.root, "no-such-cohort", 0, N_BOOT)]
+    child.process.wait(timeout=300)
+    assert child.process.returncode != 0
+    assert "no-such-cohort" in (child.workdir / "stderr.txt").read_text(encoding="utf-8")
+    # A child for another request is not taken by this one; then a failed child is ignored.
+    found = analysis.analyze_cohort(store.root, COHORT, n_boot=N_BOOT)
+    assert local_calls == [1] and found.n_scores > 0
+    assert _prefetch.take_prefetched(store.root, "no-such-cohort", seed=0, n_boot=N_BOOT, key="any") is None
+    assert not child.workdir.exists()
+
+
+def test_an_untaken_child_is_stopped_and_its_files_removed(store: Store, local_calls: list[int]) -> None:
+    assert analysis.start_prefetch(store.root, COHORT, seed=0, n_boot=N_BOOT)
+    assert analysis.start_prefetch(store.root, COHORT, seed=0, n_boot=N_BOOT)  # one child per request
+    assert len(_prefetch._PENDING) == 1
+    child = _pending_child(store)
+    analysis.discard_prefetch(store.root, COHORT, seed=0, n_boot=N_BOOT)
+    assert child.process.returncode is not None and not child.workdir.exists()
+    assert _prefetch._PENDING == {}
+
+
+def test_switched_off_by_the_environment(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(_prefetch.ENV_SWITCH, "0")
+    assert not _prefetch.prefetch_enabled()
+    assert not analysis.start_prefetch(store.root, COHORT, seed=0, n_boot=N_BOOT)
+    assert _prefetch._PENDING == {}
+
+
+def test_a_warm_child_waits_for_go_and_then_analyses(store: Store, local_calls: list[int]) -> None:
+    assert analysis.warm_prefetch(store.root, COHORT, seed=0, n_boot=N_BOOT)
+    child = _pending_child(store)
+    with pytest.raises(subprocess.TimeoutExpired):
+        child.process.wait(timeout=0.5)  # waiting for go, not reading inputs
+    assert not (child.workdir / _prefetch.RESULT_FILENAME).exists()
+    assert analysis.start_prefetch(store.root, COHORT, seed=0, n_boot=N_BOOT)
+    assert _pending_child(store) is child  # the warm child, not a new one
+    analysis.analyze_cohort(store.root, COHORT, n_boot=N_BOOT)
+    assert local_calls == []
+    assert child.process.returncode == 0
+
+
+def test_a_warm_child_never_told_to_go_is_not_used(store: Store, local_calls: list[int]) -> None:
+    assert analysis.warm_prefetch(store.root, COHORT, seed=0, n_boot=N_BOOT)
+    child = _pending_child(store)
+    analysis.analyze_cohort(store.root, COHORT, n_boot=N_BOOT)  # its inputs were never declared final
+    assert local_calls == [1]
+    assert child.process.returncode is not None and not child.workdir.exists()
+
+
+def test_a_run_analyses_in_the_child_and_leaves_nothing_behind(
+    demo_root: Path, local_calls: list[int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from daydreaming_dagster import app
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the children's work directories
+    outcome = app.run(str(demo_root), "demo", offline=True)
+    assert outcome.report_state == "built" and not outcome.failed
+    assert local_calls == []  # the results run took the child's analysis
+    assert _prefetch._PENDING == {}
+    assert not list(tmp_path.glob("daydream-analysis-*"))
+    essays = (demo_root / "results" / "demo" / "analysis" / "essays.csv").read_text(encoding="utf-8")
+    assert essays.count("\n") == 1 + 16  # header and the 16 essays
+
+
+def test_a_run_with_nothing_to_do_starts_no_child(demo_root: Path, local_calls: list[int],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from daydreaming_dagster import app
+
+    app.run(str(demo_root), "demo", offline=True)
+    spawned: list[object] = []
+    monkeypatch.setattr(_prefetch, "_spawn", lambda request: spawned.append(request))
+    outcome = app.run(str(demo_root), "demo", offline=True)
+    assert outcome.report_state == "current" and spawned == []
