@@ -151,3 +151,27 @@ def test_offline_outputs_are_not_reused_once_the_key_is_set(
         meta = [json.loads((d / "raw_metadata.json").read_text()) for d in drafts]
         assert {m["provider"] for m in meta} == {"openrouter"}
         assert {m["endpoint"] for m in meta} == {mock.openrouter_base_url}
+
+
+def test_retry_failed_serves_keyless_models_offline_only_when_asked(
+    root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    common = ["--stage", "draft", "--data-root", str(root)]
+    with MockLLMServer(MockConfig(api_key="sk-or-right")) as mock:
+        monkeypatch.setenv("DAYDREAMING_OPENROUTER_BASE_URL", mock.openrouter_base_url)
+        monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-wrong")  # every call refused: 401
+        code, _, err = run_cli(["run", COHORT, *common, "--no-report"], capsys)
+        assert code == 1, err
+        assert mock.stats()["total"] >= 8
+    monkeypatch.delenv("OPENROUTER_API_KEY")
+
+    # No key and no --offline: the retry fails the same way, writing nothing synthetic.
+    code, _, err = run_cli(["retry-failed", COHORT, *common], capsys)
+    assert code == 1 and "retried 8: 0 finished, 8 still failing" in err
+    drafts = sorted((root / "gens" / "draft").iterdir())
+    assert not any((d / "raw.txt").exists() for d in drafts)
+
+    code, _, err = run_cli(["retry-failed", COHORT, *common, "--offline"], capsys)
+    assert code == 0 and "retried 8: 8 finished, 0 still failing" in err
+    meta = [json.loads((d / "raw_metadata.json").read_text()) for d in drafts]
+    assert {(m["provider"], m["requested_provider"]) for m in meta} == {("offline", "openrouter")}

@@ -458,20 +458,21 @@ class RetryOutcome:
 
 
 def retry_failed(root: str, cohort_id: str, targets: Mapping[Stage, Sequence[str]], *,
-                 concurrency: int | None = None, min_lines: int = 3) -> list[RetryOutcome]:
-    """Re-run ``targets`` (from :func:`retry_targets`) through the same range runs as :func:`run`."""
+                 concurrency: int | None = None, min_lines: int = 3, offline: bool = False) -> list[RetryOutcome]:
+    """Re-run ``targets`` (from :func:`retry_targets`) through the same range runs as :func:`run`,
+    in this process on the same instance set-up (``offline`` as for :func:`run`)."""
     from .assets.generation import build_generation_assets
     from .definitions import build_resources
     from .failures import COHORT_TAG, failed_generations
-    from .orchestration import get_instance, register_keys, run_stage
+    from .orchestration import in_process_instance, register_keys, run_stage
     from .resources import LLMResource, StageSettingsResource
 
     layer = GensDataLayer.from_root(root)
-    instance = get_instance()
+    instance = in_process_instance()
     # Built now, not at import: the step-retry settings come from the environment of this call.
     assets = build_generation_assets()
     settings = StageSettingsResource(draft_min_lines=min_lines)
-    resources = build_resources(root, stage_settings=settings, llm=LLMResource(concurrency=concurrency))
+    resources = build_resources(root, stage_settings=settings, llm=LLMResource(concurrency=concurrency, offline=offline))
     outcomes = []
     for stage in STAGES:
         ids = list(targets.get(stage, ()))

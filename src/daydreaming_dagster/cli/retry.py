@@ -30,9 +30,12 @@ RETRY_TAG = app.RETRY_TAG
 @click.option("--min-lines", type=click.IntRange(0), default=3, show_default=True,
               help="Minimum non-empty lines of a draft's raw output.")
 @click.option("--dry-run", is_flag=True, help="List what would be retried; run nothing.")
+@click.option("--offline", is_flag=True,
+              help="Serve models without a key by the offline provider (SYNTHETIC text, recorded as such), "
+                   "as `daydream run --offline` does.")
 @data_root_option
 def retry_failed(cohort_id: str, stages: tuple[str, ...], concurrency: int | None, min_lines: int,
-                 dry_run: bool, data_root: str | None) -> None:
+                 dry_run: bool, offline: bool, data_root: str | None) -> None:
     """Re-run COHORT's failed generations (and what waits on them), nothing else.
 
     Exits 0 when every retried generation finished, 1 when some still fail (see
@@ -52,7 +55,8 @@ def retry_failed(cohort_id: str, stages: tuple[str, ...], concurrency: int | Non
                 click.echo(f"{stage}\t{gen_id}")
         return
     still_failing = 0
-    for outcome in app.retry_failed(root, cohort_id, targets, concurrency=concurrency, min_lines=min_lines):
+    for outcome in app.retry_failed(root, cohort_id, targets, concurrency=concurrency, min_lines=min_lines,
+                                     offline=offline):
         ids, left = outcome.retried, outcome.still_failing
         still_failing += len(left)
         click.echo(f"{outcome.stage:<11} retried {len(ids)}: {len(ids) - len(left)} finished, {len(left)} still "
