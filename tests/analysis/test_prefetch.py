@@ -12,6 +12,7 @@ import pytest
 
 from daydreaming_dagster import analysis
 from daydreaming_dagster.analysis import _api, _prefetch
+from daydreaming_dagster.results import figure_cache
 
 from ..results.conftest import COHORT, Store, build_store
 
@@ -46,10 +47,12 @@ def _pending_child(store: Store) -> _prefetch._Pending:
 def test_the_childs_analysis_is_used_and_equals_computing_here(store: Store, local_calls: list[int]) -> None:
     assert analysis.start_prefetch(store.root, COHORT, seed=0, n_boot=N_BOOT)
     child = _pending_child(store)
-    prefetched = analysis.analyze_cohort(store.root, COHORT, n_boot=N_BOOT)
+    key, prefetched = _api.analyze_cohort_keyed(store.root, COHORT, n_boot=N_BOOT)
     assert local_calls == []  # nothing computed here
+    assert _prefetch._PENDING == {} and _prefetch._DRAWING == {key: child}  # now drawing the figures
+    _prefetch.collect_figures(key)
     assert child.process.returncode == 0 and not child.workdir.exists()
-    assert _prefetch._PENDING == {}
+    assert _prefetch._DRAWING == {}
 
     analysis.forget_recent_analyses()
     computed = analysis.analyze_cohort(store.root, COHORT, n_boot=N_BOOT)
@@ -113,7 +116,9 @@ def test_a_warm_child_waits_for_go_and_then_analyses(store: Store, local_calls: 
     assert _pending_child(store) is child  # the warm child, not a new one
     analysis.analyze_cohort(store.root, COHORT, n_boot=N_BOOT)
     assert local_calls == []
-    assert child.process.returncode == 0
+    analysis.discard_prefetch(store.root, COHORT, seed=0, n_boot=N_BOOT)  # figures not wanted
+    assert child.process.returncode is not None and not child.workdir.exists()
+    assert _prefetch._DRAWING == {}
 
 
 def test_a_warm_child_never_told_to_go_is_not_used(store: Store, local_calls: list[int]) -> None:
@@ -124,15 +129,70 @@ def test_a_warm_child_never_told_to_go_is_not_used(store: Store, local_calls: li
     assert child.process.returncode is not None and not child.workdir.exists()
 
 
+@pytest.fixture
+def local_drawings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Counts figures drawn in this process (the child process is not patched)."""
+    from daydreaming_dagster.results import analysis_plots, plots, report
+
+    drawn: list[str] = []
+
+    def counting(name: str, real: Any) -> Any:
+        def draw(*args: Any, **kwargs: Any) -> Any:
+            drawn.append(name)
+            return real(*args, **kwargs)
+        return draw
+
+    for name in ("forest_plot", "agreement_heatmap", "variance_bars"):
+        monkeypatch.setattr(analysis_plots, name, counting(name, getattr(analysis_plots, name)))
+    monkeypatch.setattr(plots, "render_score_distributions", counting("scores", plots.render_score_distributions))
+    monkeypatch.setattr(report, "render_score_distributions", counting("scores", report.render_score_distributions))
+    figure_cache.forget_figures()
+    return drawn
+
+
+def test_the_childs_figures_are_the_report_figures(store: Store, local_calls: list[int],
+                                                    local_drawings: list[str]) -> None:
+    from daydreaming_dagster.results.report import write_cohort_report
+
+    analysis.start_prefetch(store.root, COHORT, seed=0, n_boot=N_BOOT)
+    analysis.analyze_cohort(store.root, COHORT, n_boot=N_BOOT)
+    reports = store.root / "cohorts" / COHORT / "reports"
+    write_cohort_report(store.root, COHORT, n_boot=N_BOOT)
+    assert local_calls == [] and local_drawings == []  # analysis and all four figures from the child
+    from_child = {path.name: path.read_bytes() for path in reports.glob("*.png")}
+    assert len(from_child) == 4
+
+    figure_cache.forget_figures()
+    write_cohort_report(store.root, COHORT, n_boot=N_BOOT)  # the same analysis, figures drawn here
+    assert sorted(local_drawings) == ["agreement_heatmap", "forest_plot", "scores", "variance_bars"]
+    assert {path.name: path.read_bytes() for path in reports.glob("*.png")} == from_child
+
+
+def test_figures_of_other_inputs_are_drawn_afresh(store: Store, local_calls: list[int],
+                                                 local_drawings: list[str]) -> None:
+    from daydreaming_dagster.results.report import write_cohort_report
+
+    analysis.start_prefetch(store.root, COHORT, seed=0, n_boot=N_BOOT)
+    analysis.analyze_cohort(store.root, COHORT, n_boot=N_BOOT)
+    write_cohort_report(store.root, COHORT, n_boot=N_BOOT, seed=3)  # another analysis: its plots are new
+    assert local_calls == [1]
+    # The child's figures belong to the seed-0 analysis: none is collected, all are drawn here.
+    assert sorted(local_drawings) == ["agreement_heatmap", "forest_plot", "scores", "variance_bars"]
+    assert len(_prefetch._DRAWING) == 1
+    analysis.discard_prefetch(store.root, COHORT, seed=0, n_boot=N_BOOT)
+    assert _prefetch._DRAWING == {}
+
+
 def test_a_run_analyses_in_the_child_and_leaves_nothing_behind(
-    demo_root: Path, local_calls: list[int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    demo_root: Path, local_calls: list[int], local_drawings: list[str], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from daydreaming_dagster import app
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the children's work directories
     outcome = app.run(str(demo_root), "demo", offline=True)
     assert outcome.report_state == "built" and not outcome.failed
-    assert local_calls == []  # the results run took the child's analysis
+    assert local_calls == [] and local_drawings == []  # the results run took the child's analysis and figures
     assert _prefetch._PENDING == {}
     assert not list(tmp_path.glob("daydream-analysis-*"))
     essays = (demo_root / "results" / "demo" / "analysis" / "essays.csv").read_text(encoding="utf-8")

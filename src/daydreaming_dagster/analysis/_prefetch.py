@@ -6,7 +6,10 @@ machine's other core waits. So a run with work starts a child process early
 (:func:`warm_prefetch`): it imports what the analysis needs while the stages run here, then
 waits. When the scores are final, :func:`start_prefetch` tells it to go; the analysis step
 takes its result (:func:`take_prefetched`) instead of computing its own, and the report reuses
-it as usual.
+it as usual. The child then draws the report's figures (about 1.5 s with Matplotlib's import)
+while the results run writes its tables; the report collects them (:func:`collect_figures`)
+by the content key of what they were drawn from
+(:mod:`~daydreaming_dagster.results.figure_cache`).
 
 The result cannot differ from computing in-process: the child returns the content key of every
 input it read (scores, texts, target, settings; see ``_analysis_key``) with its result, and the
@@ -29,15 +32,19 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from ..results.figure_cache import remember
 
 if TYPE_CHECKING:
     from ._model import Analysis
 
 ENV_SWITCH = "DAYDREAMING_ANALYSIS_PREFETCH"
 RESULT_FILENAME = "analysis.pickle"
+FIGURES_FILENAME = "figures.pickle"
 WAIT_LIMIT_S = 3600.0
 """Longest wait for a child's result; the child does what the parent would, so waiting is
 never slower than computing unless the child is stuck."""
@@ -45,6 +52,7 @@ never slower than computing unless the child is stuck."""
 
 @dataclass
 class _Pending:
+    request: tuple[str, str, int, int]
     process: subprocess.Popen[bytes]
     workdir: Path
     going: bool = False
@@ -52,8 +60,13 @@ class _Pending:
 
 
 _PENDING: dict[tuple[str, str, int, int], _Pending] = {}
+"""Children by request, until their analysis is taken."""
+_DRAWING: dict[str, _Pending] = {}
+"""Children whose analysis was taken, by its key, until their figures are collected."""
 _LOCK = threading.Lock()
 GO = b"go\n"
+_POLL_S = 0.01
+_EXIT_GRACE_S = 5.0
 
 
 def _request(data_root: str | os.PathLike[str], cohort_id: str, seed: int, n_boot: int) -> tuple[str, str, int, int]:
@@ -78,7 +91,7 @@ def _spawn(request: tuple[str, str, int, int]) -> _Pending:
     argv = [sys.executable, "-m", __name__, root, cohort_id, str(seed), str(n_boot), str(workdir)]
     with open(workdir / "stderr.txt", "wb") as stderr:
         process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr)
-    return _Pending(process, workdir)
+    return _Pending(request, process, workdir)
 
 
 def warm_prefetch(data_root: str | os.PathLike[str], cohort_id: str, *, seed: int, n_boot: int) -> bool:
@@ -140,37 +153,77 @@ def take_prefetched(data_root: str | os.PathLike[str], cohort_id: str, *, seed: 
     if not pending.going:  # never told which inputs are final: its result would be unknown
         _stop(pending)
         return None
+    handed_over = False
     try:
-        try:
-            pending.process.wait(timeout=WAIT_LIMIT_S)
-        except subprocess.TimeoutExpired:
-            pending.process.kill()
-            pending.process.wait()
-            return None
-        result = pending.workdir / RESULT_FILENAME
-        if pending.process.returncode != 0 or not result.is_file():
+        result = _wait_for(pending, pending.workdir / RESULT_FILENAME)
+        if result is None:
             return None
         child_key, analysis = pickle.loads(result.read_bytes())  # noqa: S301 - our own child's file
-        return analysis if child_key == key else None
+        if child_key != key:
+            return None
+        with _LOCK:  # its figures follow; the report collects them (collect_figures)
+            previous = _DRAWING.pop(key, None)
+            _DRAWING[key] = pending
+        if previous is not None:
+            _stop(previous)
+        handed_over = True
+        return analysis
     finally:
-        shutil.rmtree(pending.workdir, ignore_errors=True)
+        if not handed_over:
+            _stop(pending)
+
+
+def collect_figures(key: str) -> None:
+    """Wait for the figures the child that analysed ``key`` is drawing and keep them in
+    :mod:`~daydreaming_dagster.results.figure_cache`, where the report finds them by the content
+    they were drawn from (nothing when no such child exists or it failed)."""
+    with _LOCK:
+        pending = _DRAWING.pop(key, None)
+    if pending is None:
+        return
+    try:
+        figures = _wait_for(pending, pending.workdir / FIGURES_FILENAME)
+        if figures is not None:
+            for figure_key, png in pickle.loads(figures.read_bytes()).items():  # noqa: S301 - our child's file
+                remember(figure_key, png)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                pending.process.wait(timeout=_EXIT_GRACE_S)  # its last act was writing that file
+    finally:
+        _stop(pending)
+
+
+def _wait_for(pending: _Pending, result: Path) -> Path | None:
+    """``result`` once the child has written it, or ``None`` when the child ended (or was
+    stuck past :data:`WAIT_LIMIT_S`) without writing it."""
+    deadline = time.monotonic() + WAIT_LIMIT_S
+    while not result.is_file():
+        if pending.process.poll() is not None:
+            return result if result.is_file() else None
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(_POLL_S)
+    return result
 
 
 def discard_prefetch(data_root: str | os.PathLike[str], cohort_id: str, *, seed: int, n_boot: int) -> None:
-    """Stop the child of this request if nobody took its result (e.g. the results run failed
-    before its analysis step) and remove its files."""
+    """Stop the child of this request if nobody took its result or figures (e.g. the results
+    run failed before its analysis step) and remove its files."""
+    request = _request(data_root, cohort_id, seed, n_boot)
     with _LOCK:
-        pending = _PENDING.pop(_request(data_root, cohort_id, seed, n_boot), None)
-    if pending is not None:
+        leftovers = [pending for pending in (_PENDING.pop(request, None),) if pending is not None]
+        for key in [key for key, pending in _DRAWING.items() if pending.request == request]:
+            leftovers.append(_DRAWING.pop(key))
+    for pending in leftovers:
         _stop(pending)
 
 
 @atexit.register
 def cancel_prefetches() -> None:
-    """Stop every child whose result nobody took and remove their files."""
+    """Stop every child whose result or figures nobody took and remove their files."""
     with _LOCK:
-        pending = list(_PENDING.values())
+        pending = [*_PENDING.values(), *_DRAWING.values()]
         _PENDING.clear()
+        _DRAWING.clear()
     for item in pending:
         _stop(item)
 
@@ -188,18 +241,30 @@ def _stop(pending: _Pending) -> None:
 def _main(argv: list[str]) -> int:
     root, cohort_id, seed, n_boot, workdir = argv
     # The slow imports first, while the parent is still producing the inputs.
+    import matplotlib.backends.backend_agg  # noqa: F401 - the report's plots
+    import matplotlib.figure  # noqa: F401
     import sklearn.feature_extraction.text  # noqa: F401 - the TF-IDF vectoriser's import
 
+    from ..results.report import prerender_figures
     from ._api import analyze_cohort_keyed
 
     if sys.stdin.buffer.readline() != GO:
         return 0  # the parent went away or needs no analysis
     key, analysis = analyze_cohort_keyed(root, cohort_id, seed=int(seed), n_boot=int(n_boot), use_prefetch=False)
-    target = Path(workdir) / RESULT_FILENAME
-    partial = target.with_suffix(".partial")
-    partial.write_bytes(pickle.dumps((key, analysis), protocol=pickle.HIGHEST_PROTOCOL))
-    partial.replace(target)  # the parent reads a complete file or none
+    _write_result(Path(workdir) / RESULT_FILENAME, (key, analysis))  # the analysis step waits for this
+    try:
+        figures = prerender_figures(root, cohort_id, key, analysis)
+    except Exception as exc:  # noqa: BLE001 - the parent draws whatever is missing itself
+        print(f"figures not prerendered: {exc!r}", file=sys.stderr)
+        return 1
+    _write_result(Path(workdir) / FIGURES_FILENAME, figures)  # the report step, later, for this
     return 0
+
+
+def _write_result(target: Path, value: object) -> None:
+    partial = target.with_suffix(".partial")
+    partial.write_bytes(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+    partial.replace(target)  # the parent reads a complete file or none
 
 
 if __name__ == "__main__":

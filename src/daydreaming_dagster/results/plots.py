@@ -15,8 +15,17 @@ import polars as pl
 
 from ..data_layer import Paths, _storage
 from .aggregates import level_label
+from .figure_cache import content_key, frame_bytes, recall
 
-__all__ = ["PLOT_DIMENSIONS", "PLOT_FILENAME", "png_markdown", "render_score_distributions", "write_score_plot"]
+__all__ = [
+    "PLOT_DIMENSIONS",
+    "PLOT_FILENAME",
+    "png_markdown",
+    "render_score_distributions",
+    "score_plot_key",
+    "score_plot_title",
+    "write_score_plot",
+]
 
 PLOT_FILENAME = "score_distributions.png"
 PLOT_DIMENSIONS: tuple[tuple[str, str], ...] = (
@@ -92,10 +101,22 @@ def render_score_distributions(scores: pl.DataFrame, *, title: str = "Score dist
     return buffer.getvalue()
 
 
+def score_plot_key(scores: pl.DataFrame, title: str) -> str:
+    """The :mod:`~.figure_cache` key of the score plot drawn from ``scores`` under ``title``."""
+    return content_key("score-distributions", frame_bytes(scores), title)
+
+
+def score_plot_title(cohort_id: str) -> str:
+    return f"Cohort {cohort_id}: score distributions"
+
+
 def write_score_plot(data_root: str | os.PathLike[str] | Path, cohort_id: str, scores: pl.DataFrame) -> Path:
-    """Render the plot for ``scores`` to ``cohorts/<cohort_id>/reports/score_distributions.png``."""
+    """Render the plot for ``scores`` to ``cohorts/<cohort_id>/reports/score_distributions.png``
+    (or take it from the figure cache when it was drawn from the same scores)."""
     path = Paths.from_str(data_root).cohort_reports_dir(cohort_id) / PLOT_FILENAME
-    _storage.atomic_write_bytes(path, render_score_distributions(scores, title=f"Cohort {cohort_id}: score distributions"))
+    title = score_plot_title(cohort_id)
+    found, png = recall(score_plot_key(scores, title))
+    _storage.atomic_write_bytes(path, png if found and png is not None else render_score_distributions(scores, title=title))
     return path
 
 

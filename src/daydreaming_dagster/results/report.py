@@ -29,7 +29,14 @@ from .aggregates import (
 )
 from .cohort import CohortRecords, generations_table, load_cohort_records
 from .export import export_tables
-from .plots import PLOT_FILENAME, write_score_plot
+from .figure_cache import content_key, recall
+from .plots import (
+    PLOT_FILENAME,
+    render_score_distributions,
+    score_plot_key,
+    score_plot_title,
+    write_score_plot,
+)
 from .scores import concepts_by_combo, scores_from_records
 from .top import TopEssays, export_top_essays
 
@@ -480,8 +487,9 @@ def write_cohort_report(
         "template_model_summaries": summaries,
         "generations": generations,
     })
-    plot_path = write_score_plot(data_root, cohort_id, scores)
+    # The analysis first: it may bring the figures an analysis child process drew, this one too.
     analysis, analysis_files, analysis_plots = _write_analysis(data_root, cohort_id, seed, n_boot)
+    plot_path = write_score_plot(data_root, cohort_id, scores)
     sections = _sections(cohort, scores, generations, aggregates, pivot, summaries, top, csv_files, plot_path.read_bytes(),
                          analysis, analysis_plots)
     title = f"DayDreaming cohort {cohort_id}"
@@ -511,20 +519,56 @@ def _write_analysis(
 ) -> tuple[Analysis, dict[str, Path], dict[str, bytes | None]]:
     """Analyse the cohort, write ``results/<cohort>/analysis/`` and the analysis plots."""
     # Imported here: the analysis package reads scores through this package's modules.
-    from ..analysis import DEFAULT_BOOTSTRAP, analyze_cohort_or_empty, write_analysis
-    from .analysis_plots import agreement_heatmap, forest_plot, variance_bars
+    from ..analysis import DEFAULT_BOOTSTRAP, Analysis, AnalysisInputError, write_analysis
+    from ..analysis._api import analyze_cohort_keyed
+    from ..analysis._prefetch import collect_figures
 
-    analysis = analyze_cohort_or_empty(data_root, cohort_id, seed=seed, n_boot=n_boot or DEFAULT_BOOTSTRAP)
+    try:
+        key, analysis = analyze_cohort_keyed(data_root, cohort_id, seed=seed, n_boot=n_boot or DEFAULT_BOOTSTRAP)
+    except AnalysisInputError as exc:  # no score yet: the report says so
+        key, analysis = None, Analysis.empty(str(exc))
+    if key is not None:
+        collect_figures(key)
     files = write_analysis(data_root, cohort_id, analysis)
-    plots: dict[str, bytes | None] = {}
-    if analysis.n_scores:
-        plots = {"forest": forest_plot(analysis), "agreement": agreement_heatmap(analysis),
-                 "variance": variance_bars(analysis)}
+    plots = _analysis_plots(analysis, key)
     reports_dir = Paths.from_str(data_root).cohort_reports_dir(cohort_id)
     for name, png in plots.items():
         if png is not None:
             _storage.atomic_write_bytes(reports_dir / ANALYSIS_PLOTS[name], png)
     return analysis, files, plots
+
+
+def _analysis_plot_key(name: str, analysis_key: str) -> str:
+    # An analysis is a function of its inputs' key (see analysis._api._analysis_key), so its
+    # plots are too.
+    return content_key(f"analysis-plot-{name}", analysis_key)
+
+
+def _analysis_plots(analysis: Analysis, key: str | None, *, use_cache: bool = True) -> dict[str, bytes | None]:
+    """The report's analysis plots by name (none without scores), each taken from the figure
+    cache when drawn from the analysis of the same inputs, else drawn now."""
+    from .analysis_plots import agreement_heatmap, forest_plot, variance_bars
+
+    if not analysis.n_scores:
+        return {}
+    plots: dict[str, bytes | None] = {}
+    for name, draw in (("forest", forest_plot), ("agreement", agreement_heatmap), ("variance", variance_bars)):
+        found, png = recall(_analysis_plot_key(name, key)) if key is not None and use_cache else (False, None)
+        plots[name] = png if found else draw(analysis)
+    return plots
+
+
+def prerender_figures(data_root: str | os.PathLike[str] | Path, cohort_id: str, analysis_key: str,
+                      analysis: Analysis) -> dict[str, bytes | None]:
+    """Every figure :func:`write_cohort_report` would draw for this cohort and analysis, by
+    figure-cache key (for :mod:`~.figure_cache`; the analysis child process calls this)."""
+    cohort = load_cohort_records(data_root, cohort_id)
+    scores = scores_from_records(cohort, concepts_by_combo(data_root))
+    title = score_plot_title(cohort_id)
+    figures: dict[str, bytes | None] = {score_plot_key(scores, title): render_score_distributions(scores, title=title)}
+    for name, png in _analysis_plots(analysis, analysis_key, use_cache=False).items():
+        figures[_analysis_plot_key(name, analysis_key)] = png
+    return figures
 
 
 def build_report(data_root: str | os.PathLike[str] | Path, cohort_id: str, top_n: int = 5) -> Path:
