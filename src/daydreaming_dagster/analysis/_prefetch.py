@@ -43,6 +43,9 @@ if TYPE_CHECKING:
     from ._model import Analysis
 
 ENV_SWITCH = "DAYDREAMING_ANALYSIS_PREFETCH"
+CHILD_MODULE = "daydreaming_dagster.analysis._prefetch_child"
+"""The child's entry point (a module of its own: running this one as ``__main__`` would load
+it twice, once as the package's module)."""
 RESULT_FILENAME = "analysis.pickle"
 FIGURES_FILENAME = "figures.pickle"
 WAIT_LIMIT_S = 3600.0
@@ -88,7 +91,7 @@ def prefetch_enabled() -> bool:
 def _spawn(request: tuple[str, str, int, int]) -> _Pending:
     workdir = Path(tempfile.mkdtemp(prefix="daydream-analysis-"))
     root, cohort_id, seed, n_boot = request
-    argv = [sys.executable, "-m", __name__, root, cohort_id, str(seed), str(n_boot), str(workdir)]
+    argv = [sys.executable, "-m", CHILD_MODULE, root, cohort_id, str(seed), str(n_boot), str(workdir)]
     with open(workdir / "stderr.txt", "wb") as stderr:
         process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr)
     return _Pending(request, process, workdir)
@@ -236,36 +239,3 @@ def _stop(pending: _Pending) -> None:
         pending.process.kill()
     pending.process.wait()
     shutil.rmtree(pending.workdir, ignore_errors=True)
-
-
-def _main(argv: list[str]) -> int:
-    root, cohort_id, seed, n_boot, workdir = argv
-    # The slow imports first, while the parent is still producing the inputs.
-    import matplotlib.backends.backend_agg  # noqa: F401 - the report's plots
-    import matplotlib.figure  # noqa: F401
-    import sklearn.feature_extraction.text  # noqa: F401 - the TF-IDF vectoriser's import
-
-    from ..results.report import prerender_figures
-    from ._api import analyze_cohort_keyed
-
-    if sys.stdin.buffer.readline() != GO:
-        return 0  # the parent went away or needs no analysis
-    key, analysis = analyze_cohort_keyed(root, cohort_id, seed=int(seed), n_boot=int(n_boot), use_prefetch=False)
-    _write_result(Path(workdir) / RESULT_FILENAME, (key, analysis))  # the analysis step waits for this
-    try:
-        figures = prerender_figures(root, cohort_id, key, analysis)
-    except Exception as exc:  # noqa: BLE001 - the parent draws whatever is missing itself
-        print(f"figures not prerendered: {exc!r}", file=sys.stderr)
-        return 1
-    _write_result(Path(workdir) / FIGURES_FILENAME, figures)  # the report step, later, for this
-    return 0
-
-
-def _write_result(target: Path, value: object) -> None:
-    partial = target.with_suffix(".partial")
-    partial.write_bytes(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
-    partial.replace(target)  # the parent reads a complete file or none
-
-
-if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))
