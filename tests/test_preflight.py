@@ -67,7 +67,8 @@ def model_without_route(root: Path) -> None:
 HEADER = "error: pre-flight found 1 problem(s) in cohort established-pilot; nothing was called"
 ERROR_CLASSES: list[tuple[Callable[[Path], None], list[str]]] = [
     (unknown_parser, [HEADER, "draft_templates.csv:2", "unknown draft parser 'essay_blok'", "fix: name a registered parser"]),
-    (undefined_variable, [HEADER, "creative-synthesis-v10.txt", "concept_summary", "(member d_"]),
+    (undefined_variable, [HEADER, "creative-synthesis-v10.txt:6", "undefined variable at line 6", "concept_summary",
+                          "(member d_"]),
     (syntax_error, [HEADER, "novelty.v1.txt:6", "syntax error"]),
     # The cohort build already refuses a spec whose template has no file (before pre-flight).
     (missing_template_file, ["error: ", "llm-review-v1.txt", "missing template file"]),

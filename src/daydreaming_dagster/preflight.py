@@ -242,7 +242,7 @@ def _check_templates(
 ) -> None:
     from .catalogs import load_template_text
     from .parsers import get_parser
-    from .stages.prompt import render_template
+    from .stages.prompt import TemplateError, render_template
 
     rendered: set[tuple[str, str, str | None]] = set()
     for row in rows:
@@ -280,8 +280,8 @@ def _check_templates(
             continue  # the combination is broken: already reported
         try:
             render_template(text, variables, template_name=f"{stage}/{template_id}")
-        except ValueError as exc:
-            found.add("template", paths.template_file(stage, template_id), _error_line(str(exc)),
+        except TemplateError as exc:
+            found.add("template", paths.template_file(stage, template_id), exc.line,
                       f"{exc} (member {row.gen_id})",
                       "use only the variables listed, or fix the template's syntax",
                       key=f"{stage}/{template_id}")
@@ -296,14 +296,6 @@ def _sample_variables(stage: Stage, row: Member, combos: Mapping[str, ContentCom
     if stage == "essay":
         return {"draft_block": SAMPLE_PARENT_TEXT, "links_block": SAMPLE_PARENT_TEXT}
     return {"response": SAMPLE_PARENT_TEXT}
-
-
-def _error_line(message: str) -> int | None:
-    marker = "syntax error at line "
-    if marker not in message:
-        return None
-    digits = message.split(marker, 1)[1].split(":", 1)[0]
-    return int(digits) if digits.isdigit() else None
 
 
 def _check_settings(rows: list[Member], settings: Mapping[Stage, StageSettings], found: _Collector) -> None:

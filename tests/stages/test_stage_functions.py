@@ -13,7 +13,7 @@ from daydreaming_dagster.errors import GenerationFailure
 from daydreaming_dagster.stages.batch import run_parsed_batch, run_prompt_batch, run_raw_batch
 from daydreaming_dagster.stages.context import StageContext
 from daydreaming_dagster.stages.parsed import run_parsed_phase
-from daydreaming_dagster.stages.prompt import render_template, run_prompt_phase
+from daydreaming_dagster.stages.prompt import TemplateError, render_template, run_prompt_phase
 from daydreaming_dagster.stages.raw import run_raw_phase
 from daydreaming_dagster.stages.settings import StageSettings
 
@@ -50,6 +50,20 @@ def test_missing_template_variable_names_template_and_variable(stage_root: Path,
 def test_sandbox_blocks_python_internals() -> None:
     with pytest.raises(ValueError, match="unsafe"):
         render_template("{{ ''.__class__.__mro__[1].__subclasses__() }}", {}, template_name="evil")
+
+
+@pytest.mark.parametrize(("text", "line", "says"), [
+    ("Concepts:\n{% for c in concepts %}\n- {{ c.name }}\n{% endfor %}\nAlso {{ summary }}.\n", 5,
+     "undefined variable at line 5: 'summary' is undefined"),
+    ("one\ntwo {{ concepts[0].nope }}\n", 2, "undefined variable at line 2"),
+    ("one\n{% if %}\n", 2, "syntax error at line 2"),
+    ("a\nb\n{{ ''.__class__.__mro__ }}\n", 3, "unsafe operation at line 3"),
+])
+def test_template_errors_name_the_line(text: str, line: int, says: str) -> None:
+    with pytest.raises(TemplateError) as info:
+        render_template(text, {"concepts": [{"name": "tide"}]}, template_name="draft/t")
+    assert info.value.line == line
+    assert says in str(info.value) and "draft/t" in str(info.value)
 
 
 def test_full_chain_writes_every_artefact_with_metadata(stage_root: Path, chain: Chain, provider: ScriptedProvider) -> None:

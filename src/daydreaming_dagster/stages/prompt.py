@@ -44,20 +44,46 @@ def _compiled(template_text: str) -> jinja2.Template:
     return _environment().from_string(template_text)
 
 
+class TemplateError(ValueError):
+    """A template that cannot render; ``line`` is the template line at fault when known."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def _template_line(exc: BaseException) -> int | None:
+    """The template line a render-time error was raised at: Jinja rewrites the traceback so the
+    template's own frames carry its file name (``<template>`` for a string) and line."""
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
 def render_template(template_text: str, variables: dict[str, Any], *, template_name: str) -> str:
-    """Render ``template_text``; a missing variable or bad syntax raises ``ValueError`` naming
-    the template (and the variable)."""
+    """Render ``template_text``; a missing variable, bad syntax or an unsafe operation raises
+    :class:`TemplateError` (a ``ValueError``) naming the template, the line and the variable."""
     try:
         return _compiled(template_text).render(**variables)
     except jinja2.UndefinedError as exc:
-        raise ValueError(
-            f"template {template_name!r} uses an undefined variable: {exc.message}; "
-            f"available variables: {', '.join(sorted(variables)) or '(none)'}"
+        line = _template_line(exc)
+        at = f" at line {line}" if line is not None else ""
+        raise TemplateError(
+            f"template {template_name!r} uses an undefined variable{at}: {exc.message}; "
+            f"available variables: {', '.join(sorted(variables)) or '(none)'}",
+            line,
         ) from None
     except jinja2.TemplateSyntaxError as exc:
-        raise ValueError(f"template {template_name!r} has a syntax error at line {exc.lineno}: {exc.message}") from None
+        raise TemplateError(f"template {template_name!r} has a syntax error at line {exc.lineno}: {exc.message}",
+                            exc.lineno) from None
     except jinja2.exceptions.SecurityError as exc:
-        raise ValueError(f"template {template_name!r} tried an unsafe operation: {exc}") from None
+        line = _template_line(exc)
+        at = f" at line {line}" if line is not None else ""
+        raise TemplateError(f"template {template_name!r} tried an unsafe operation{at}: {exc}", line) from None
 
 
 def _parent_parsed_text(layer: GensDataLayer, metadata: GenerationMetadata) -> str:
