@@ -62,3 +62,14 @@ def test_demo_cohort_builds_and_runs_on_s3(s3_server: S3Server, monkeypatch: pyt
     build_cohort(root, "demo")
     after = {o["Key"]: o["LastModified"] for o in s3_server.client().list_objects_v2(Bucket=bucket, Prefix="data/cohorts/")["Contents"]}
     assert after == before
+
+    # The analysis child process reads the same S3 root (the URL, not a local path made of it).
+    from daydreaming_dagster.analysis import _api, _prefetch
+
+    monkeypatch.setattr(_prefetch, "prefetch_enabled", lambda: True)
+    _api.forget_recent_analyses()
+    assert _prefetch.start_prefetch(root, "demo", seed=0, n_boot=50)
+    key, found = _api.analyze_cohort_keyed(root, "demo", n_boot=50)
+    assert key in _prefetch._DRAWING and found.n_scores == 32  # the child's analysis was the one used
+    _prefetch.discard_prefetch(root, "demo", seed=0, n_boot=50)
+    assert _prefetch._DRAWING == {}

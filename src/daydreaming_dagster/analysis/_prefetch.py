@@ -73,7 +73,10 @@ _EXIT_GRACE_S = 5.0
 
 
 def _request(data_root: str | os.PathLike[str], cohort_id: str, seed: int, n_boot: int) -> tuple[str, str, int, int]:
-    return (str(Path(data_root).resolve()), cohort_id, int(seed), int(n_boot))
+    root = str(data_root)
+    if "://" not in root:  # a local root, absolute for the child; a URL (s3://…) stays as it is
+        root = str(Path(root).resolve())
+    return (root, cohort_id, int(seed), int(n_boot))
 
 
 def prefetch_enabled() -> bool:
