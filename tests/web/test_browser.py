@@ -33,6 +33,7 @@ from daydreaming_dagster.cohorts import read_membership
 from daydreaming_dagster.data_layer import GensDataLayer
 from daydreaming_dagster.results.cohort import load_cohort_records
 from daydreaming_dagster.results.human_ratings import ratings_frame
+from daydreaming_dagster.web.security import ACCESS_COOKIE
 from tests.support.browser import CHROMIUM_FLAGS as SHARED_CHROMIUM_FLAGS
 from tests.support.demo import copy_demo
 from tests.support.servers import free_port
@@ -323,3 +324,65 @@ def test_dot_dot_is_a_404(explorer: Explorer, path: str) -> None:
     connection.close()
     assert response.status == 404, body
     assert "combo_id" not in body and "concept_id" not in body
+
+
+def _http(port: int, path: str, *, host: str | None = None, cookie: str | None = None) -> http.client.HTTPResponse:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+    headers = {"Host": host or f"127.0.0.1:{port}"}
+    if cookie:
+        headers["Cookie"] = cookie
+    connection.request("GET", path, headers=headers)
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    return response
+
+
+def test_allow_remote_serves_every_interface_only_with_the_printed_token(explorer: Explorer, tmp_path: Path) -> None:
+    """`daydream view --host 0.0.0.0 --allow-remote` in a real process: the token it prints is
+    the only way in, for the pages and the static files alike, whatever name the browser used."""
+    port = free_port()
+    log = tmp_path / "remote-view.log"
+    env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "daydreaming_dagster", "view", "--host", "0.0.0.0", "--allow-remote",
+             "--port", str(port), "--data-root", str(explorer.root)], env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        token = None
+        while token is None and time.monotonic() < deadline:
+            assert server.poll() is None, log.read_text(errors="replace")
+            for line in log.read_text(errors="replace").splitlines():
+                if line.startswith("explorer: ") and "?token=" in line:
+                    token = line.split("?token=", 1)[1].split()[0]
+            time.sleep(0.2)
+        assert token, log.read_text(errors="replace")
+        text = log.read_text(errors="replace")
+        assert f"http://0.0.0.0:{port}/?token=" in text and "serving beyond loopback" in text
+        while time.monotonic() < deadline:
+            try:
+                _http(port, "/static/explorer.css")
+                break
+            except OSError:
+                time.sleep(0.2)
+
+        lan = f"192.0.2.10:{port}"  # any name the machine is reached by: the token decides
+        assert _http(port, "/", host=lan).status == 401
+        assert _http(port, "/cohorts/demo", host=lan).status == 401
+        assert _http(port, "/static/explorer.css", host=lan).status == 401
+        assert _http(port, "/cohorts/demo?token=wrong", host=lan).status == 401
+        entered = _http(port, f"/cohorts/demo?token={token}", host=lan)
+        assert entered.status == 303 and entered.getheader("Location") == "/cohorts/demo"
+        cookie = entered.getheader("Set-Cookie").split(";", 1)[0]
+        assert "httponly" in entered.getheader("Set-Cookie").lower()
+        assert _http(port, "/cohorts/demo", host=lan, cookie=cookie).status == 200
+        assert _http(port, f"/cohorts/demo/essays/{explorer.essays[1]}", host=lan, cookie=cookie).status == 200
+        assert _http(port, "/cohorts/demo", host=lan, cookie=f"{ACCESS_COOKIE}=forged").status == 401
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
