@@ -11,6 +11,7 @@ import pytest
 from dagster import AssetKey, DagsterEventType, DagsterInstance, asset, materialize
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
+from daydreaming_dagster.cohorts import read_membership
 from daydreaming_dagster.dagster_storage import (
     RUN_SHARD_ENGINES,
     PooledSqliteEventLogStorage,
@@ -118,3 +119,33 @@ def test_engine_cache_makes_new_engines_in_a_forked_child(tmp_path: Path) -> Non
     with cache.get(url).connect() as conn:
         assert sorted(row[0] for row in conn.exec_driver_sql("SELECT x FROM t")) == [1, 2]
     cache.dispose()
+
+
+def _open_files_under(directory: Path) -> list[str]:
+    found = []
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith(str(directory)):
+            found.append(target)
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
+def test_runs_from_the_application_layer_leave_no_database_open(demo_root: Path) -> None:
+    """A notebook runs cohorts again and again in one process: each run's instance (and its
+    open SQLite files) is disposed of when the run returns."""
+    from daydreaming_dagster import app
+
+    home = Path(os.environ["DAGSTER_HOME"])
+    first = app.run(str(demo_root), "demo", stages=["draft"], offline=True)
+    assert first.run_ids and not first.failed
+    assert _open_files_under(home) == []
+    app.run(str(demo_root), "demo", stages=["draft"], force=["draft"], offline=True)
+    assert _open_files_under(home) == []
+    draft = read_membership(demo_root, "demo")["draft"][0]
+    [retried] = app.retry_failed(str(demo_root), "demo", {"draft": [draft]}, offline=True)
+    assert retried.run_ids and retried.still_failing == []
+    assert _open_files_under(home) == []

@@ -259,6 +259,7 @@ def run(
         if report and not outcome.stopped:
             outcome.report_state, outcome.report_path = refresh_results(root, cohort_id, instance=instance)
     finally:
+        instance.close()
         if report and cohort_plan.has_work:
             from .analysis import discard_prefetch
 
@@ -287,6 +288,12 @@ class _LazyInstance:
 
             self._instance = in_process_instance()
         return self._instance
+
+    def close(self) -> None:
+        """Dispose of the instance if it was opened (its storage keeps database files open)."""
+        if self._instance is not None:
+            self._instance.dispose()
+            self._instance = None
 
 
 def _run_plan(root: str, cohort_id: str, membership: Membership, cohort_plan: CohortPlan, *,
@@ -382,10 +389,14 @@ def refresh_results(root: str, cohort_id: str, *, force: bool = False,
     # The scores are final: the analysis (the slowest results step) starts now in a second
     # process, beside the Dagster run that will ask for it (analysis/_prefetch.py).
     start_prefetch(root, cohort_id, **_analysis_settings())
+    own = instance is None  # else the caller's, closed by the caller
+    opened = instance or _LazyInstance()
     try:
-        path = _materialize_results(root, cohort_id, (instance or _LazyInstance()).get())
+        path = _materialize_results(root, cohort_id, opened.get())
     finally:
         discard_prefetch(root, cohort_id, **_analysis_settings())
+        if own:
+            opened.close()
     write_results_fingerprint(root, cohort_id, fingerprint)
     return "built", path
 
@@ -474,13 +485,16 @@ def retry_failed(root: str, cohort_id: str, targets: Mapping[Stage, Sequence[str
     settings = StageSettingsResource(draft_min_lines=min_lines)
     resources = build_resources(root, stage_settings=settings, llm=LLMResource(concurrency=concurrency, offline=offline))
     outcomes = []
-    for stage in STAGES:
-        ids = list(targets.get(stage, ()))
-        if not ids:
-            continue
-        register_keys(instance, stage, ids)
-        ran = run_stage(instance, assets, stage, ids, resources, tags={COHORT_TAG: cohort_id, RETRY_TAG: "1"})
-        outcomes.append(RetryOutcome(stage, ids, failed_generations(layer, stage, ids), ran.run_ids))
+    try:
+        for stage in STAGES:
+            ids = list(targets.get(stage, ()))
+            if not ids:
+                continue
+            register_keys(instance, stage, ids)
+            ran = run_stage(instance, assets, stage, ids, resources, tags={COHORT_TAG: cohort_id, RETRY_TAG: "1"})
+            outcomes.append(RetryOutcome(stage, ids, failed_generations(layer, stage, ids), ran.run_ids))
+    finally:
+        instance.dispose()  # its storage keeps database files open
     return outcomes
 
 

@@ -7,11 +7,12 @@ closes the file; an asset event does it again for the index database. Measured o
 cohort (365 events over 4 runs), that was about 5 s of an 18 s fresh ``daydream run demo``.
 
 The classes here are the same storages, reading and writing the same files with the same
-schema, except that each database keeps one engine (and so a small pool of open connections and
-its statement cache) for the life of the process. Only :func:`daydreaming_dagster.orchestration.in_process_instance`
-uses them, and only when ``dagster.yaml`` configures no storage or plain SQLite storage: the
-webserver, the daemon and any other process keep Dagster's own classes over the same files,
-which SQLite's locking (WAL journal, busy timeout) already makes safe to share.
+schema, except that each run and event database keeps one engine (and so a small pool of open
+connections and its statement cache) until the instance is disposed of. Only
+:func:`daydreaming_dagster.orchestration.in_process_instance` uses them, and only when
+``dagster.yaml`` configures no storage or plain SQLite storage: the webserver, the daemon and
+any other process keep Dagster's own classes over the same files, which SQLite's locking (WAL
+journal, busy timeout) already makes safe to share.
 
 Open connections must not cross a ``fork``: SQLite forbids using a connection in a child
 process. Every engine remembers the process that made it; in a forked child, the inherited
@@ -136,26 +137,9 @@ class PooledSqliteRunStorage(SqliteRunStorage):
         super().dispose()
 
 
-class PooledSqliteScheduleStorage(SqliteScheduleStorage):
-    """:class:`SqliteScheduleStorage` whose database keeps an open engine."""
-
-    def __init__(self, conn_string: str, inst_data: ConfigurableClassData | None = None) -> None:
-        self._engine_cache = _EngineCache()
-        super().__init__(conn_string, inst_data)
-
-    @contextmanager
-    def connect(self) -> Iterator[Connection]:
-        with _transaction(self._engine_cache.get(self._conn_string)) as conn:
-            yield conn
-
-    def dispose(self) -> None:
-        self._engine_cache.dispose()
-        super().dispose()
-
-
 class PooledSqliteStorage(DagsterSqliteStorage):
-    """Dagster's default SQLite storage (same directories under ``base_dir``) built from the
-    pooled storages above."""
+    """Dagster's default SQLite storage (same directories under ``base_dir``) with the pooled
+    run and event log storages above."""
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
         # DagsterSqliteStorage.__init__ builds Dagster's own classes; build ours instead and
@@ -163,7 +147,9 @@ class PooledSqliteStorage(DagsterSqliteStorage):
         self.base_dir = base_dir
         self._run_storage = PooledSqliteRunStorage.from_local(_runs_directory(base_dir))
         self._event_log_storage = PooledSqliteEventLogStorage(_event_logs_directory(base_dir))
-        self._schedule_storage = PooledSqliteScheduleStorage.from_local(_schedule_directory(base_dir))
+        # Schedule storage stays Dagster's own: runs hardly touch it, and DagsterInstance.dispose()
+        # does not dispose it, so an engine kept open there would outlive the instance.
+        self._schedule_storage = SqliteScheduleStorage.from_local(_schedule_directory(base_dir))
         self._inst_data = inst_data
         super(DagsterSqliteStorage, self).__init__()
 
