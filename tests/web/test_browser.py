@@ -81,6 +81,15 @@ def _wait_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout: f
     raise AssertionError(f"daydream view did not answer {url} within {timeout:.0f} s: {log.read_text(errors='replace')}")
 
 
+def _stop_server(server: subprocess.Popen[bytes]) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
 def _rewrite(layer: GensDataLayer, stage: str, gen_id: str, **texts: str) -> None:
     """Replace some of a generation's texts, keeping its metadata (a prompt or raw write clears
     what was derived from it, so every phase is written again in order)."""
@@ -132,12 +141,7 @@ def explorer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Explorer]:
         _wait_http(base + "/", server, log)
         yield Explorer(base, root, hostile, essays)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        _stop_server(server)
 
 
 @pytest.fixture(scope="module")
@@ -380,9 +384,4 @@ def test_allow_remote_serves_every_interface_only_with_the_printed_token(explore
         assert _http(port, f"/cohorts/demo/essays/{explorer.essays[1]}", host=lan, cookie=cookie).status == 200
         assert _http(port, "/cohorts/demo", host=lan, cookie=f"{ACCESS_COOKIE}=forged").status == 401
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        _stop_server(server)
