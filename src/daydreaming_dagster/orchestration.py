@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +26,7 @@ from typing import Any, Literal
 from dagster import DagsterInstance, materialize
 
 from .dagster_settings import apply_dagster_event_settings
+from .data_layer._storage import create_exclusive
 from .partitions import partitions_name
 from .stages.batch import stop_requested
 from .types import PHASES, STAGES, Phase, Stage
@@ -39,8 +40,42 @@ DEFAULT_DAGSTER_HOME = ".dagster_home"
 
 def get_instance() -> DagsterInstance:
     """The Dagster instance under ``DAGSTER_HOME`` (default: ``./.dagster_home``, created)."""
-    get_instance_home()
-    return DagsterInstance.get()
+    return _open_once(get_instance_home(), DagsterInstance.get)
+
+
+INIT_LOCK_NAME = ".daydream-init.lock"
+_INIT_ATTEMPTS = 20
+
+
+def _open_once(home: Path, open_instance: Callable[[], DagsterInstance]) -> DagsterInstance:
+    """Open the instance under ``home`` while holding a lock file beside its databases.
+
+    Opening a fresh SQLite instance creates its schema; two processes doing that at once make
+    one die on ``table secondary_indexes already exists`` (Dagster's run storage does not
+    retry). Our processes take turns through an advisory lock; a process outside our control
+    (a webserver, a daemon) racing us still yields a schema error, which is retried: by then
+    the other process has created the tables and opening merely reads them.
+    """
+    import fcntl
+    import sqlite3
+    import time
+
+    from sqlalchemy.exc import DatabaseError
+
+    for attempt in range(_INIT_ATTEMPTS):
+        with open(home / INIT_LOCK_NAME, "a+") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                return open_instance()
+            except (sqlite3.DatabaseError, DatabaseError) as exc:
+                text = str(exc)
+                if attempt == _INIT_ATTEMPTS - 1 or not ("already exists" in text or "database is locked" in text
+                                                         or "UNIQUE constraint failed" in text):
+                    raise
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        time.sleep(0.1 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def get_instance_home() -> Path:
@@ -55,8 +90,9 @@ def get_instance_home() -> Path:
     config = home_path / "dagster.yaml"
     if not config.exists():
         # An explicit (default: SQLite under DAGSTER_HOME) config silences Dagster's first-run
-        # banners; telemetry stays off for an offline research tool.
-        config.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+        # banners; telemetry stays off for an offline research tool. Created whole or not at
+        # all: a process starting beside us must never read a half-written file.
+        create_exclusive(config, b"telemetry:\n  enabled: false\n")
     return home_path
 
 
@@ -92,7 +128,7 @@ def in_process_instance() -> DagsterInstance:
     home = get_instance_home()
     configured, _ = dagster_instance_config(str(home))
     overrides = {**NO_COMPUTE_LOGS, **(pooled_storage_override(configured, str(home)) or {})}
-    instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(home), overrides=overrides))
+    instance = _open_once(home, lambda: DagsterInstance.from_ref(InstanceRef.from_dir(str(home), overrides=overrides)))
     instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=32)
     _build_python_log_handlers_once(instance)
     return instance
@@ -112,12 +148,23 @@ def _build_python_log_handlers_once(instance: DagsterInstance) -> None:
 
 def register_keys(instance: DagsterInstance, stage: Stage, gen_ids: Sequence[str]) -> int:
     """Add-only registration of gen ids, in the given order; returns how many were new."""
+    from sqlalchemy.exc import IntegrityError
+
     name = partitions_name(stage)
-    existing = set(instance.get_dynamic_partitions(name))
-    new = [g for g in dict.fromkeys(gen_ids) if g not in existing]
-    if new:
-        instance.add_dynamic_partitions(name, new)
-    return len(new)
+    for attempt in range(_INIT_ATTEMPTS):
+        existing = set(instance.get_dynamic_partitions(name))
+        new = [g for g in dict.fromkeys(gen_ids) if g not in existing]
+        if not new:
+            return 0
+        try:
+            instance.add_dynamic_partitions(name, new)
+            return len(new)
+        except IntegrityError:
+            # Another process registered some of these keys between our read and our insert
+            # (two runs of one cohort starting together): read again and add the rest.
+            if attempt == _INIT_ATTEMPTS - 1:
+                raise
+    return 0
 
 
 def contiguous_segments(all_keys: Sequence[str], wanted: Iterable[str]) -> list[list[str]]:

@@ -20,6 +20,7 @@ from dagster._core.definitions.reconstruct import build_reconstructable_job
 from .automation import STAGE_JOBS, ensure_pool_limit, stage_providers, stage_run_ranges
 from .definitions import defs
 from .failures import RANGE_END_TAG, RANGE_START_TAG, STAGE_TAG
+from .orchestration import get_instance
 from .types import Stage
 
 __all__ = ["RangeRun", "ensure_pool_limit", "execute_stage_range", "launch_stage_ranges", "resolved_stage_job",
@@ -43,7 +44,7 @@ def execute_stage_range(stage: Stage, first: str, last: str, tags: dict[str, str
     run_tags = {**(tags or {}), STAGE_TAG: stage, RANGE_START_TAG: first, RANGE_END_TAG: last}
     config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     owned = instance is None
-    inst = DagsterInstance.get() if owned else instance
+    inst = get_instance() if owned else instance
     try:
         with execute_job(recon, instance=inst, tags=run_tags, run_config=config, raise_on_error=False) as result:
             return result.run_id, result.success

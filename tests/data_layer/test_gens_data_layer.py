@@ -280,6 +280,7 @@ GEN_ID_METHODS: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
     ("write_raw", ("text",), {}),
     ("write_parsed", ("text",), {}),
     ("write_main_metadata", ({"template_id": "t"},), {}),
+    ("create_main_metadata", ({"template_id": "t"},), {}),
     ("write_raw_metadata", ({"a": 1},), {}),
     ("write_parsed_metadata", ({"a": 1},), {}),
     ("append_raw_failure", ("line",), {}),

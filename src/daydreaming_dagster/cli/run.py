@@ -31,17 +31,23 @@ class StageTally:
     total: int = 0
     done: set[str] = field(default_factory=set)
     reused: set[str] = field(default_factory=set)
+    claimed: set[str] = field(default_factory=set)
+    """Produced by another run that held their claim (nothing called here)."""
     failed: set[str] = field(default_factory=set)
     cost_usd: float = 0.0
     calls: int = 0
 
     @property
     def finished(self) -> int:
-        return len(self.done | self.reused | self.failed)
+        return len(self.done | self.reused | self.claimed | self.failed)
 
     def describe(self) -> str:
-        return (f"done {len(self.done)} · reused {len(self.reused - self.done - self.failed)} · "
-                f"failed {len(self.failed)} · ${self.cost_usd:.4f}")
+        claimed = self.claimed - self.failed
+        text = (f"done {len(self.done - claimed - self.failed)} · "
+                f"reused {len(self.reused - self.done - claimed - self.failed)} · ")
+        if claimed:
+            text += f"claimed by another run {len(claimed)} · "
+        return text + f"failed {len(self.failed)} · ${self.cost_usd:.4f}"
 
 
 class ProgressBoard:
@@ -84,6 +90,8 @@ class ProgressBoard:
             tally.calls += int(status.called_model)
         if status.status == "failed":
             tally.failed.add(status.gen_id)
+        elif status.status == "claimed":
+            tally.claimed.add(status.gen_id)
         elif phase == "parsed" and status.gen_id not in tally.failed:
             if status.status == "done":
                 tally.done.add(status.gen_id)

@@ -207,53 +207,67 @@ def _identity(meta: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def _seed_metadata(layer: GensDataLayer, membership: Membership, cohort_id: str, workers: int) -> tuple[int, int]:
-    """Write missing ``metadata.json`` files; return (written, kept). Conflicts raise first."""
+    """Write missing ``metadata.json`` files; return (written, kept). Conflicts raise first.
+
+    Each new file is created only if still absent: another build seeding the same generation
+    at this moment (two runs starting together, two cohorts sharing drafts) either wrote it
+    first, and its file is compared like any existing one, or finds ours."""
     to_write: list[MembershipRow] = []
     conflicts: list[str] = []
     kept = 0
     for row in membership.all_rows():
-        path = layer.main_metadata_path(row.stage, row.gen_id)
-        if not path.is_file():
+        if not layer.main_metadata_path(row.stage, row.gen_id).is_file():
             to_write.append(row)
             continue
         kept += 1
-        try:
-            existing = layer.read_main_metadata(row.stage, row.gen_id)
-        except ValueError as exc:
-            conflicts.append(f"{path}: unreadable ({exc})")
-            continue
-        wanted = row.metadata(cohort_id)
-        if _identity(existing) != _identity(wanted):
-            diffs = [
-                f"{key}={existing.get(key)!r} (cohort: {wanted[key]!r})"
-                for key, old, new in zip(_IDENTITY, _identity(existing), _identity(wanted), strict=True)
-                if old != new
-            ]
-            conflicts.append(f"{path}: {', '.join(diffs)}")
-    if conflicts:
-        shown = conflicts[:20]
-        more = f"\n  ... and {len(conflicts) - 20} more" if len(conflicts) > 20 else ""
-        raise MembershipError(
-            f"cohort {cohort_id!r}: existing metadata.json disagrees with the cohort (it is never overwritten; "
-            "move the generation directory away if it is stale):\n  - " + "\n  - ".join(shown) + more
-        )
+        conflicts += _metadata_conflicts(layer, row, cohort_id)
+    _raise_conflicts(cohort_id, conflicts)
 
     # One group commit for the whole seeding instead of an fsync per file.
     deferred = layer.deferred()
 
-    def write(row: MembershipRow) -> None:
-        deferred.write_main_metadata(row.stage, row.gen_id, row.metadata(cohort_id))
+    def write(row: MembershipRow) -> bool:
+        return deferred.create_main_metadata(row.stage, row.gen_id, row.metadata(cohort_id))
 
     if len(to_write) >= _PARALLEL_WRITES and workers > 1:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            for _ in pool.map(write, to_write, chunksize=64):
-                pass
+            created = list(pool.map(write, to_write, chunksize=64))
     else:
-        for row in to_write:
-            write(row)
+        created = [write(row) for row in to_write]
     if to_write:
         deferred.flush()
-    return len(to_write), kept
+    lost = [row for row, made in zip(to_write, created, strict=True) if not made]
+    _raise_conflicts(cohort_id, [problem for row in lost for problem in _metadata_conflicts(layer, row, cohort_id)])
+    return len(to_write) - len(lost), kept + len(lost)
+
+
+def _metadata_conflicts(layer: GensDataLayer, row: MembershipRow, cohort_id: str) -> list[str]:
+    """Why the existing ``metadata.json`` of ``row`` disagrees with the cohort (empty: agrees)."""
+    path = layer.main_metadata_path(row.stage, row.gen_id)
+    try:
+        existing = layer.read_main_metadata(row.stage, row.gen_id)
+    except ValueError as exc:
+        return [f"{path}: unreadable ({exc})"]
+    wanted = row.metadata(cohort_id)
+    if _identity(existing) == _identity(wanted):
+        return []
+    diffs = [
+        f"{key}={existing.get(key)!r} (cohort: {wanted[key]!r})"
+        for key, old, new in zip(_IDENTITY, _identity(existing), _identity(wanted), strict=True)
+        if old != new
+    ]
+    return [f"{path}: {', '.join(diffs)}"]
+
+
+def _raise_conflicts(cohort_id: str, conflicts: list[str]) -> None:
+    if not conflicts:
+        return
+    shown = conflicts[:20]
+    more = f"\n  ... and {len(conflicts) - 20} more" if len(conflicts) > 20 else ""
+    raise MembershipError(
+        f"cohort {cohort_id!r}: existing metadata.json disagrees with the cohort (it is never overwritten; "
+        "move the generation directory away if it is stale):\n  - " + "\n  - ".join(shown) + more
+    )
 
 
 def _write_if_changed(path: Path, text: str) -> bool:

@@ -55,6 +55,90 @@ def atomic_write_bytes(path: Path, data: bytes, *, fsync: bool = True) -> None:
         raise
 
 
+def create_exclusive(path: Path, data: bytes, *, fsync: bool = True) -> bool:
+    """Create ``path`` holding ``data`` only if nothing exists there; return whether this call
+    created it. The first of several processes racing to create the same file wins and every
+    reader sees its whole content (never a partial file):
+
+    - local disks: the content goes to a temporary file that is then hard-linked to ``path``
+      (``link`` fails when the target exists, atomically);
+    - object stores: one conditional PUT (``If-None-Match: *``), which S3, MinIO and moto
+      refuse with 412 when the key exists.
+
+    ``fsync=False`` leaves durability to a later :func:`flush_to_disk`, as for
+    :func:`atomic_write_bytes`.
+    """
+    if not is_local(path):
+        return _create_exclusive_object(path, data)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = _create_temp_beside(path)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            if fsync:
+                os.fsync(handle.fileno())
+        try:
+            os.link(tmp_name, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+
+
+def _create_exclusive_object(path: Path, data: bytes) -> bool:
+    fs = path.fs  # type: ignore[attr-defined]
+    try:
+        fs.pipe_file(path.path, data, mode="create")  # type: ignore[attr-defined]
+    except OSError as exc:
+        if _precondition_failed(exc):
+            return False
+        raise
+    return True
+
+
+def _precondition_failed(exc: BaseException) -> bool:
+    """True when an object store refused a conditional write (HTTP 412 / PreconditionFailed);
+    s3fs reports it as ``OSError(EINVAL)`` with the botocore error as its cause."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        text = str(cause)
+        if "PreconditionFailed" in text or "412" in text or "pre-conditions" in text:
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def object_version(path: Path) -> str | None:
+    """An opaque version of the object at ``path`` (its ETag) for :func:`replace_if_version`;
+    ``None`` when it does not exist. Object stores only."""
+    fs = path.fs  # type: ignore[attr-defined]
+    try:
+        info = fs.info(path.path, refresh=True)  # type: ignore[attr-defined]
+    except FileNotFoundError:
+        return None
+    etag = info.get("ETag") or info.get("etag")
+    return str(etag) if etag else None
+
+
+def replace_if_version(path: Path, data: bytes, version: str) -> bool:
+    """Overwrite the object at ``path`` only if it is still at ``version`` (``If-Match``: a
+    compare-and-swap); return whether it was replaced. Object stores only."""
+    fs = path.fs  # type: ignore[attr-defined]
+    fs.invalidate_cache(path.path)  # type: ignore[attr-defined]
+    try:
+        fs.pipe_file(path.path, data, IfMatch=version)  # type: ignore[attr-defined]
+    except (OSError, FileNotFoundError) as exc:
+        if isinstance(exc, FileNotFoundError) or _precondition_failed(exc):
+            return False
+        raise
+    return True
+
+
 def _create_temp_beside(path: Path) -> tuple[int, str]:
     """Open a new exclusive temporary file next to ``path``.
 

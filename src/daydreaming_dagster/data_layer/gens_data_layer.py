@@ -224,6 +224,14 @@ class GensDataLayer:
     def write_main_metadata(self, stage: Stage, gen_id: str, metadata: dict[str, Any]) -> Path:
         return self._write_json(self.main_metadata_path(stage, gen_id), metadata, stage, gen_id)
 
+    def create_main_metadata(self, stage: Stage, gen_id: str, metadata: dict[str, Any]) -> bool:
+        """Seed ``metadata.json`` unless it exists; return whether this call created it. Of two
+        cohort builds seeding the same generation at once, exactly one writes it (the other
+        compares what it finds), so its first cohort stays its ``cohort_id``."""
+        path = self.main_metadata_path(stage, gen_id)
+        self.reserve_generation(stage, gen_id)
+        return _storage.create_exclusive(path, _storage.dump_json(metadata).encode("utf-8"), fsync=self.fsync_writes)
+
     def write_raw_metadata(self, stage: Stage, gen_id: str, metadata: dict[str, Any]) -> Path:
         return self._write_json(self.raw_metadata_path(stage, gen_id), metadata, stage, gen_id)
 

@@ -22,6 +22,7 @@ METADATA_FILENAME = "metadata.json"
 RAW_METADATA_FILENAME = "raw_metadata.json"
 PARSED_METADATA_FILENAME = "parsed_metadata.json"
 RAW_FAILURE_LOG_FILENAME = "raw_failure.log"
+CLAIM_FILENAME = "claim.json"
 HUMAN_RATINGS_FILENAME = "human_ratings.jsonl"
 
 DESCRIPTION_LEVELS: tuple[str, ...] = ("sentence", "paragraph", "article")
@@ -29,6 +30,7 @@ DATA_ROOT_ENV = "DAYDREAMING_DATA_ROOT"
 DEFAULT_DATA_ROOT = "data"
 
 __all__ = [
+    "CLAIM_FILENAME",
     "DATA_ROOT_ENV",
     "DEFAULT_DATA_ROOT",
     "DESCRIPTION_LEVELS",
@@ -117,6 +119,10 @@ class Paths:
 
     def raw_failure_log_path(self, stage: Stage, gen_id: str) -> Path:
         return self.generation_dir(stage, gen_id) / RAW_FAILURE_LOG_FILENAME
+
+    def claim_path(self, stage: Stage, gen_id: str) -> Path:
+        """The lease a process holds while it produces the generation's raw output."""
+        return self.generation_dir(stage, gen_id) / CLAIM_FILENAME
 
     # -- raw catalogs (1_raw) ---------------------------------------------------------------
     @property

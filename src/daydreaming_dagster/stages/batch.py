@@ -10,13 +10,17 @@ while calls in flight finish and persist.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import heapq
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..data_layer.claims import ClaimHeld, ClaimKeeper, ClaimStore, Lease
+from ..data_layer.gens_data_layer import FAILED_FLAG
 from ..errors import GenerationFailure
 from ..llm import base as llm_base
 from ..llm.base import (
@@ -34,7 +38,13 @@ from .prompt import run_prompt_phase
 from .raw import run_raw_phase
 from .settings import StageSettings
 
-Status = Literal["done", "reused", "failed", "skipped"]
+Status = Literal["done", "reused", "claimed", "failed", "skipped"]
+"""``claimed``: another process held the generation's claim and produced it meanwhile; this
+batch neither called nor counts it as its own work (reports say `claimed by another run`)."""
+
+CLAIMED_REASON = "claimed by another run"
+CLAIM_POLL_S = 0.2
+"""How often a batch looks again at a generation another process holds."""
 
 SYNC_PHASE_THREADS = 8
 """Threads for the prompt and parsed phases (file-bound work)."""
@@ -98,6 +108,7 @@ class BatchReport:
             "total": len(self.statuses),
             "done": self.count("done"),
             "reused": self.count("reused"),
+            "claimed": self.count("claimed"),
             "failed": self.count("failed"),
             "skipped": self.count("skipped"),
             "model_calls": self.model_calls,
@@ -237,12 +248,20 @@ async def run_raw_batch(
     prompts: dict[str, str] | None = None,
     progress: ProgressCallback | None = None,
     slots: CallSlots | None = None,
+    claim: bool = True,
 ) -> BatchReport:
     """Run the raw phase for every generation with at most ``concurrency`` in flight.
 
     ``slots`` (default: this batch's own, ``concurrency`` of them) cap the calls in flight;
     batches overlapping in one process pass shared slots, which serve later stages and older
     batches first so that work in progress finishes before new work starts.
+
+    With ``claim`` (default) each generation is claimed in the data root before its call
+    (:mod:`~..data_layer.claims`), under ``run_id``: a generation another live process holds is
+    set aside and looked at again while the rest proceeds; once that process has produced it,
+    it is reported ``claimed`` (nothing called, nothing counted as done here); if that process
+    rejected it, it is reported failed with that run's reason (not paid for again); if the
+    holder vanished without output, this batch claims and calls it.
 
     Workers pull gen ids from a queue, so memory stays flat however many generations the
     batch holds. Results keep the input order.
@@ -261,14 +280,28 @@ async def run_raw_batch(
     llm = _SlotLimitedProvider(llm, slots, (_stage_rank(stage), slots.next_batch_number()))
     ctx = deferred_context(ctx)
     group = GroupCommit(ctx.layer.flush)
+    claims = ClaimStore(ctx.layer.data_root, run_id) if claim else None
+    held_elsewhere: dict[int, Lease] = {}
+    set_aside: list[tuple[float, int]] = []  # (look again at, index), a heap
+    loop = asyncio.get_running_loop()
 
-    async def one(gen_id: str) -> GenerationStatus:
+    async def one(index: int) -> GenerationStatus | None:
+        """The generation's status, or ``None`` while another process holds its claim."""
+        gen_id = gen_ids[index]
         if stop_requested():
             return GenerationStatus(gen_id=gen_id, status="skipped", reason="stopped")
+        waited_for = held_elsewhere.get(index)
+        if waited_for is not None:
+            rejected = _rejected_by(ctx, stage, gen_id, waited_for)
+            if rejected is not None:
+                return rejected
         prompt = prompts.get(gen_id) if prompts else None
         try:
             outcome = await run_raw_phase(ctx, stage, gen_id, settings, llm, run_id=run_id, prompt=prompt,
-                                          commit=group.commit)
+                                          commit=group.commit, claims=claims)
+        except ClaimHeld as exc:
+            held_elsewhere[index] = exc.lease
+            return None
         except CallStopped:
             return GenerationStatus(gen_id=gen_id, status="skipped", reason="stopped")
         except GenerationFailure as exc:
@@ -281,29 +314,63 @@ async def run_raw_batch(
             return status
         except (ValueError, FileNotFoundError) as exc:
             return _failed(gen_id, exc)
+        if outcome.reused and waited_for is not None:
+            return GenerationStatus(gen_id=gen_id, status="claimed", reason=CLAIMED_REASON,
+                                    error=f"produced by {waited_for.describe()}", metadata=outcome.metadata)
         return _raw_status(gen_id, outcome.metadata, outcome.reused, outcome.called_model)
 
+    async def next_index() -> int | None:
+        try:
+            return queue.get_nowait()
+        except asyncio.QueueEmpty:
+            pass
+        if not set_aside:
+            return None
+        due, index = heapq.heappop(set_aside)
+        if due > loop.time():
+            await asyncio.sleep(due - loop.time())
+        return index
+
     async def worker() -> None:
-        while True:
-            try:
-                index = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return
-            status = await one(gen_ids[index])
+        while (index := await next_index()) is not None:
+            status = await one(index)
+            if status is None:
+                heapq.heappush(set_aside, (loop.time() + CLAIM_POLL_S, index))
+                continue
             results[index] = _notify(progress, status, stage, "raw")
 
     # Twice as many workers as call slots: while one worker handles a finished response (files,
     # metadata), another has its next request prepared and waiting for the freed slot, so the
     # provider sees ``concurrency`` calls in flight without gaps; the slots cap calls in flight.
     workers = [asyncio.create_task(worker()) for _ in range(max(1, min(2 * concurrency, len(gen_ids))))]
+    keeper = ClaimKeeper(claims) if claims is not None else contextlib.nullcontext()
     try:
-        await asyncio.gather(*workers)
+        with keeper:
+            await asyncio.gather(*workers)
     finally:
         for task in workers:
             task.cancel()
     report.statuses = [s for s in results if s is not None]
     report.wall_s = time.perf_counter() - clock
     return report
+
+
+def _rejected_by(ctx: StageContext, stage: Stage, gen_id: str, lease: Lease) -> GenerationStatus | None:
+    """A failed status when the run that held the claim persisted a rejected output (truncated,
+    too short...): calling again would pay for the same answer; ``None`` otherwise."""
+    path = ctx.layer.raw_metadata_path(stage, gen_id)
+    if not lease.run_id or not path.is_file():
+        return None
+    try:
+        meta = ctx.layer.read_raw_metadata(stage, gen_id)
+    except ValueError:
+        return None
+    if meta.get("run_id") != lease.run_id or not meta.get(FAILED_FLAG):
+        return None
+    reason = str(meta.get("failure_reason") or "failed")
+    return GenerationStatus(gen_id=gen_id, status="failed", reason=reason, metadata=meta,
+                            error=f"rejected ({reason}) by {lease.describe()}, which held its claim: "
+                            f"{meta.get('error') or reason}")
 
 
 class GroupCommit:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..data_layer import GenerationMetadata, GensDataLayer, resolve_generation_metadata
+from ..data_layer.claims import ClaimStore
 from ..data_layer.gens_data_layer import FAILED_FLAG
 from ..errors import BudgetExceeded, CatalogError, ConfigError, GenerationFailure, ProviderError
 from ..llm.base import GenerationRequest, GenerationResult, LLMProvider
@@ -144,19 +145,53 @@ async def run_raw_phase(
     run_id: str = "",
     prompt: str | None = None,
     commit: Callable[[], Awaitable[None]] | None = None,
+    claims: ClaimStore | None = None,
 ) -> RawOutcome:
     """Produce ``raw.txt`` for one generation, reusing it when the data layer says so.
 
     ``prompt`` may be passed when the caller already holds it (saves a read). ``commit``
     makes the persisted files durable when ``ctx.layer`` defers its fsyncs (a batch's group
-    commit); the outcome is returned only after it.
+    commit); the outcome is returned only after it. With ``claims``, the generation is claimed
+    before anything is called or written and released once the output is durable, so no other
+    process pays for it meanwhile.
     Raises :class:`GenerationFailure` (after persisting) on truncation, too few lines, a
-    provider error or a spent budget.
+    provider error or a spent budget; :class:`~..data_layer.claims.ClaimHeld` (nothing called)
+    when another live process holds the generation's claim.
     """
-    layer = ctx.layer
     if raw_reusable(ctx, stage, gen_id, settings, served_by=llm.served_by):
-        return _reused_outcome(layer, stage, gen_id)
+        return _reused_outcome(ctx.layer, stage, gen_id)
+    if claims is None:
+        return await _produce_raw(ctx, stage, gen_id, settings, llm, run_id, prompt, commit)
+    lease = await _claim_call(claims, claims.acquire, stage, gen_id)
+    try:
+        # Another process may have finished it between our check and our claim.
+        if raw_reusable(ctx, stage, gen_id, settings, served_by=llm.served_by):
+            return _reused_outcome(ctx.layer, stage, gen_id)
+        return await _produce_raw(ctx, stage, gen_id, settings, llm, run_id, prompt, commit)
+    finally:
+        await _claim_call(claims, claims.release, lease)
 
+
+async def _claim_call(claims: ClaimStore, function: Callable[..., Any], *args: Any) -> Any:
+    """Claims on object stores are HTTP requests: keep them off the event loop there (local
+    ones are a few file operations, cheaper than a thread hop)."""
+    if claims.is_local:
+        return function(*args)
+    return await asyncio.to_thread(function, *args)
+
+
+async def _produce_raw(
+    ctx: StageContext,
+    stage: Stage,
+    gen_id: str,
+    settings: StageSettings,
+    llm: LLMProvider,
+    run_id: str,
+    prompt: str | None,
+    commit: Callable[[], Awaitable[None]] | None,
+) -> RawOutcome:
+    """The raw phase proper (call or copy, persist, validate), once reuse is ruled out."""
+    layer = ctx.layer
     started_at = utc_now()
     try:
         metadata = resolve_generation_metadata(layer, stage, gen_id)
