@@ -46,6 +46,8 @@ class ModelInfo:
     """USD per million completion tokens."""
     requests_per_minute: float | None = None
     """Per-model request-rate limit (``None``: provider default or unlimited)."""
+    tokens_per_minute: float | None = None
+    """Per-model token quota, prompt and completion tokens together (``None``: unlimited)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Any further columns, kept verbatim."""
     line: int | None = None

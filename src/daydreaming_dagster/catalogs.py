@@ -10,7 +10,8 @@ Files read here::
     1_raw/<stage>_templates.csv       template_id,template_name,description,parser,generator[,active]
     1_raw/templates/<stage>/<id>.txt  Jinja2 template text
     1_raw/llm_models.csv              id,model,provider,display_name,specialization
-                                      [,input_price_per_mtok,output_price_per_mtok,requests_per_minute]
+                                      [,input_price_per_mtok,output_price_per_mtok,requests_per_minute,
+                                       tokens_per_minute]
     1_raw/concepts_metadata.csv       concept_id,name[,...]
     1_raw/concepts/descriptions-<level>/<concept_id>.txt
 
@@ -55,7 +56,7 @@ GENERATORS: tuple[str, ...] = ("llm", "copy")
 _TRUE = {"", "1", "true", "yes", "y", "on"}
 _FALSE = {"0", "false", "no", "n", "off"}
 _MODEL_COLUMNS = ("id", "model", "provider", "display_name", "specialization")
-_MODEL_NUMBERS = ("input_price_per_mtok", "output_price_per_mtok", "requests_per_minute")
+_MODEL_NUMBERS = ("input_price_per_mtok", "output_price_per_mtok", "requests_per_minute", "tokens_per_minute")
 
 
 @dataclass(frozen=True)
@@ -238,6 +239,7 @@ def load_models(data_root: str | os.PathLike[str] | Path) -> dict[str, ModelInfo
             input_price_per_mtok=_parse_float(path, row, "input_price_per_mtok"),
             output_price_per_mtok=_parse_float(path, row, "output_price_per_mtok"),
             requests_per_minute=_parse_float(path, row, "requests_per_minute"),
+            tokens_per_minute=_parse_float(path, row, "tokens_per_minute"),
             extra={c: row.get(c) for c in header if c and c not in known},
             line=row.line,
         )

@@ -125,8 +125,14 @@ class LLMResource(ConfigurableResource):
         subclass with its own client, as tests use, routes its models itself)."""
         return type(self).client is LLMResource.client
 
-    def client(self, models: Mapping[str, ModelInfo]) -> LLMProvider:
-        """A provider routing each model to its backend; build one per run (it binds an event loop)."""
+    def client(self, models: Mapping[str, ModelInfo], data_root: str | os.PathLike[str] | None = None) -> LLMProvider:
+        """A provider routing each model to its backend; build one per run (it binds an event loop).
+
+        With ``data_root``, per-model quotas are shared with every process using that root
+        (:func:`~.llm.quotas.quota_store_for`: files beside it, or Redis when
+        ``$DAYDREAMING_QUOTA_REDIS_URL`` is set)."""
+        from .llm.quotas import quota_store_for
         from .llm.router import build_llm_client
 
-        return build_llm_client(models, self.llm_config(), scope=self.call_scope())
+        quotas = quota_store_for(data_root) if data_root is not None else None
+        return build_llm_client(models, self.llm_config(), scope=self.call_scope(), quotas=quotas)

@@ -27,7 +27,7 @@ class ScriptedLLMResource(LLMResource):
 
     provider_key: str = "default"
 
-    def client(self, models):  # type: ignore[override]
+    def client(self, models, data_root=None):  # type: ignore[override]
         return _PROVIDERS[self.provider_key]
 
 

@@ -25,7 +25,7 @@ _PROVIDER: dict[str, ScriptedProvider] = {}
 
 
 class _ScriptedLLM(LLMResource):
-    def client(self, models):  # type: ignore[override]
+    def client(self, models, data_root=None):  # type: ignore[override]
         return _PROVIDER["p"]
 
 

@@ -256,7 +256,7 @@ def _run_raw(
     import asyncio
 
     async def run() -> BatchReport:
-        client = llm.client(ctx.models())
+        client = llm.client(ctx.models(), data_root=ctx.data_root)
         try:
             return await run_raw_batch(
                 ctx, stage, keys, stage_settings.for_stage(stage), client,

@@ -6,7 +6,8 @@ server all speak this protocol; only the base URL and the key differ.
 Retries are ours, not the SDK's (``max_retries=0``): tenacity retries 408/409/429/5xx,
 timeouts and connection errors with exponential backoff and jitter, honouring ``Retry-After``
 (capped); other 4xx fail at once with an error that says what to fix. Each *attempt* takes a
-concurrency slot and a rate-limit token from :class:`~.limits.RequestLimits`, so backoff sleeps
+concurrency slot, a rate-limit token and its estimated tokens of the model's token quota from
+:class:`~.limits.RequestLimits` (corrected by the usage the answer reports), so backoff sleeps
 free the slot for others. The budget is checked once, right before the first attempt is sent.
 
 The SDK's HTTP client belongs to the event loop it was first used in, so one client is made
@@ -302,10 +303,17 @@ class OpenAICompatibleProvider(LLMProvider):
         )
 
     async def _attempt(self, request: GenerationRequest, *, first: bool) -> Any:
-        if self.limits is None:
+        limits = self.limits
+        if limits is None:
             return await self._send(request, first=first)
-        async with self.limits.slot(request.model_id):
-            return await self._send(request, first=first)
+        tokens = (limits.estimate_tokens(request.model_id, request.prompt, request.max_tokens)
+                  if limits.tokens_per_minute(request.model_id) else 0)
+        async with limits.slot(request.model_id, tokens=tokens) as ticket:
+            response = await self._send(request, first=first)
+            usage = getattr(response, "usage", None)
+            ticket.settle(getattr(usage, "total_tokens", None))
+            limits.record_completion(request.model_id, getattr(usage, "completion_tokens", None))
+            return response
 
     async def _send(self, request: GenerationRequest, *, first: bool) -> Any:
         # Checked after waiting for a slot and a rate-limit token: after a stop request (Ctrl-C)

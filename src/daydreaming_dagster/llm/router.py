@@ -15,7 +15,8 @@ provider answers, one WARNING per route says so, and results carry ``provider="o
 once the real route exists.
 
 The router also owns the shared :class:`~.limits.RequestLimits` (global concurrency cap and
-per-model requests per minute) and the :class:`~.budget.CostLedger` (``max_cost``), or takes
+per-model requests and tokens per minute, scheduled in a :class:`~.quotas.QuotaStore` that
+processes sharing a data root share) and the :class:`~.budget.CostLedger` (``max_cost``), or takes
 them from a :class:`~.scope.CallScope` when several runs of one invocation overlap.
 """
 
@@ -34,6 +35,7 @@ from .base import GenerationRequest, GenerationResult, LLMProvider
 from .budget import CostLedger
 from .limits import RequestLimits
 from .offline import OfflineProvider
+from .quotas import QuotaStore
 from .routes import (
     API_KEY_ENV,
     BASE_URL_ENV,
@@ -82,6 +84,7 @@ class RoutingProvider(LLMProvider):
         config: LLMConfig,
         environ: Mapping[str, str],
         scope: CallScope | None = None,
+        quotas: QuotaStore | None = None,
     ) -> None:
         self.models = dict(models)
         self.config = config
@@ -89,11 +92,11 @@ class RoutingProvider(LLMProvider):
         self._override = config.base_url_override or self._environ.get(BASE_URL_ENV) or None
         if scope is None:
             self.ledger = CostLedger(config.max_cost)
-            self.limits = RequestLimits(config.max_concurrency, self._rpm_for)
+            self.limits = RequestLimits(config.max_concurrency, self._rpm_for, tpm_for=self._tpm_for, store=quotas)
         else:  # clients of overlapping runs share one budget and one schedule per model;
             # the scope's call slots (taken by the raw batches, by priority) are the cap.
             self.ledger = scope.ledger
-            self.limits = scope.limits(lambda: RequestLimits(None, self._rpm_for))
+            self.limits = scope.limits(lambda: RequestLimits(None, self._rpm_for, tpm_for=self._tpm_for, store=quotas))
         self._offline = OfflineProvider()
         self._providers: dict[str, LLMProvider] = {}
         self._routes: dict[str, RoutePlan] = {}
@@ -118,6 +121,16 @@ class RoutingProvider(LLMProvider):
             if endpoint is not None and endpoint.requests_per_minute:
                 return endpoint.requests_per_minute
         return cfg.default_requests_per_minute
+
+    def _tpm_for(self, model_id: str) -> float | None:
+        cfg = self.config
+        if model_id in cfg.model_tokens_per_minute:
+            return cfg.model_tokens_per_minute[model_id]
+        info = self.models.get(model_id)
+        # As for rates: the catalog's quotas describe the real provider, not an override endpoint.
+        if info is not None and info.tokens_per_minute and not self._override:
+            return info.tokens_per_minute
+        return cfg.default_tokens_per_minute
 
     def _prices(self) -> dict[str, tuple[float | None, float | None]]:
         return {
@@ -220,6 +233,7 @@ def build_llm_client(
     *,
     environ: Mapping[str, str] | None = None,
     scope: CallScope | None = None,
+    quotas: QuotaStore | None = None,
 ) -> RoutingProvider:
     """The model client for a run: routes by catalog provider, with limits and a budget.
 
@@ -230,10 +244,12 @@ def build_llm_client(
             read once, now).
         scope: share the budget and rate limits of this :class:`~.scope.CallScope` (runs of
             one invocation overlapping in this process) instead of owning them.
+        quotas: where the per-model request and token quotas are scheduled (default: this
+            process's memory; :func:`~.quotas.quota_store_for` shares them across processes).
 
     Returns:
         A :class:`RoutingProvider`; ``.ledger.summary()`` gives costs per stage and in total.
     """
     return RoutingProvider(
-        models, config or LLMConfig.from_env(environ), os.environ if environ is None else environ, scope
+        models, config or LLMConfig.from_env(environ), os.environ if environ is None else environ, scope, quotas
     )

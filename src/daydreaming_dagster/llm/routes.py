@@ -107,6 +107,12 @@ class LLMConfig(BaseModel):
     model_requests_per_minute: dict[str, float] = Field(
         default_factory=dict, description="Model id -> rate (wins over the catalog's column)."
     )
+    default_tokens_per_minute: float | None = Field(
+        default=None, gt=0, description="Per-model token quota when nothing more specific is set."
+    )
+    model_tokens_per_minute: dict[str, float] = Field(
+        default_factory=dict, description="Model id -> token quota (wins over the catalog's column)."
+    )
     timeout_s: float = Field(default=300.0, gt=0, description="Per-attempt timeout.")
     max_attempts: int = Field(default=6, ge=1, description="Attempts per call, first included.")
     backoff_initial_s: float = Field(default=1.0, ge=0)
@@ -135,13 +141,14 @@ class LLMConfig(BaseModel):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> LLMConfig:
-        """Settings from ``DAYDREAMING_LLM_*`` variables (``CONCURRENCY``, ``RPM``, ``TIMEOUT``,
+        """Settings from ``DAYDREAMING_LLM_*`` variables (``CONCURRENCY``, ``RPM``, ``TPM``, ``TIMEOUT``,
         ``MAX_ATTEMPTS``, ``MAX_COST``), ``DAYDREAMING_OPENROUTER_BASE_URL`` and
         ``DAYDREAMING_OFFLINE``, then ``overrides``. A malformed value is a ConfigError."""
         env = os.environ if environ is None else environ
         names = {
             "DAYDREAMING_LLM_CONCURRENCY": ("max_concurrency", int),
             "DAYDREAMING_LLM_RPM": ("default_requests_per_minute", float),
+            "DAYDREAMING_LLM_TPM": ("default_tokens_per_minute", float),
             "DAYDREAMING_LLM_TIMEOUT": ("timeout_s", float),
             "DAYDREAMING_LLM_MAX_ATTEMPTS": ("max_attempts", int),
             "DAYDREAMING_LLM_MAX_COST": ("max_cost", float),
