@@ -9,7 +9,7 @@ import signal
 
 import click
 
-from ..llm.mock_server import MockConfig, config_dict, serve
+from ..llm.mock_server import MockConfig, ModelQuota, config_dict, serve
 
 
 def _validate_rate(ctx: click.Context, param: click.Parameter, value: float) -> float:
@@ -33,6 +33,26 @@ def _validate_rate(ctx: click.Context, param: click.Parameter, value: float) -> 
     show_default=True,
     help="Seconds each completion sleeps before answering.",
 )
+@click.option(
+    "--latency-dist",
+    type=click.Choice(["fixed", "lognormal"]),
+    default="fixed",
+    show_default=True,
+    help="fixed: every completion takes --latency; lognormal: drawn per request (seeded) with "
+    "--latency-median and --latency-p99, heavy-tailed like long generations of real providers.",
+)
+@click.option("--latency-median", type=click.FloatRange(min=0, min_open=True), default=2.0, show_default=True,
+              help="Median seconds of the lognormal latency.")
+@click.option("--latency-p99", type=click.FloatRange(min=0, min_open=True), default=20.0, show_default=True,
+              help="99th percentile seconds of the lognormal latency (>= the median).")
+@click.option("--rpm", type=click.IntRange(min=1), default=None,
+              help="Requests per sliding minute per model; more get 429 with Retry-After.")
+@click.option("--tpm", type=click.IntRange(min=1), default=None,
+              help="Tokens (prompt + completion) per sliding minute per model; more get 429.")
+@click.option("--model-quota", "model_quotas", multiple=True, metavar="MODEL=RPM[:TPM]",
+              help="A quota for one model (repeatable), e.g. mock/model=120:40000 or mock/model=:40000.")
+@click.option("--request-log", type=click.Path(dir_okay=False), default=None,
+              help="Append one JSON line per completion request (model, stage, status, latency_s).")
 @click.option(
     "--error-rate",
     type=float,
@@ -78,6 +98,13 @@ def _validate_rate(ctx: click.Context, param: click.Parameter, value: float) -> 
 def mock_llm(
     port: int,
     latency: float,
+    latency_dist: str,
+    latency_median: float,
+    latency_p99: float,
+    rpm: int | None,
+    tpm: int | None,
+    model_quotas: tuple[str, ...],
+    request_log: str | None,
     error_rate: float,
     rate_limit: int | None,
     truncate_rate: float,
@@ -92,8 +119,22 @@ def mock_llm(
     counts, POST /reset clears them, POST /script queues scripted responses. Point the
     pipeline at it with DAYDREAMING_LLM_BASE_URL=http://127.0.0.1:PORT/v1.
     """
+    try:
+        quotas = tuple(ModelQuota.parse(text) for text in model_quotas)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--model-quota") from None
+    if latency_dist == "lognormal" and latency_p99 < latency_median:
+        raise click.BadParameter(f"must be >= --latency-median ({latency_median:g}), got {latency_p99:g}",
+                                 param_hint="--latency-p99")
     config = MockConfig(
         latency_s=latency,
+        latency_dist=latency_dist,  # type: ignore[arg-type]
+        latency_median_s=latency_median,
+        latency_p99_s=latency_p99,
+        requests_per_minute=rpm,
+        tokens_per_minute=tpm,
+        model_quotas=quotas,
+        request_log=request_log,
         error_rate=error_rate,
         rate_limit_per_s=rate_limit,
         truncate_rate=truncate_rate,

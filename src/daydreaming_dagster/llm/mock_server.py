@@ -8,11 +8,19 @@ Endpoints:
 - ``POST /v1/chat/completions`` and ``POST /api/v1/chat/completions`` (OpenRouter-style):
   answers with :func:`~.offline.synthetic_completion` text, usage and an OpenRouter-style
   ``usage.cost``; ``finish_reason`` ``length`` with cut text at the truncate rate or when the
-  text exceeds ``max_tokens``; 429 with ``Retry-After`` over the rate limit or (with 500) at
+  text exceeds ``max_tokens``; 429 with ``Retry-After`` over the rate limit, over a model's
+  requests- or tokens-per-minute quota (a sliding 60 s window, per model), or (with 500) at
   the error rate; a model whose name contains ``reasoning`` also gets reasoning text
   (``message.reasoning`` on the OpenRouter path, ``message.reasoning_content`` on ``/v1``).
 - ``GET /v1/models`` (and ``/api/v1/models``), ``GET /stats`` (call counts, max in flight,
-  arrival times), ``POST /reset``, ``POST /script`` (a JSON list of scripted responses).
+  arrival times, each answer's latency and their sum), ``POST /reset``, ``POST /script`` (a
+  JSON list of scripted responses).
+
+**Latency**: fixed (``latency_s``) or drawn per request from a log-normal distribution with a
+given median and 99th percentile (``latency_dist="lognormal"``), as long generations of real
+providers are heavy-tailed. Draws are seeded and made in arrival order, so a run of the same
+requests sees the same latencies. Every answered request's latency is in ``/stats`` and, with
+``request_log``, appended as one JSON line to that file.
 
 **Stage** of a request: the ``X-Daydream-Stage`` header, which the project's provider sends,
 wins. Without it the prompt decides: a prompt mentioning ``SCORE``/``score`` is an
@@ -33,13 +41,14 @@ import asyncio
 import collections
 import contextlib
 import json
+import math
 import random
 import re
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from .offline import count_tokens, synthetic_completion, truncate_to_tokens
 
@@ -64,6 +73,29 @@ _REASONS = {
     504: "Gateway Timeout",
 }
 _SCORE = re.compile(r"score", re.IGNORECASE)
+_Z_99 = 2.3263478740408408  # the standard normal's 99th percentile
+QUOTA_WINDOW_S = 60.0
+
+
+@dataclass(frozen=True)
+class ModelQuota:
+    """A model's quota: requests and tokens (prompt + completion) per sliding minute."""
+
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> tuple[str, ModelQuota]:
+        """``MODEL=RPM[:TPM]`` (either may be empty), e.g. ``mock/model=120:40000``."""
+        model, sep, limits = text.partition("=")
+        rpm, _, tpm = limits.partition(":")
+        try:
+            quota = cls(int(rpm) if rpm.strip() else None, int(tpm) if tpm.strip() else None)
+        except ValueError:
+            quota = None
+        if not sep or not model.strip() or quota is None or quota == cls():
+            raise ValueError(f"model quota {text!r} is not MODEL=RPM[:TPM], e.g. mock/model=120:40000")
+        return model.strip(), quota
 
 
 @dataclass(frozen=True)
@@ -71,7 +103,22 @@ class MockConfig:
     """Behaviour of the mock server."""
 
     latency_s: float = 0.0
-    """Seconds each successful completion sleeps before answering."""
+    """Seconds each successful completion sleeps before answering (``latency_dist="fixed"``)."""
+    latency_dist: Literal["fixed", "lognormal"] = "fixed"
+    """``lognormal``: each completion's latency is drawn with ``latency_median_s`` and
+    ``latency_p99_s`` (seeded by ``seed``)."""
+    latency_median_s: float = 2.0
+    """Median latency of the log-normal distribution."""
+    latency_p99_s: float = 20.0
+    """99th percentile of the log-normal distribution (>= the median)."""
+    requests_per_minute: int | None = None
+    """Every model's request quota per sliding minute (``model_quotas`` overrides per model)."""
+    tokens_per_minute: int | None = None
+    """Every model's token quota (prompt + completion) per sliding minute."""
+    model_quotas: tuple[tuple[str, ModelQuota], ...] = ()
+    """Per-model quotas, by model name as requested (``mock/model``)."""
+    request_log: str | None = None
+    """A file to append one JSON line per completion request to (model, stage, status, latency)."""
     error_rate: float = 0.0
     """Probability a request fails at random, half with 429 (and Retry-After), half with 500."""
     rate_limit_per_s: int | None = None
@@ -92,6 +139,20 @@ class MockConfig:
     """When set, other model names get 404."""
     api_key: str | None = None
     """When set, requests whose bearer token differs get 401."""
+
+    def __post_init__(self) -> None:
+        if self.latency_dist not in ("fixed", "lognormal"):
+            raise ValueError(f"latency_dist must be 'fixed' or 'lognormal', got {self.latency_dist!r}")
+        if self.latency_dist == "lognormal" and not 0 < self.latency_median_s <= self.latency_p99_s:
+            raise ValueError(f"lognormal latency needs 0 < median ({self.latency_median_s}) <= p99 "
+                             f"({self.latency_p99_s})")
+
+    def quota_for(self, model: str) -> ModelQuota:
+        """The quota of ``model``: its own entry, else the server-wide one."""
+        for name, quota in self.model_quotas:
+            if name == model:
+                return quota
+        return ModelQuota(self.requests_per_minute, self.tokens_per_minute)
 
 
 @dataclass(frozen=True)
@@ -133,6 +194,13 @@ class _Stats:
     requests: collections.deque[dict[str, Any]] = field(
         default_factory=lambda: collections.deque(maxlen=_MAX_REQUEST_LOG)
     )
+    latency_sum_s: float = 0.0
+    """Sum of the latencies of answered completions (200s), the provider's share of the work."""
+    latencies: collections.deque[float] = field(
+        default_factory=lambda: collections.deque(maxlen=_MAX_ARRIVALS)
+    )
+    quota_rejections: collections.Counter[str] = field(default_factory=collections.Counter)
+    """429s sent because a model's per-minute quota was spent, by model."""
 
 
 def infer_stage(prompt: str, header: str | None = None) -> str:
@@ -171,11 +239,13 @@ class MockLLMApp:
         self.config = config or MockConfig()
         self._lock = threading.Lock()
         self._rng = random.Random(self.config.seed)
+        self._latency_rng = random.Random(f"latency-{self.config.seed}")
         self._stats = _Stats()
         self._script: collections.deque[ScriptedResponse] = collections.deque()
         self._window_start = 0.0
         self._window_count = 0
         self._counter = 0
+        self._quota_use: dict[str, collections.deque[tuple[float, int]]] = {}
 
     # -- control ---------------------------------------------------------------------------
 
@@ -192,11 +262,15 @@ class MockLLMApp:
             self._script.clear()
             self._window_start, self._window_count = 0.0, 0
             self._rng = random.Random(self.config.seed)
+            self._latency_rng = random.Random(f"latency-{self.config.seed}")
+            self._quota_use.clear()
 
     def stats(self) -> dict[str, Any]:
         """Counts so far: ``total``, ``by_model``, ``by_status``, ``by_path``, ``in_flight``,
-        ``max_in_flight``, ``arrivals`` (``time.monotonic()`` of each completion request) and
-        ``requests`` (the last requests' model, stage, max_tokens, temperature, status)."""
+        ``max_in_flight``, ``arrivals`` (``time.monotonic()`` of each completion request),
+        ``requests`` (the last requests' model, stage, max_tokens, temperature, status,
+        latency), ``latencies`` and ``latency_sum_s`` (of answered completions) and
+        ``quota_rejections`` (429s for a spent per-minute quota, by model)."""
         with self._lock:
             s = self._stats
             return {
@@ -209,6 +283,9 @@ class MockLLMApp:
                 "scripted_pending": len(self._script),
                 "arrivals": list(s.arrivals),
                 "requests": list(s.requests),
+                "latency_sum_s": round(s.latency_sum_s, 6),
+                "latencies": list(s.latencies),
+                "quota_rejections": dict(s.quota_rejections),
             }
 
     # -- dispatch ----------------------------------------------------------------------------
@@ -270,9 +347,11 @@ class MockLLMApp:
             scripted = self._script.popleft() if self._script else None
             limited = self._over_rate_limit(now) if scripted is None else None
             draw_error, draw_kind, draw_trunc = (self._rng.random() for _ in range(3))
+            latency = self._draw_latency()
             self._counter += 1
             number = self._counter
         status = 500  # stays so if answering raises
+        slept = [0.0]
         try:
             status, extra, answer = await self._answer(
                 path,
@@ -286,23 +365,70 @@ class MockLLMApp:
                 limited,
                 (draw_error, draw_kind, draw_trunc),
                 number,
+                latency,
+                slept,
             )
             return status, extra, answer
         finally:
+            entry = {
+                "model": model,
+                "stage": stage,
+                "max_tokens": max_tokens,
+                "temperature": payload.get("temperature"),
+                "status": status,
+                "path": path,
+                "at": now,
+                "latency_s": round(slept[0], 6),
+            }
             with self._lock:
                 self._stats.in_flight -= 1
                 self._stats.by_status[str(status)] += 1
-                self._stats.requests.append(
-                    {
-                        "model": model,
-                        "stage": stage,
-                        "max_tokens": max_tokens,
-                        "temperature": payload.get("temperature"),
-                        "status": status,
-                        "path": path,
-                        "at": now,
-                    }
-                )
+                self._stats.requests.append(entry)
+                if status == 200:
+                    self._stats.latency_sum_s += slept[0]
+                    self._stats.latencies.append(round(slept[0], 6))
+                if self.config.request_log:
+                    with open(self.config.request_log, "a", encoding="utf-8") as log:
+                        log.write(json.dumps(entry) + "\n")
+
+    def _draw_latency(self) -> float:
+        """This request's latency (lock held): fixed, or a seeded log-normal draw whose median
+        and 99th percentile are the configured ones."""
+        cfg = self.config
+        if cfg.latency_dist == "fixed":
+            return cfg.latency_s
+        mu = math.log(cfg.latency_median_s)
+        sigma = (math.log(cfg.latency_p99_s) - mu) / _Z_99
+        return math.exp(self._latency_rng.gauss(mu, sigma))
+
+    def _over_quota(self, model: str, tokens: int, now: float) -> float | None:
+        """Seconds until ``model``'s sliding-minute quota admits this request (``None``: admitted
+        now, and counted)."""
+        quota = self.config.quota_for(model)
+        if quota.requests_per_minute is None and quota.tokens_per_minute is None:
+            return None
+        with self._lock:
+            used = self._quota_use.setdefault(model, collections.deque())
+            while used and used[0][0] <= now - QUOTA_WINDOW_S:
+                used.popleft()
+            over_requests = quota.requests_per_minute is not None and len(used) >= quota.requests_per_minute
+            spent = sum(t for _, t in used)
+            over_tokens = quota.tokens_per_minute is not None and spent + tokens > quota.tokens_per_minute
+            if not (over_requests or over_tokens):
+                used.append((now, tokens))
+                return None
+            self._stats.quota_rejections[model] += 1
+            if over_requests and quota.requests_per_minute:
+                free_at = used[len(used) - quota.requests_per_minute][0] + QUOTA_WINDOW_S
+            else:  # wait until enough old tokens have left the window
+                budget = quota.tokens_per_minute or 0
+                free_at = now + QUOTA_WINDOW_S
+                for at, old_tokens in used:
+                    spent -= old_tokens
+                    if spent + tokens <= budget:
+                        free_at = at + QUOTA_WINDOW_S
+                        break
+            return max(0.01, free_at - now)
 
     def _over_rate_limit(self, now: float) -> float | None:
         """Seconds until the window reopens when this request is over the limit (lock held)."""
@@ -329,6 +455,8 @@ class MockLLMApp:
         limited: float | None,
         draws: tuple[float, float, float],
         number: int,
+        drawn_latency: float = 0.0,
+        slept: list[float] | None = None,
     ) -> tuple[int, dict[str, str], dict[str, Any]]:
         cfg = self.config
         if cfg.api_key is not None and headers.get("authorization") != f"Bearer {cfg.api_key}":
@@ -361,10 +489,8 @@ class MockLLMApp:
                 )
             return 500, {}, _error_body(500, "random server error")
         latency = (
-            scripted.latency_s if scripted and scripted.latency_s is not None else cfg.latency_s
+            scripted.latency_s if scripted and scripted.latency_s is not None else drawn_latency
         )
-        if latency > 0:
-            await asyncio.sleep(latency)
         try:
             replicate = int(headers.get("x-daydream-replicate", "1"))
         except ValueError:
@@ -381,6 +507,13 @@ class MockLLMApp:
         if isinstance(max_tokens, int) and count_tokens(text) > max_tokens:
             text, finish_reason = truncate_to_tokens(text, max_tokens), "length"
         prompt_tokens, completion_tokens = count_tokens(prompt), count_tokens(text)
+        wait = self._over_quota(model, prompt_tokens + completion_tokens, time.monotonic())
+        if wait is not None:
+            return 429, {"Retry-After": f"{wait:.3f}"}, _error_body(429, f"quota of model '{model}' exceeded")
+        if latency > 0:
+            await asyncio.sleep(latency)
+            if slept is not None:
+                slept[0] = latency
         message: dict[str, Any] = {"role": "assistant", "content": text}
         reasoning = scripted.reasoning if scripted else None
         if reasoning is None and "reasoning" in model:
