@@ -31,11 +31,13 @@ def mock_stats(url: str) -> dict:
         return json.loads(response.read())
 
 
-def start_mock(latency: float) -> tuple[subprocess.Popen, str]:
-    """Start ``daydream mock-llm`` in its own process; return it and its base URL once it answers."""
+def start_mock(latency: float, *extra: str) -> tuple[subprocess.Popen, str]:
+    """Start ``daydream mock-llm`` in its own process (``extra``: more of its options, e.g. a
+    latency distribution or quotas); return it and its base URL once it answers."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "daydreaming_dagster", "mock-llm", "--port", str(port), "--latency", str(latency)],
+        [sys.executable, "-m", "daydreaming_dagster", "mock-llm", "--port", str(port), "--latency", str(latency),
+         *extra],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"

@@ -2,14 +2,16 @@
 
 Starts ``daydream mock-llm`` in its own process, writes a temporary data root with N drafts
 (one essay each, two evaluations each), runs every stage through Dagster exactly as
-``daydream run`` does (the cohort in chunks, one run per chunk and stage over its key range,
-the chunks overlapping when calls are slow), and prints:
+``daydream run`` does (one run per stage over its key range, the runs overlapping with no
+stage barrier when calls are slow: a generation starts as soon as its parent is parsed; or,
+with ``--chunks N``, the cohort in N chunks whose stage runs overlap), and prints:
 
     wall_s       wall time of the three stage runs (cohort build excluded, reported apart)
     calls        model calls the mock server answered
     cpu_s        CPU seconds (user + system) the pipeline's process spent in those runs
     calls_per_s  calls / wall_s
-    ideal_s      calls / concurrency * latency (a provider-bound lower bound)
+    ideal_s      the provider bound: the sum of the answered calls' latencies (as the mock server
+                 logged them) / concurrency, a lower bound on wall_s
     ratio        ideal_s / wall_s (1.0 = bounded by the provider only)
     chunks, runs how the cohort was split and how many Dagster runs that cost
 
@@ -18,7 +20,11 @@ The Dagster instance matters: every partition of a range run writes a materialis
 127.0.0.1:5432) uses a throwaway database and batched event writes, as a team deployment
 would; ``--instance sqlite`` uses the embedded default of a laptop (slower per generation).
 
+Latencies are fixed (``--latency``) or heavy-tailed like long generations of real providers
+(``--latency-dist lognormal --latency-median 2 --latency-p99 20``, seeded by ``--seed``).
+
 Usage: uv run python benchmarks/throughput.py [--drafts 256] [--latency 2] [--concurrency 64]
+       [--latency-dist fixed|lognormal] [--latency-median S] [--latency-p99 S] [--seed N]
        [--chunks N] [--instance postgres|sqlite] [--json]
 """
 
@@ -89,13 +95,14 @@ def _instance_yaml(instance: str, database: str) -> str:
 
 
 def run_benchmark(
-    drafts: int, latency: float, concurrency: int, instance_kind: str = "sqlite", chunks: int | None = None
+    drafts: int, latency: float, concurrency: int, instance_kind: str = "sqlite", chunks: int | None = None,
+    latency_args: tuple[str, ...] = (),
 ) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="daydream-bench-"))
     database = f"daydream_bench_{os.getpid()}"
     if instance_kind == "postgres":
         _pg_database("CREATE", database)
-    proc, url = start_mock(latency)
+    proc, url = start_mock(latency, *latency_args)
     try:
         home = workdir / "dagster_home"
         home.mkdir()
@@ -111,7 +118,6 @@ def run_benchmark(
         from daydreaming_dagster.llm.openai_compatible import warm_up
         from daydreaming_dagster.llm.scope import close_call_scope
         from daydreaming_dagster.orchestration import (
-            default_chunk_count,
             in_process_instance,
             plan_chunks,
             register_keys,
@@ -130,37 +136,40 @@ def run_benchmark(
             register_keys(instance, stage, gen_ids)
         build_s = time.perf_counter() - build_clock
 
-        chunk_count = default_chunk_count(len(members["draft"]), concurrency) if chunks is None else chunks
-        plan = plan_chunks(members, parents, chunk_count)
+        plan = plan_chunks(members, parents, chunks or 1)
         scope = f"bench-{os.getpid()}"
-        llm = LLMResource(concurrency=concurrency, timeout_s=max(60.0, latency * 10), scope=scope)
+        llm = LLMResource(concurrency=concurrency, timeout_s=max(300.0, latency * 10), scope=scope)
         resources = build_resources(str(root), llm=llm)
         clock = time.perf_counter()
         cpu_clock = _process_cpu_s()
         try:
-            outcomes = run_cohort(instance, GENERATION_ASSETS, plan, STAGES, resources)
+            outcomes = run_cohort(instance, GENERATION_ASSETS, plan, STAGES, resources,
+                                  pipeline=scope if chunks is None else None)
         finally:
             close_call_scope(scope)
         failed_runs = sum(0 if outcome.success else 1 for outcome in outcomes.values())
         wall = time.perf_counter() - clock
         cpu = _process_cpu_s() - cpu_clock
 
-        calls = int(mock_stats(url)["total"])
+        stats = mock_stats(url)
+        calls = int(stats["total"])
         parsed = sum(1 for stage, ids in members.items() for g in ids if (root / "gens" / stage / g / "parsed.txt").is_file())
         generations = sum(len(ids) for ids in members.values())
-        ideal = calls / concurrency * latency
+        ideal = float(stats["latency_sum_s"]) / concurrency
         instance.dispose()
         return {
             "instance": instance_kind,
             "drafts": drafts,
-            "latency_s": latency,
+            "latency": " ".join(latency_args) if latency_args else f"fixed {latency:g} s",
+            "latency_sum_s": round(float(stats["latency_sum_s"]), 3),
+            "slowest_call_s": round(max(stats["latencies"], default=0.0), 3),
             "concurrency": concurrency,
             "generations": generations,
             "parsed": parsed,
             "failed_stage_runs": failed_runs,
             "cohort_build_s": round(build_s, 3),
             "wall_s": round(wall, 3),
-            "chunks": len(plan),
+            "chunks": len(plan) if chunks is not None else "none (pipelined)",
             "runs": sum(len(outcome.run_ids) for outcome in outcomes.values()),
             "calls": calls,
             "cpu_s": round(cpu, 3),
@@ -185,14 +194,23 @@ def main() -> None:
     parser.add_argument("--drafts", type=int, default=256)
     parser.add_argument("--latency", type=float, default=2.0)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--latency-dist", choices=["fixed", "lognormal"], default="fixed")
+    parser.add_argument("--latency-median", type=float, default=2.0)
+    parser.add_argument("--latency-p99", type=float, default=20.0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the mock server's latency draws")
     parser.add_argument("--instance", choices=["postgres", "sqlite"], default=None,
                         help="Dagster instance storage (default: postgres when reachable, else sqlite)")
     parser.add_argument("--chunks", type=int, default=None,
-                        help="cohort chunks whose stages overlap (default: as `daydream run` picks; 1 = stage by stage)")
+                        help="cohort chunks whose stages overlap (default: none, pipelined as `daydream run`; "
+                        "1 = stage by stage)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     instance_kind = args.instance or ("postgres" if postgres_available() else "sqlite")
-    figures = run_benchmark(args.drafts, args.latency, args.concurrency, instance_kind, args.chunks)
+    latency_args: tuple[str, ...] = ()
+    if args.latency_dist == "lognormal":
+        latency_args = ("--latency-dist", "lognormal", "--latency-median", str(args.latency_median),
+                        "--latency-p99", str(args.latency_p99), "--seed", str(args.seed))
+    figures = run_benchmark(args.drafts, args.latency, args.concurrency, instance_kind, args.chunks, latency_args)
     if args.json:
         print(json.dumps(figures))
         return

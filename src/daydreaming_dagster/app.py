@@ -309,12 +309,7 @@ def _run_plan(root: str, cohort_id: str, membership: Membership, cohort_plan: Co
     from .assets.generation import GENERATION_ASSETS
     from .definitions import build_resources
     from .llm.scope import close_call_scope
-    from .orchestration import (
-        default_chunk_count,
-        plan_chunks,
-        register_keys,
-        run_cohort,
-    )
+    from .orchestration import plan_chunks, register_keys, run_cohort
     from .preflight import PREFLIGHT_PASSED, PREFLIGHT_TAG, preflight
     from .resources import LLMResource, StageSettingsResource
     from .stages.batch import add_progress_listener, remove_progress_listener
@@ -334,9 +329,9 @@ def _run_plan(root: str, cohort_id: str, membership: Membership, cohort_plan: Co
     for stage in STAGES:
         register_keys(dagster_instance, stage, members[stage])
     resources = build_resources(root, stage_settings=settings, llm=llm)
-    drafts_with_work = len(work.get("draft", ()))
-    chunk_plan = plan_chunks(members, membership.parents(),
-                             chunks or default_chunk_count(drafts_with_work, llm.effective_concurrency()))
+    # Default: one run per stage, overlapping with no stage barrier (a generation starts when its
+    # parent is parsed); an explicit --chunks splits the cohort into chunks (1: stage by stage).
+    chunk_plan = plan_chunks(members, membership.parents(), chunks or 1)
     phases: dict[Stage, Sequence[Phase]] = {}
     for stage, stage_plan in cohort_plan.stages.items():
         first = stage_plan.first_phase
@@ -347,7 +342,7 @@ def _run_plan(root: str, cohort_id: str, membership: Membership, cohort_plan: Co
     try:
         results = run_cohort(dagster_instance, GENERATION_ASSETS, chunk_plan, stages_with_work, resources,
                              tags={"daydream/cohort": cohort_id, PREFLIGHT_TAG: PREFLIGHT_PASSED},
-                             work=work, phases=phases)
+                             work=work, phases=phases, pipeline=scope if chunks is None else None)
     finally:
         if progress is not None:
             remove_progress_listener(progress)

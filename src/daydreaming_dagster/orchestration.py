@@ -338,8 +338,12 @@ def run_cohort(
     log_level: str = "CRITICAL",
     work: Mapping[Stage, Iterable[str]] | None = None,
     phases: Mapping[Stage, Sequence[Phase]] | None = None,
+    pipeline: str | None = None,
 ) -> dict[Stage, StageRun]:
     """Run ``stages`` (in order) for every chunk of ``plan``; returns the outcome per stage.
+
+    ``pipeline`` (a name unique to the invocation, for a one-chunk ``plan``) removes the stage
+    barrier instead of chunking: see :func:`run_pipelined`.
 
     ``work`` (from :mod:`~daydreaming_dagster.planning`) limits each stage to the generations
     with something to do: a chunk's stage without work launches no run, and a run's range spans
@@ -358,6 +362,9 @@ def run_cohort(
     ``scope`` when ``plan`` has several chunks.
     """
     llm = resources.get("llm")
+    if pipeline is not None and len(plan) == 1:
+        return run_pipelined(instance, assets, plan[0], stages, resources, pipeline, overlap=overlap, tags=tags,
+                             log_level=log_level, work=work, phases=phases)
     if len(plan) > 1 and getattr(llm, "scope", None) is None:
         raise ValueError("overlapping chunks need resources['llm'] with a scope (one shared call cap and budget)")
     outcomes: dict[Stage, StageRun] = {stage: StageRun(stage=stage) for stage in stages}
@@ -393,6 +400,77 @@ def run_cohort(
             futures = _run_first_then_decide(pool, run_chunk, plan, labels, llm.call_slots())
         for future in futures:
             future.result()
+    return outcomes
+
+
+def run_pipelined(
+    instance: DagsterInstance,
+    assets: Sequence[Any],
+    members: Mapping[Stage, Sequence[str]],
+    stages: Sequence[Stage],
+    resources: dict[str, Any],
+    name: str,
+    *,
+    overlap: Overlap = "auto",
+    tags: dict[str, str] | None = None,
+    log_level: str = "CRITICAL",
+    work: Mapping[Stage, Iterable[str]] | None = None,
+    phases: Mapping[Stage, Sequence[Phase]] | None = None,
+) -> dict[Stage, StageRun]:
+    """One Dagster run per stage, the stages' runs overlapping with no barrier between them: a
+    generation starts as soon as its parent is parsed (:mod:`~.stages.pipeline`).
+
+    Every run carries :data:`~.stages.pipeline.PIPELINE_TAG` = ``name``; their steps share the
+    invocation's :class:`~.stages.pipeline.ProducerBoard`, which lists the generations still to
+    be produced (``work``, default ``members``). With ``overlap="auto"`` the first stage's run
+    starts alone; the later stages' runs start beside it as soon as calls prove slow
+    (:data:`SLOW_CALL_S`), else each after the previous one (fast calls gain nothing from
+    overlapping, and concurrent runs would compete for the CPU). ``"always"`` starts all at once.
+    """
+    from .stages.pipeline import PIPELINE_TAG, close_producer_board, open_producer_board
+
+    board = open_producer_board(name)
+    todo = {stage: [g for g in members.get(stage, ()) if work is None or g in set(work.get(stage, ()))]
+            for stage in stages}
+    for stage in stages:
+        board.expect(stage, todo[stage])
+    run_tags = {**(tags or {}), PIPELINE_TAG: name}
+    outcomes: dict[Stage, StageRun] = {stage: StageRun(stage=stage) for stage in stages}
+
+    def run_one(stage: Stage) -> None:
+        try:
+            if todo[stage] and not stop_requested():
+                outcomes[stage] = run_stage(instance, assets, stage, todo[stage], resources, tags=run_tags,
+                                            log_level=log_level, cover=members.get(stage, ()),
+                                            phases=(phases or {}).get(stage, PHASES))
+        finally:
+            board.finished(stage, todo[stage])  # children of what failed may go on (and fail)
+
+    def run_rest_in_order(rest: Sequence[Stage]) -> None:
+        for stage in rest:
+            run_one(stage)
+
+    try:
+        llm = resources.get("llm")
+        if len(stages) <= 1 or getattr(llm, "scope", None) is None:
+            run_rest_in_order(stages)  # overlapping runs need one shared call cap (a scope)
+            return outcomes
+        slots = llm.call_slots()
+        with ThreadPoolExecutor(max_workers=len(stages), thread_name_prefix="daydream-stage") as pool:
+            futures = [pool.submit(run_one, stages[0])]
+            if overlap == "always":
+                futures += [pool.submit(run_one, stage) for stage in stages[1:]]
+            else:
+                while not wait([futures[0]], timeout=_POLL_S).done:
+                    if slots.longest_hold_s() >= SLOW_CALL_S and not stop_requested():
+                        futures += [pool.submit(run_one, stage) for stage in stages[1:]]
+                        break
+                else:
+                    futures.append(pool.submit(run_rest_in_order, stages[1:]))
+            for future in futures:
+                future.result()
+    finally:
+        close_producer_board(name)
     return outcomes
 
 

@@ -52,6 +52,7 @@ from ..stages.batch import (
     run_raw_batch,
 )
 from ..stages.context import StageContext
+from ..stages.pipeline import PIPELINE_TAG, ProducerBoard, producer_board
 from ..types import STAGES, Stage
 from .stage_metadata import build_stage_metadata, failure_table
 
@@ -179,7 +180,7 @@ def _stage_assets(stage: Stage, *, retry_policy: RetryPolicy | None, pool: str |
         if context.run.tags.get(PREFLIGHT_TAG) != PREFLIGHT_PASSED:
             _preflight_or_fail(ctx, stage, list(context.partition_keys), stage_settings, llm)
         report, prompts = run_prompt_batch(ctx, stage, context.partition_keys, stage_settings.for_stage(stage),
-                                           run_id=context.run_id)
+                                           run_id=context.run_id, board=producer_board(context.run.tags.get(PIPELINE_TAG)))
         context.add_output_metadata(build_stage_metadata(ctx.layer, report))
         _raise_on_failures(context, ctx.layer, report)
         return prompts
@@ -206,7 +207,8 @@ def _stage_assets(stage: Stage, *, retry_policy: RetryPolicy | None, pool: str |
         keys = list(context.partition_keys)
         judged = judged_in_run(ctx.layer, stage, keys, context.run_id) if context.retry_number else {}
         todo = [k for k in keys if k not in judged]
-        report = _run_raw(ctx, stage, todo, stage_settings, llm, prompts, context.run_id)
+        report = _run_raw(ctx, stage, todo, stage_settings, llm, prompts, context.run_id,
+                          producer_board(context.run.tags.get(PIPELINE_TAG)))
         report.statuses += [
             GenerationStatus(gen_id=g, status="failed", reason=reason,
                              error=f"rejected ({reason}) by an earlier attempt of this run; not retried")
@@ -252,6 +254,7 @@ def _run_raw(
     llm: LLMResource,
     prompts: dict[str, str],
     run_id: str,
+    board: ProducerBoard | None = None,
 ) -> BatchReport:
     import asyncio
 
@@ -261,7 +264,7 @@ def _run_raw(
             return await run_raw_batch(
                 ctx, stage, keys, stage_settings.for_stage(stage), client,
                 concurrency=llm.effective_concurrency(), run_id=run_id, prompts=prompts,
-                slots=llm.call_slots(),
+                slots=llm.call_slots(), board=board,
             )
         finally:
             await client.aclose()

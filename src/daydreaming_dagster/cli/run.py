@@ -114,7 +114,8 @@ class ProgressBoard:
               help="Minimum non-empty lines of a draft's raw output.")
 @click.option("--chunks", type=click.IntRange(1, 64), default=None,
               help="Split the cohort into this many chunks whose stages overlap while model calls are "
-                   "slow (default: one per --concurrency drafts, at most 8; 1 = stage by stage).")
+                   "slow; 1 = stage by stage (default: one run per stage, the runs overlapping while "
+                   "calls are slow, each generation starting as soon as its parent is parsed).")
 @click.option("--no-report", is_flag=True, help="Skip building the report at the end.")
 @click.option("--dry-run", is_flag=True,
               help="Print the plan (per stage: to render, to call, to parse, reused, blocked) and the "

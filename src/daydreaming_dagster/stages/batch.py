@@ -34,17 +34,23 @@ from ..llm.slots import CallSlots, Priority
 from ..types import STAGES, Phase, Stage
 from .context import StageContext
 from .parsed import run_parsed_phase
+from .pipeline import ProducerBoard, known_parents, readiness
 from .prompt import run_prompt_phase
 from .raw import run_raw_phase
 from .settings import StageSettings
 
-Status = Literal["done", "reused", "claimed", "failed", "skipped"]
+Status = Literal["done", "reused", "claimed", "deferred", "failed", "skipped"]
 """``claimed``: another process held the generation's claim and produced it meanwhile; this
-batch neither called nor counts it as its own work (reports say `claimed by another run`)."""
+batch neither called nor counts it as its own work (reports say `claimed by another run`).
+``deferred`` (prompt phase, pipelined runs): the parent is not parsed yet; the raw step renders
+the prompt once it is (:mod:`.pipeline`)."""
 
 CLAIMED_REASON = "claimed by another run"
 CLAIM_POLL_S = 0.2
 """How often a batch looks again at a generation another process holds."""
+PARENT_POLL_S = 0.02
+"""How often a pipelined batch looks for waiting generations whose parents got parsed (a
+memory lookup per generation: no file is read)."""
 
 SYNC_PHASE_THREADS = 8
 """Threads for the prompt and parsed phases (file-bound work)."""
@@ -109,6 +115,7 @@ class BatchReport:
             "done": self.count("done"),
             "reused": self.count("reused"),
             "claimed": self.count("claimed"),
+            "deferred": self.count("deferred"),
             "failed": self.count("failed"),
             "skipped": self.count("skipped"),
             "model_calls": self.model_calls,
@@ -191,12 +198,18 @@ def run_prompt_batch(
     *,
     run_id: str = "",
     progress: ProgressCallback | None = None,
+    board: ProducerBoard | None = None,
 ) -> tuple[BatchReport, dict[str, str]]:
-    """Render and persist prompts; return the report and the prompts that succeeded."""
+    """Render and persist prompts; return the report and the prompts that succeeded.
+
+    With ``board`` (a pipelined run), a generation whose parent another run of the invocation is
+    still producing is ``deferred``: the raw step renders its prompt once the parent is parsed."""
     prompts: dict[str, str] = {}
     ctx = deferred_context(ctx)
 
     def step(gen_id: str) -> GenerationStatus:
+        if board is not None and readiness(board, known_parents(ctx.layer, stage, gen_id)) == "waiting":
+            return GenerationStatus(gen_id=gen_id, status="deferred", reason="parent not parsed yet")
         outcome = run_prompt_phase(ctx, stage, gen_id, settings, run_id=run_id)
         prompts[gen_id] = outcome.text
         return GenerationStatus(gen_id=gen_id, status="reused" if outcome.reused else "done")
@@ -219,9 +232,15 @@ def run_parsed_batch(
 
     def step(gen_id: str) -> GenerationStatus:
         outcome = run_parsed_phase(ctx, stage, gen_id, settings, run_id=run_id, parser_name=parser_name)
-        return GenerationStatus(gen_id=gen_id, status="reused" if outcome.reused else "done", metadata=outcome.metadata)
+        return _parsed_status(gen_id, outcome.metadata, outcome.reused, run_id)
 
     return _run_sync_phase(stage, "parsed", gen_ids, step, progress, ctx)
+
+
+def _parsed_status(gen_id: str, metadata: dict[str, Any], reused: bool, run_id: str) -> GenerationStatus:
+    # Parsed earlier by this very run (a pipelined raw step parses at once): this run's work.
+    ours = reused and bool(run_id) and metadata.get("run_id") == run_id
+    return GenerationStatus(gen_id=gen_id, status="reused" if reused and not ours else "done", metadata=metadata)
 
 
 def _raw_status(gen_id: str, outcome_meta: dict[str, Any], reused: bool, called: bool) -> GenerationStatus:
@@ -249,6 +268,7 @@ async def run_raw_batch(
     progress: ProgressCallback | None = None,
     slots: CallSlots | None = None,
     claim: bool = True,
+    board: ProducerBoard | None = None,
 ) -> BatchReport:
     """Run the raw phase for every generation with at most ``concurrency`` in flight.
 
@@ -263,13 +283,25 @@ async def run_raw_batch(
     rejected it, it is reported failed with that run's reason (not paid for again); if the
     holder vanished without output, this batch claims and calls it.
 
+    With ``board`` (a pipelined run, :mod:`.pipeline`), a generation without a rendered prompt
+    waits (set aside, like a claimed one) until its parents are parsed, then gets its prompt
+    rendered here; every generation is parsed as soon as its raw output is there, so its own
+    children can start.
+
     Workers pull gen ids from a queue, so memory stays flat however many generations the
     batch holds. Results keep the input order.
     """
     report = BatchReport(stage=stage, phase="raw")
     results: list[GenerationStatus | None] = [None] * len(gen_ids)
     queue: asyncio.Queue[int] = asyncio.Queue()
-    for index in range(len(gen_ids)):
+    # Pipelined: generations without a prompt wait here, with their parents, until none is pending.
+    waiting: dict[int, list[tuple[Stage, str]]] = {}
+    for index, gen_id in enumerate(gen_ids):
+        if board is not None and not (prompts and gen_id in prompts):
+            parents = known_parents(ctx.layer, stage, gen_id)
+            if readiness(board, parents) == "waiting":
+                waiting[index] = parents
+                continue
         queue.put_nowait(index)
     clock = time.perf_counter()
 
@@ -296,6 +328,11 @@ async def run_raw_batch(
             if rejected is not None:
                 return rejected
         prompt = prompts.get(gen_id) if prompts else None
+        if board is not None and prompt is None:
+            try:
+                prompt = run_prompt_phase(ctx, stage, gen_id, settings, run_id=run_id).text
+            except (GenerationFailure, ValueError, FileNotFoundError) as exc:
+                return _failed(gen_id, exc)
         try:
             outcome = await run_raw_phase(ctx, stage, gen_id, settings, llm, run_id=run_id, prompt=prompt,
                                           commit=group.commit, claims=claims)
@@ -319,17 +356,46 @@ async def run_raw_batch(
                                     error=f"produced by {waited_for.describe()}", metadata=outcome.metadata)
         return _raw_status(gen_id, outcome.metadata, outcome.reused, outcome.called_model)
 
+    last_scan = [0.0]
+
+    def release_ready() -> None:
+        """Queue the waiting generations whose parents are no longer pending (at most one scan
+        per poll interval, whichever worker asks)."""
+        if loop.time() - last_scan[0] < PARENT_POLL_S:
+            return
+        last_scan[0] = loop.time()
+        for index in [i for i, parents in waiting.items() if readiness(board, parents) == "ready"]:  # type: ignore[arg-type]
+            del waiting[index]
+            queue.put_nowait(index)
+
     async def next_index() -> int | None:
+        while True:
+            if waiting:
+                release_ready()
+            try:
+                return queue.get_nowait()
+            except asyncio.QueueEmpty:
+                pass
+            if set_aside and set_aside[0][0] <= loop.time():
+                return heapq.heappop(set_aside)[1]
+            if not waiting and not set_aside:
+                return None
+            pause = PARENT_POLL_S if waiting else set_aside[0][0] - loop.time()
+            if set_aside:
+                pause = min(pause, set_aside[0][0] - loop.time())
+            await asyncio.sleep(max(0.0, pause))
+
+    async def parse_now(status: GenerationStatus) -> None:
+        """Pipelined runs parse each raw output at once (children wait for it); a failure here
+        is left for the parsed step to record and report."""
         try:
-            return queue.get_nowait()
-        except asyncio.QueueEmpty:
-            pass
-        if not set_aside:
-            return None
-        due, index = heapq.heappop(set_aside)
-        if due > loop.time():
-            await asyncio.sleep(due - loop.time())
-        return index
+            outcome = run_parsed_phase(ctx, stage, status.gen_id, settings, run_id=run_id)
+        except (GenerationFailure, ValueError, FileNotFoundError):
+            return
+        await group.commit()
+        assert board is not None
+        board.parsed(stage, status.gen_id)
+        _notify(progress, _parsed_status(status.gen_id, outcome.metadata, outcome.reused, run_id), stage, "parsed")
 
     async def worker() -> None:
         while (index := await next_index()) is not None:
@@ -338,6 +404,8 @@ async def run_raw_batch(
                 heapq.heappush(set_aside, (loop.time() + CLAIM_POLL_S, index))
                 continue
             results[index] = _notify(progress, status, stage, "raw")
+            if board is not None and status.status in ("done", "reused", "claimed"):
+                await parse_now(status)
 
     # Twice as many workers as call slots: while one worker handles a finished response (files,
     # metadata), another has its next request prepared and waiting for the freed slot, so the
