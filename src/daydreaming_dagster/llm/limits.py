@@ -25,6 +25,9 @@ DEFAULT_COMPLETION_ESTIMATE = 1024
 mean of its answers so far, capped by ``max_tokens``)."""
 CHARS_PER_TOKEN = 4
 """Rough prompt size in tokens before the provider counts it (English text, BPE tokenizers)."""
+QUOTA_HEADROOM = 0.02
+"""Share of a per-minute quota left unused: requests sent exactly 60 ÷ RPM apart reach the
+provider a few milliseconds early or late, and a sliding-minute quota then sees one too many."""
 
 
 class RateLimiter:
@@ -152,7 +155,8 @@ class RequestLimits:
             if model_id not in self._limiters:
                 rpm = self.requests_per_minute(model_id)
                 self._limiters[model_id] = (
-                    RateLimiter(rpm, self._burst, store=self.store, key=f"rpm:{model_id}") if rpm else None
+                    RateLimiter(rpm * (1 - QUOTA_HEADROOM), self._burst, store=self.store, key=f"rpm:{model_id}")
+                    if rpm else None
                 )
             return self._limiters[model_id]
 
@@ -161,7 +165,7 @@ class RequestLimits:
             if model_id not in self._token_limiters:
                 tpm = self.tokens_per_minute(model_id)
                 self._token_limiters[model_id] = (
-                    TokenLimiter(tpm, store=self.store, key=f"tpm:{model_id}") if tpm else None
+                    TokenLimiter(tpm * (1 - QUOTA_HEADROOM), store=self.store, key=f"tpm:{model_id}") if tpm else None
                 )
             return self._token_limiters[model_id]
 

@@ -309,7 +309,7 @@ async def run_raw_batch(
         slots = CallSlots(concurrency)
     else:
         concurrency = min(concurrency, slots.capacity)
-    llm = _SlotLimitedProvider(llm, slots, (_stage_rank(stage), slots.next_batch_number()))
+    llm = _SlotLimitedProvider(llm, slots, (_stage_rank(stage, pipelined=board is not None), slots.next_batch_number()))
     ctx = deferred_context(ctx)
     group = GroupCommit(ctx.layer.flush)
     claims = ClaimStore(ctx.layer.data_root, run_id) if claim else None
@@ -480,9 +480,12 @@ class GroupCommit:
             self._changed.notify_all()
 
 
-def _stage_rank(stage: Stage) -> int:
-    """Later stages first: an evaluation is closer to a finished result than a draft."""
-    return len(STAGES) - 1 - STAGES.index(stage)
+def _stage_rank(stage: Stage, *, pipelined: bool = False) -> int:
+    """Chunked runs: later stages first, an evaluation is closer to a finished result than a
+    draft. Pipelined runs: earlier stages first, the longest chain still ahead first (a draft
+    still has its essay and evaluations to come), which finishes the whole cohort soonest: the
+    last calls are then evaluations, many of them side by side, not a late draft's chain."""
+    return STAGES.index(stage) if pipelined else len(STAGES) - 1 - STAGES.index(stage)
 
 
 class _SlotLimitedProvider(LLMProvider):
