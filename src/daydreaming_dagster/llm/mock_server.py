@@ -18,8 +18,9 @@ Endpoints:
 
 **Latency**: fixed (``latency_s``) or drawn per request from a log-normal distribution with a
 given median and 99th percentile (``latency_dist="lognormal"``), as long generations of real
-providers are heavy-tailed. Draws are seeded and made in arrival order, so a run of the same
-requests sees the same latencies. Every answered request's latency is in ``/stats`` and, with
+providers are heavy-tailed. A request's draw is seeded by ``seed`` and the request itself (model,
+stage, replicate, prompt), not by its arrival order: the same cohort meets the same latencies
+whatever the order, concurrency or retries of its calls, so schedulers compare fairly. Every answered request's latency is in ``/stats`` and, with
 ``request_log``, appended as one JSON line to that file.
 
 **Stage** of a request: the ``X-Daydream-Stage`` header, which the project's provider sends,
@@ -40,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import hashlib
 import json
 import math
 import random
@@ -239,7 +241,6 @@ class MockLLMApp:
         self.config = config or MockConfig()
         self._lock = threading.Lock()
         self._rng = random.Random(self.config.seed)
-        self._latency_rng = random.Random(f"latency-{self.config.seed}")
         self._stats = _Stats()
         self._script: collections.deque[ScriptedResponse] = collections.deque()
         self._window_start = 0.0
@@ -262,7 +263,6 @@ class MockLLMApp:
             self._script.clear()
             self._window_start, self._window_count = 0.0, 0
             self._rng = random.Random(self.config.seed)
-            self._latency_rng = random.Random(f"latency-{self.config.seed}")
             self._quota_use.clear()
 
     def stats(self) -> dict[str, Any]:
@@ -347,7 +347,7 @@ class MockLLMApp:
             scripted = self._script.popleft() if self._script else None
             limited = self._over_rate_limit(now) if scripted is None else None
             draw_error, draw_kind, draw_trunc = (self._rng.random() for _ in range(3))
-            latency = self._draw_latency()
+            latency = self.draw_latency(f"{model}\0{stage}\0{headers.get('x-daydream-replicate', '1')}\0{prompt}")
             self._counter += 1
             number = self._counter
         status = 500  # stays so if answering raises
@@ -391,15 +391,16 @@ class MockLLMApp:
                     with open(self.config.request_log, "a", encoding="utf-8") as log:
                         log.write(json.dumps(entry) + "\n")
 
-    def _draw_latency(self) -> float:
-        """This request's latency (lock held): fixed, or a seeded log-normal draw whose median
-        and 99th percentile are the configured ones."""
+    def draw_latency(self, request_key: str) -> float:
+        """The latency of the request ``request_key`` identifies: fixed, or a log-normal draw
+        (the configured median and 99th percentile) seeded by ``seed`` and the key."""
         cfg = self.config
         if cfg.latency_dist == "fixed":
             return cfg.latency_s
         mu = math.log(cfg.latency_median_s)
         sigma = (math.log(cfg.latency_p99_s) - mu) / _Z_99
-        return math.exp(self._latency_rng.gauss(mu, sigma))
+        digest = hashlib.sha256(f"{cfg.seed}\0{request_key}".encode()).digest()
+        return math.exp(random.Random(digest).gauss(mu, sigma))
 
     def _over_quota(self, model: str, tokens: int, now: float) -> float | None:
         """Seconds until ``model``'s sliding-minute quota admits this request (``None``: admitted
