@@ -66,6 +66,23 @@ def test_two_runs_of_one_cohort_pay_each_call_once(demo_root: Path, tmp_path: Pa
 
 
 @pytest.mark.slow
+def test_launch_beside_run_pays_each_call_once(demo_root: Path, tmp_path: Path) -> None:
+    """`daydream launch` (range runs in their own processes, stage by stage, two ranges per
+    stage) beside `daydream run` (pipelined, in process) of the same cohort."""
+    _add_mock_cohort(demo_root)
+    with MockLLMServer(MockConfig(latency_s=0.4)) as server:
+        env = _env(tmp_path, server.base_url)
+        launched = _start(["launch", "mockrun", "--split", "2", "--data-root", str(demo_root)], env)
+        ran = _start(["run", "mockrun", "--no-report", "--concurrency", "4", "--data-root", str(demo_root)], env)
+        (code_launch, log_launch), (code_run, log_run) = _finish(launched), _finish(ran)
+        stats = server.stats()
+    assert code_launch == 0, log_launch
+    assert code_run == 0, log_run
+    assert stats["total"] == 12, (stats["by_status"], log_launch, log_run)
+    assert _complete(demo_root, "mockrun")
+
+
+@pytest.mark.slow
 def test_two_cohorts_start_together_on_a_fresh_dagster_home(demo_root: Path, tmp_path: Path) -> None:
     """The instance's SQLite schema, dagster.yaml, combo_mappings.csv and the shared catalogs are
     created once; the process that loses a race waits or reuses."""

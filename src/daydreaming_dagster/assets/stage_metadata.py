@@ -50,6 +50,7 @@ def build_stage_metadata(layer: GensDataLayer, report: BatchReport) -> dict[str,
         "generations": summary["total"],
         "done": summary["done"],
         "reused_count": summary["reused"],
+        "claimed_by_another_run": summary["claimed"],
         "failed": summary["failed"],
         "model_calls": summary["model_calls"],
         "total_tokens": summary["total_tokens"],
@@ -64,9 +65,11 @@ def build_stage_metadata(layer: GensDataLayer, report: BatchReport) -> dict[str,
 
 def batch_summary(summary: dict[str, Any]) -> str:
     """One line of a range step's totals (:meth:`BatchReport.summary`)."""
+    others = "".join(f"{summary[key]} {label}, " for key, label in
+                     (("claimed", "claimed by another run"), ("deferred", "deferred")) if summary.get(key))
     return (
         f"{summary['stage']} {summary['phase']}: {summary['total']} generations, {summary['done']} done, "
-        f"{summary['reused']} reused, {summary['failed']} failed, {summary['skipped']} skipped; "
+        f"{summary['reused']} reused, {others}{summary['failed']} failed, {summary['skipped']} skipped; "
         f"{summary['model_calls']} model calls, ${summary['cost_usd']:.4f}, {summary['total_tokens']} tokens; "
         f"{summary['wall_s']:.1f} s"
     )
