@@ -9,7 +9,7 @@ import pytest
 from daydreaming_dagster.analysis._diversity import text_diversity
 from daydreaming_dagster.cohorts.spec import parse_spec
 from daydreaming_dagster.errors import SpecError
-from daydreaming_dagster.results.report import write_cohort_report
+from daydreaming_dagster.reporting import write_cohort_report
 
 from ..results.conftest import COHORT, Store, build_store
 

@@ -19,26 +19,25 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from ..data_layer import GensDataLayer, Paths, _storage
-from ..types import STAGES
-from ..web.urls import cohort_url, essay_url
-from .aggregates import (
+from ..results.aggregates import (
     SUMMARY_DIMENSIONS,
     essay_aggregates,
     evaluator_pivot,
     template_model_summaries,
 )
-from .cohort import CohortRecords, generations_table, load_cohort_records
-from .export import export_tables
-from .figure_cache import content_key, recall
-from .plots import (
+from ..results.cohort import CohortRecords, generations_table, load_cohort_records, stage_summary
+from ..results.export import export_tables
+from ..results.figure_cache import content_key, recall
+from ..results.plots import (
     PLOT_FILENAME,
     render_score_distributions,
     score_plot_key,
     score_plot_title,
     write_score_plot,
 )
-from .scores import concepts_by_combo, scores_from_records
-from .top import TopEssays, export_top_essays
+from ..results.scores import concepts_by_combo, scores_from_records
+from ..results.top import TopEssays, export_top_essays
+from ..urls import cohort_url, essay_url
 
 if TYPE_CHECKING:
     from ..analysis import Analysis
@@ -48,7 +47,6 @@ __all__ = [
     "REPORT_MD",
     "CohortReport",
     "build_report",
-    "stage_summary",
     "write_cohort_report",
 ]
 
@@ -57,7 +55,6 @@ REPORT_HTML = "report.html"
 _MAX_TABLE_ROWS = 50
 # The report lives in cohorts/<id>/reports/, three levels below the data root.
 _TO_ROOT = "../../../"
-STATUSES = ("ok", "parse_error", "raw_failed", "missing")
 
 
 @dataclass(frozen=True)
@@ -78,26 +75,6 @@ class CohortReport:
     """The cohort's :class:`~daydreaming_dagster.analysis.Analysis` (CIs, agreement, variance)."""
     analysis_files: dict[str, Path] = field(default_factory=dict)
     """``results/<cohort>/analysis/`` files by name."""
-
-
-def stage_summary(generations: pl.DataFrame) -> pl.DataFrame:
-    """Per stage (member generations only): ``members``, one count per status, ``cost_usd``
-    and token totals from raw metadata (rejected outputs included: they were paid for)."""
-    members = generations.filter(pl.col("member"))
-    rows = []
-    for stage in STAGES:
-        frame = members.filter(pl.col("stage") == stage)
-        counts = {status: frame.filter(pl.col("status") == status).height for status in STATUSES}
-        rows.append({
-            "stage": stage,
-            "members": frame.height,
-            **counts,
-            "cost_usd": float(frame["cost_usd"].sum() or 0.0),
-            "prompt_tokens": int(frame["prompt_tokens"].sum() or 0),
-            "completion_tokens": int(frame["completion_tokens"].sum() or 0),
-            "total_tokens": int(frame["total_tokens"].sum() or 0),
-        })
-    return pl.DataFrame(rows)
 
 
 # -- report description ---------------------------------------------------------------------
@@ -518,7 +495,8 @@ def _write_analysis(
     data_root: str | os.PathLike[str] | Path, cohort_id: str, seed: int, n_boot: int | None
 ) -> tuple[Analysis, dict[str, Path], dict[str, bytes | None]]:
     """Analyse the cohort, write ``results/<cohort>/analysis/`` and the analysis plots."""
-    # Imported here: the analysis package reads scores through this package's modules.
+    # Imported here: importing the report (the CLI, the assets) does not load the analysis and
+    # its numerical libraries until a report is written.
     from ..analysis import DEFAULT_BOOTSTRAP, Analysis, AnalysisInputError, write_analysis
     from ..analysis._api import analyze_cohort_keyed
     from ..analysis._prefetch import collect_figures
