@@ -131,7 +131,7 @@ class SelfPreference:
 
     def sentence(self) -> str:
         pooled = self.evaluation_llm == POOLED
-        subject = "judges (all models together)" if pooled else self.evaluation_llm
+        subject = "the judges taken together" if pooled else self.evaluation_llm
         if self.estimate is None or self.ci_low is None or self.ci_high is None:
             return f"Self-preference of {subject}: {self.note or TOO_FEW}."
         interval = _ci_text(self.ci_low, self.ci_high, self.family_size, "models")
