@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
 from scipy.special import fdtri, ndtri
 
 from ._estimates import percentile_ci

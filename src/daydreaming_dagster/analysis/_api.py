@@ -13,13 +13,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
+from scipy.special import stdtrit
 
 from ..data_layer import Paths, _storage
 from ..results.export import write_csv
 from ..results.scales import scale_bounds
 from . import _agreement as agreement
-from scipy.special import stdtrit
-
 from ._dstudy import design_advice
 from ._essay_model import EssayModelFit, fit_essay_model
 from ._estimates import percentile_ci
