@@ -110,7 +110,7 @@ def test_not_in_this_design_when_no_judge_scores_its_own_and_others() -> None:
     outsiders = _diagnose(_self_table(4, delta={}, judges=("j1", "j2")))
     assert outsiders.self_preference == ()
     assert outsiders.self_preference_note is not None and outsiders.self_preference_note.startswith("not in this design")
-    assert "Self-preference: not in this design" in outsiders.sentences()[0]
+    assert outsiders.sentences()[0].startswith("Self-preference is not in this design: no evaluator scores both")
     # A judge that scores only its own model's essays: its preference is its offset, not estimable.
     table = _self_table(5, delta={}).filter(
         (pl.col("evaluation_llm") != "m1") | (pl.col("essay_llm") == "m1"))
@@ -211,6 +211,8 @@ def test_a_ceiling_heavy_judge_is_named_and_others_are_not() -> None:
     calm = _diagnose(_scale_table(11, {"a": 0.05, "b": 0.1}))
     assert any(s.startswith(f"No evaluator is shown to give the top score (10 on 0-10) to more than {HEAVY_SHARE:.0%}")
                for s in calm.sentences())
+    never = _diagnose(_scale_table(11, {"a": 0.0, "b": 0.0}))
+    assert "No evaluator gives the top score (10 on 0-10) to any essay." in never.sentences()
 
 
 def test_ceiling_share_intervals_cover_the_truth_over_repetitions() -> None:
@@ -221,7 +223,7 @@ def test_ceiling_share_intervals_cover_the_truth_over_repetitions() -> None:
 def test_scale_use_is_skipped_without_a_scale_and_uses_0_1_after_normalising() -> None:
     unknown = _diagnose(_scale_table(12, {"a": 0.5, "b": 0.1}, scale=None))
     assert unknown.scale_use == () and unknown.scale_note is not None and "no scale" in unknown.scale_note
-    assert any(s.startswith("Scale use: skipped") for s in unknown.sentences())
+    assert "Scale use is not checked: the score table gives no scale, so its top and bottom are unknown." in unknown.sentences()
     mixed = _scale_table(13, {"a": 0.5, "b": 0.1}).with_columns(
         pl.when(pl.col("evaluator") == "b").then(pl.lit("0-10")).otherwise(pl.lit("1-10")).alias("scale"),
         pl.col("score").clip(1, 10))

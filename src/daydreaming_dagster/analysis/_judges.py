@@ -289,7 +289,7 @@ class JudgeDiagnostics:
         """Plain-English findings for the report, each claiming only what its interval supports."""
         out: list[str] = []
         if self.self_preference_note:
-            out.append(f"Self-preference: {self.self_preference_note}.")
+            out.append(f"Self-preference is {self.self_preference_note}.")
         out.extend(row.sentence() for row in self.self_preference)
         if self.length_note:
             out.append(f"Length bias: {self.length_note}.")
@@ -299,7 +299,7 @@ class JudgeDiagnostics:
 
     def _scale_sentences(self) -> list[str]:
         if self.scale_note:
-            return [f"Scale use: {self.scale_note}."]
+            return [f"Scale use is not checked: {self.scale_note}."]
         if not self.scale_use or self.ceiling is None or self.floor is None:
             return []
         top = f"the top score ({self.ceiling:g} on {self.scale})"
@@ -307,8 +307,10 @@ class JudgeDiagnostics:
         out = [f"{use.evaluator} gives {top} to {use.ceiling_share:.0%} of its {use.n} scores "
                f"(95% CI {use.ceiling_low:.0%} to {use.ceiling_high:.0%}): it has little room to tell the best "
                "essays apart." for use in self.scale_use if use.crowds_ceiling]
-        if not out:
-            most = max(self.scale_use, key=lambda use: use.ceiling_share)
+        most = max(self.scale_use, key=lambda use: use.ceiling_share)
+        if not out and most.ceiling_share == 0:
+            out.append(f"No evaluator gives {top} to any essay.")
+        elif not out:
             out.append(f"No evaluator is shown to give {top} to more than {HEAVY_SHARE:.0%} of its scores; the "
                        f"highest share is {most.evaluator}'s {most.ceiling_share:.0%} "
                        f"(95% CI {most.ceiling_low:.0%} to {most.ceiling_high:.0%}).")
@@ -537,7 +539,7 @@ def wilson_interval(successes: int, n: int, confidence: float = CONFIDENCE) -> t
 def scale_use_by_evaluator(scores: PreparedScores) -> tuple[tuple[ScaleUse, ...], str | None, float | None, float | None]:
     """Each evaluator's shares of scores at the ceiling and floor of the scale, or why not."""
     if scores.scale is None:
-        return (), "skipped: the score table gives no scale, so its top and bottom are unknown", None, None
+        return (), "the score table gives no scale, so its top and bottom are unknown", None, None
     floor, ceiling = (0.0, 1.0) if scores.normalised else scale_bounds(scores.scale)
     tolerance = 1e-9 * max(1.0, abs(ceiling), abs(floor))
     n_evaluators = len(scores.evaluators)
