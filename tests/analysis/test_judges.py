@@ -246,3 +246,12 @@ def test_json_tables_and_sentences() -> None:
     assert tables["judge_length_controlled"].height == 20 and tables["judge_scale_use"].height == 3
     assert tables["judge_self_preference"].height == 0 and "judge_self_preference" in tables
     assert len(found.sentences()) == 3  # self-preference note, one template, one scale sentence
+
+
+def test_a_design_with_no_degrees_of_freedom_left_says_too_few() -> None:
+    table = _self_table(15, delta={}, essays_per_writer=1, judges=("m1", "m2")).filter(
+        pl.col("essay_llm").is_in(["m1", "m2"]))
+    found = _diagnose(table)  # 2 essays × 2 judges: nothing left once essays, offsets and δ are fitted
+    pooled = _row(found, POOLED)
+    assert (pooled.estimate, pooled.ci_low, pooled.note) == (None, None, "too few to say")
+    assert pooled.sentence() == "Self-preference of the judges taken together: too few to say."
