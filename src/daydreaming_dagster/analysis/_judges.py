@@ -44,6 +44,8 @@ from scipy.special import ndtri, stdtrit
 
 from ..results.scales import scale_bounds
 from ._essay_model import EssayModelFit, project_out
+from ._levels import TOO_FEW
+from ._model import _num
 from ._table import COPY_LEVEL, HUMAN_LEVEL, NO_LEVEL, PreparedScores
 
 __all__ = [
@@ -58,7 +60,6 @@ __all__ = [
 ]
 
 CONFIDENCE = 0.95
-TOO_FEW = "too few to say"
 NOT_IN_DESIGN = "not in this design"
 POOLED = "(all models)"
 """The ``evaluation_llm`` of the pooled self-preference row."""
@@ -73,14 +74,6 @@ _IDENTIFIED = 1e-9
 """Share of an indicator's sum of squares that must survive projection for it to be estimable."""
 ALL_TEMPLATES = "(all)"
 """The essay template of the length check when the table has no ``essay_template`` column."""
-
-
-def _num(value: float | None) -> float | None:
-    """JSON-safe float: NaN and infinities become ``None``."""
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 def _fmt(value: float, digits: int = 2) -> str:
