@@ -265,6 +265,13 @@ class JudgeDiagnostics:
             "sentences": self.sentences(),
         }
 
+    @staticmethod
+    def empty_tables() -> dict[str, pl.DataFrame]:
+        """The same tables with no rows (an analysis without judge diagnostics)."""
+        return {name: pl.DataFrame(schema=schema) for name, schema in (
+            ("judge_self_preference", _SELF_SCHEMA), ("judge_length_bias", _LENGTH_SCHEMA),
+            ("judge_length_controlled", _CONTROLLED_SCHEMA), ("judge_scale_use", _SCALE_SCHEMA))}
+
     def tables(self) -> dict[str, pl.DataFrame]:
         """CSV-ready tables by name (``judge_self_preference``, ``judge_length_bias``,
         ``judge_length_controlled``, ``judge_scale_use``)."""
