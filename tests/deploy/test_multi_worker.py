@@ -3,7 +3,8 @@ S3-compatible server (moto), Dagster's celery executor with a Redis broker and t
 workers, the mock model server as its own process, and the Dagster UI reading the same instance.
 
 The demo cohort (with a catalog model the mock serves) runs as two range runs per stage through
-``daydream launch``. Every generation finishes exactly once (mock call count). Then one worker
+``daydream launch``, a second launch of its drafts beside the first. Every generation is paid
+for exactly once (mock call count). Then one worker
 process is SIGKILLed while evaluation calls are in flight: its run fails, and launching again
 pays only for the generations that had not finished.
 """
@@ -284,9 +285,12 @@ def test_demo_cohort_on_two_celery_workers(
             assert all(w.poll() is None for w in workers), processes.log("worker1")[-3000:]
             time.sleep(0.5)
 
-        # 1. Drafts and essays: two range runs per stage, steps on the two workers.
+        # 1. Drafts and essays: two range runs per stage, steps on the two workers; a second
+        # launch of the drafts at the same time pays for nothing (claims: each call once).
         first = _launch(processes, env, "launch1", "draft", "essay")
+        beside = _launch(processes, env, "launch1b", "draft")
         assert first.wait(timeout=240) == 0, _run_errors(dagster_home, processes.log("launch1"))
+        assert beside.wait(timeout=240) == 0, _run_errors(dagster_home, processes.log("launch1b"))
         runs_ok = _run_lines(processes.log("launch1"))
         assert [(s, state) for s, _, state in runs_ok] == [("draft", "ok")] * 2 + [("essay", "ok")] * 2
         stats = _get_json(f"{mock_url}/stats")
@@ -341,8 +345,8 @@ def test_demo_cohort_on_two_celery_workers(
             except OSError:
                 assert time.monotonic() < deadline, processes.log("webserver")[-3000:]
                 time.sleep(1)
-        launched = runs_ok + evaluation_runs + _run_lines(processes.log("launch3"))
-        assert len(launched) == 8
+        launched = runs_ok + _run_lines(processes.log("launch1b")) + evaluation_runs + _run_lines(processes.log("launch3"))
+        assert len(launched) == 10
         for stage, run_id, state in launched:
             shown = ui_runs[run_id]
             assert shown["status"] == ("SUCCESS" if state == "ok" else "FAILURE")
