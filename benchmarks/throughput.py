@@ -141,6 +141,7 @@ def run_benchmark(
         llm = LLMResource(concurrency=concurrency, timeout_s=max(300.0, latency * 10), scope=scope)
         resources = build_resources(str(root), llm=llm)
         clock = time.perf_counter()
+        started = time.monotonic()  # the mock's clock too (CLOCK_MONOTONIC is system-wide)
         cpu_clock = _process_cpu_s()
         try:
             outcomes = run_cohort(instance, GENERATION_ASSETS, plan, STAGES, resources,
@@ -149,10 +150,12 @@ def run_benchmark(
             close_call_scope(scope)
         failed_runs = sum(0 if outcome.success else 1 for outcome in outcomes.values())
         wall = time.perf_counter() - clock
+        ended = time.monotonic()
         cpu = _process_cpu_s() - cpu_clock
 
         stats = mock_stats(url)
         calls = int(stats["total"])
+        answered = [r for r in stats["requests"] if r["status"] == 200]
         parsed = sum(1 for stage, ids in members.items() for g in ids if (root / "gens" / stage / g / "parsed.txt").is_file())
         generations = sum(len(ids) for ids in members.values())
         ideal = float(stats["latency_sum_s"]) / concurrency
@@ -174,6 +177,10 @@ def run_benchmark(
             "calls": calls,
             "cpu_s": round(cpu, 3),
             "calls_per_s": round(calls / wall, 2) if wall else None,
+            # Where the time beyond the bound went: before the first call, after the last answer.
+            "to_first_call_s": round(min(stats["arrivals"]) - started, 3) if stats["arrivals"] else None,
+            "after_last_answer_s": round(ended - max(r["at"] + r["latency_s"] for r in answered), 3)
+            if answered else None,
             "ideal_s": round(ideal, 3),
             "ratio": round(ideal / wall, 3) if wall else None,
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

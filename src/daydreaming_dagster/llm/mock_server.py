@@ -55,7 +55,7 @@ from typing import Any, Literal
 from .offline import count_tokens, synthetic_completion, truncate_to_tokens
 
 _MAX_ARRIVALS = 100_000
-_MAX_REQUEST_LOG = 1_000
+_MAX_REQUEST_LOG = 20_000
 _REASONS = {
     200: "OK",
     400: "Bad Request",

@@ -385,14 +385,14 @@ async def run_raw_batch(
                 pause = min(pause, set_aside[0][0] - loop.time())
             await asyncio.sleep(max(0.0, pause))
 
-    async def parse_now(status: GenerationStatus) -> None:
+    def parse_now(status: GenerationStatus) -> None:
         """Pipelined runs parse each raw output at once (children wait for it); a failure here
-        is left for the parsed step to record and report."""
+        is left for the parsed step to record and report. The parsed files become durable with
+        the batch's next group commit (at the latest its final flush), as a parsed batch's do."""
         try:
             outcome = run_parsed_phase(ctx, stage, status.gen_id, settings, run_id=run_id)
         except (GenerationFailure, ValueError, FileNotFoundError):
             return
-        await group.commit()
         assert board is not None
         board.parsed(stage, status.gen_id)
         _notify(progress, _parsed_status(status.gen_id, outcome.metadata, outcome.reused, run_id), stage, "parsed")
@@ -405,7 +405,7 @@ async def run_raw_batch(
                 continue
             results[index] = _notify(progress, status, stage, "raw")
             if board is not None and status.status in ("done", "reused", "claimed"):
-                await parse_now(status)
+                parse_now(status)
 
     # Twice as many workers as call slots: while one worker handles a finished response (files,
     # metadata), another has its next request prepared and waiting for the freed slot, so the
@@ -418,6 +418,8 @@ async def run_raw_batch(
     finally:
         for task in workers:
             task.cancel()
+        if board is not None:
+            await asyncio.to_thread(ctx.layer.flush)  # what parse_now wrote after the last commit
     report.statuses = [s for s in results if s is not None]
     report.wall_s = time.perf_counter() - clock
     return report
