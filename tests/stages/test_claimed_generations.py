@@ -86,3 +86,16 @@ def test_dead_holder_is_taken_over_and_called_here(stage_root: Path, chain: Chai
     report = _raw(stage_root, chain, provider)
     assert [s.status for s in report.statuses] == ["done"] and len(provider.calls) == 1
     assert not store.paths.claim_path("draft", chain.draft).exists()
+
+
+def test_status_shows_who_is_producing_a_generation(stage_root: Path, chain: Chain) -> None:
+    from daydreaming_dagster.stages.status import cohort_status
+
+    layer = StageContext.for_root(stage_root).layer
+    store = ClaimStore(stage_root, "run-busy")
+    lease = store.acquire("draft", chain.draft)
+    status = cohort_status(layer, {"draft": [chain.draft, chain.bad_draft]})["draft"]
+    assert [s.gen_id for s in status.in_progress] == [chain.draft]
+    assert "run run-busy (pid" in (status.in_progress[0].claimed_by or "")
+    store.release(lease)
+    assert cohort_status(layer, {"draft": [chain.draft]})["draft"].in_progress == []

@@ -31,6 +31,11 @@ def status(cohort_id: str, max_failures: int, data_root: str | None) -> None:
     console = Console(width=160)
     console.print(table)
     for stage in STAGES:
+        busy = statuses[stage].in_progress
+        if busy:
+            console.print(f"[bold]{stage} in progress ({len(busy)})[/bold]")
+            for state in busy[:max_failures]:
+                console.print(f"  {state.gen_id}: claimed by {state.claimed_by}", markup=False, highlight=False)
         failures = statuses[stage].failures
         if not failures:
             continue

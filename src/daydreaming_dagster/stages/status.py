@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..data_layer import GensDataLayer
+from ..data_layer.claims import Lease
 from ..types import STAGES, Stage
 
 
@@ -24,6 +25,8 @@ class GenerationState:
     error: str | None = None
     failure_log: str | None = None
     cost_usd: float = 0.0
+    claimed_by: str | None = None
+    """Who is producing it right now (a live claim: ``run … (pid … on host)``), if anyone."""
 
 
 @dataclass
@@ -49,6 +52,11 @@ class StageStatus:
     @property
     def cost_usd(self) -> float:
         return round(sum(s.cost_usd for s in self.states), 6)
+
+    @property
+    def in_progress(self) -> list[GenerationState]:
+        """Generations a live process has claimed (being called now)."""
+        return [s for s in self.states if s.claimed_by]
 
 
 def _read_optional(read: Any, stage: Stage, gen_id: str) -> dict[str, Any] | None:
@@ -88,7 +96,18 @@ def generation_state(layer: GensDataLayer, stage: Stage, gen_id: str) -> Generat
             error = f"raw: {last[-1]}" if last else None
     cost = float((raw_meta or {}).get("cost_usd") or 0.0)
     return GenerationState(stage, gen_id, layer.prompt_path(stage, gen_id).is_file(), raw, parsed,
-                           error, failure_log, cost)
+                           error, failure_log, cost, _live_claim(layer, stage, gen_id))
+
+
+def _live_claim(layer: GensDataLayer, stage: Stage, gen_id: str) -> str | None:
+    path = layer.paths.claim_path(stage, gen_id)
+    try:
+        lease = Lease.from_bytes(path.read_bytes())
+    except (FileNotFoundError, IsADirectoryError):
+        return None
+    import time
+
+    return lease.describe() if lease is not None and not lease.stale(time.time()) else None
 
 
 def cohort_status(layer: GensDataLayer, membership: Mapping[Stage, Sequence[str]]) -> dict[Stage, StageStatus]:
