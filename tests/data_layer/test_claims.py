@@ -15,7 +15,6 @@ import pytest
 
 from daydreaming_dagster.data_layer.claims import ClaimHeld, ClaimKeeper, ClaimStore, Lease
 from daydreaming_dagster.data_layer.paths import as_root_path
-from tests.support.servers import S3Server, unique_bucket
 
 GEN = ("draft", "d_claimed")
 
@@ -136,15 +135,9 @@ def test_racing_processes_exactly_one_wins(tmp_path: Path, stale: bool) -> None:
 
 
 @pytest.mark.slow
-def test_claims_on_an_s3_compatible_store(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_claims_on_an_s3_compatible_store(s3_root: tuple[str, str]) -> None:
     """Conditional PUTs: If-None-Match to claim, If-Match (the ETag) to take over or renew."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint_url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_key)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", s3_server.region)
-    bucket = unique_bucket("claims")
-    s3_server.client().create_bucket(Bucket=bucket)
-    root = f"s3://{bucket}/store"
+    _, root = s3_root
     first, second = _store(root, "run-a"), _store(root, "run-b")
     assert not first.is_local
     lease = first.acquire(*GEN)

@@ -40,6 +40,17 @@ def atomic_write_bytes(path: Path, data: bytes, *, fsync: bool = True) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)  # one PUT: object stores publish whole objects only
         return
+    tmp_name = _write_temp_beside(path, data, fsync=fsync)
+    try:
+        _replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+
+
+def _write_temp_beside(path: Path, data: bytes, *, fsync: bool) -> str:
+    """A new temporary file next to ``path`` holding ``data``; return its name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = _create_temp_beside(path)
     try:
@@ -48,11 +59,11 @@ def atomic_write_bytes(path: Path, data: bytes, *, fsync: bool = True) -> None:
             handle.flush()
             if fsync:
                 os.fsync(handle.fileno())
-        _replace(tmp_name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
+    return tmp_name
 
 
 def create_exclusive(path: Path, data: bytes, *, fsync: bool = True) -> bool:
@@ -70,22 +81,15 @@ def create_exclusive(path: Path, data: bytes, *, fsync: bool = True) -> bool:
     """
     if not is_local(path):
         return _create_exclusive_object(path, data)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = _create_temp_beside(path)
+    tmp_name = _write_temp_beside(path, data, fsync=fsync)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            if fsync:
-                os.fsync(handle.fileno())
-        try:
-            os.link(tmp_name, path)
-        except FileExistsError:
-            return False
-        return True
+        os.link(tmp_name, path)
+    except FileExistsError:
+        return False
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
+    return True
 
 
 def _create_exclusive_object(path: Path, data: bytes) -> bool:
