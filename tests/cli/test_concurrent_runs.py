@@ -45,7 +45,8 @@ def _complete(root: Path, cohort: str) -> bool:
 @pytest.mark.slow
 def test_two_runs_of_one_cohort_pay_each_call_once(demo_root: Path, tmp_path: Path) -> None:
     _add_mock_cohort(demo_root)
-    with MockLLMServer(MockConfig(latency_s=0.4)) as server:
+    # Calls slow enough that the runs overlap however long each process takes to start.
+    with MockLLMServer(MockConfig(latency_s=1.0)) as server:
         env = _env(tmp_path, server.base_url)
         args = ["run", "mockrun", "--no-report", "--concurrency", "4", "--data-root", str(demo_root)]
         first = _start(args, env)
@@ -67,12 +68,12 @@ def test_two_runs_of_one_cohort_pay_each_call_once(demo_root: Path, tmp_path: Pa
 
 @pytest.mark.slow
 def test_launch_beside_run_pays_each_call_once(demo_root: Path, tmp_path: Path) -> None:
-    """`daydream launch` (range runs in their own processes, stage by stage, two ranges per
-    stage) beside `daydream run` (pipelined, in process) of the same cohort."""
+    """`daydream launch` (a range run per stage in its own process, stage by stage) beside
+    `daydream run` (pipelined, in process) of the same cohort."""
     _add_mock_cohort(demo_root)
     with MockLLMServer(MockConfig(latency_s=0.4)) as server:
         env = _env(tmp_path, server.base_url)
-        launched = _start(["launch", "mockrun", "--split", "2", "--data-root", str(demo_root)], env)
+        launched = _start(["launch", "mockrun", "--data-root", str(demo_root)], env)
         ran = _start(["run", "mockrun", "--no-report", "--concurrency", "4", "--data-root", str(demo_root)], env)
         (code_launch, log_launch), (code_run, log_run) = _finish(launched), _finish(ran)
         stats = server.stats()
