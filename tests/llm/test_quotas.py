@@ -146,3 +146,19 @@ def test_redis_store_shares_one_schedule(redis_url: str, tmp_path: Path) -> None
     _token_schedule(RedisQuotaStore(redis_url, f"test:{uuid.uuid4().hex}:"))
     chosen = quota_store_for(tmp_path, environ={QUOTA_REDIS_URL_ENV: redis_url})
     assert isinstance(chosen, RedisQuotaStore) and chosen.url == redis_url
+
+
+def test_retry_after_holds_every_process_sharing_the_schedule(tmp_path: Path) -> None:
+    """A 429's Retry-After seen by one process pauses the model's shared schedule for all."""
+    first = RequestLimits(rpm_for=lambda _m: 6000, store=FileQuotaStore(tmp_path))
+    second = RequestLimits(rpm_for=lambda _m: 6000, store=FileQuotaStore(tmp_path))
+    first.hold_off("m", 0.4)
+
+    async def one_request() -> float:
+        clock = time.monotonic()
+        async with second.slot("m"):
+            return time.monotonic() - clock
+
+    assert 0.35 <= asyncio.run(one_request()) < 0.6
+    assert asyncio.run(one_request()) < 0.1  # then the usual 10 ms spacing
+    RequestLimits(store=FileQuotaStore(tmp_path)).hold_off("unlimited", 5)  # no schedule: nothing held

@@ -169,6 +169,14 @@ class RequestLimits:
                 )
             return self._token_limiters[model_id]
 
+    def hold_off(self, model_id: str, seconds: float) -> None:
+        """The provider answered 429 with ``Retry-After: seconds`` for ``model_id``: no process
+        sharing the model's schedule sends it a request before then (models without a
+        requests-per-minute schedule: only the refused request waits, as its retry does)."""
+        limiter = self._limiter(model_id)
+        if limiter is not None and seconds > 0:
+            self.store.defer(limiter.key, seconds)
+
     def estimate_tokens(self, model_id: str, prompt: str, max_tokens: int | None) -> int:
         """Tokens a request is expected to use: its prompt's size plus the mean completion of
         the model's answers so far (capped by ``max_tokens``)."""

@@ -309,7 +309,12 @@ class OpenAICompatibleProvider(LLMProvider):
         tokens = (limits.estimate_tokens(request.model_id, request.prompt, request.max_tokens)
                   if limits.tokens_per_minute(request.model_id) else 0)
         async with limits.slot(request.model_id, tokens=tokens) as ticket:
-            response = await self._send(request, first=first)
+            try:
+                response = await self._send(request, first=first)
+            except _AttemptFailed as exc:
+                if exc.status == 429 and exc.retry_after:
+                    limits.hold_off(request.model_id, min(exc.retry_after, self.retry.retry_after_cap_s))
+                raise
             usage = getattr(response, "usage", None)
             ticket.settle(getattr(usage, "total_tokens", None))
             limits.record_completion(request.model_id, getattr(usage, "completion_tokens", None))

@@ -56,6 +56,11 @@ class QuotaStore(abc.ABC):
     def adjust(self, key: str, units: float, interval_s: float) -> None:
         """Correct a reservation by ``units`` (negative: give back what was not used)."""
 
+    @abc.abstractmethod
+    def defer(self, key: str, seconds: float) -> None:
+        """Let no reservation of ``key`` start within ``seconds`` from now (a provider's
+        ``Retry-After``, applied to every process sharing the store)."""
+
 
 def _advance(tat: float, now: float, units: float, interval_s: float, tolerance_s: float) -> tuple[float, float]:
     """(wait, new theoretical arrival time) of one reservation: the GCRA step every store runs."""
@@ -79,6 +84,10 @@ class MemoryQuotaStore(QuotaStore):
     def adjust(self, key: str, units: float, interval_s: float) -> None:
         with self._lock:
             self._tat[key] = self._tat.get(key, 0.0) + units * interval_s
+
+    def defer(self, key: str, seconds: float) -> None:
+        with self._lock:
+            self._tat[key] = max(self._tat.get(key, 0.0), self._clock() + seconds)
 
 
 class FileQuotaStore(QuotaStore):
@@ -118,6 +127,9 @@ class FileQuotaStore(QuotaStore):
     def adjust(self, key: str, units: float, interval_s: float) -> None:
         self._update(key, lambda tat, now: (0.0, tat + units * interval_s))
 
+    def defer(self, key: str, seconds: float) -> None:
+        self._update(key, lambda tat, now: (0.0, max(tat, now + seconds)))
+
 
 # GCRA in one atomic script, on the Redis server's clock (machines' clocks may disagree).
 _RESERVE_LUA = """
@@ -135,6 +147,13 @@ local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 redis.call('SET', KEYS[1], string.format('%.6f', tat + tonumber(ARGV[1])), 'KEEPTTL')
 return 1
 """
+_DEFER_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local tat = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now + tonumber(ARGV[1]))
+redis.call('SET', KEYS[1], string.format('%.6f', tat), 'PX', math.ceil((tat - now) * 1000) + 120000)
+return 1
+"""
 
 
 class RedisQuotaStore(QuotaStore):
@@ -148,6 +167,7 @@ class RedisQuotaStore(QuotaStore):
         self._client = redis.Redis.from_url(url)
         self._reserve = self._client.register_script(_RESERVE_LUA)
         self._adjust = self._client.register_script(_ADJUST_LUA)
+        self._defer = self._client.register_script(_DEFER_LUA)
 
     def reserve(self, key: str, units: float, interval_s: float, tolerance_s: float = 0.0) -> float:
         answer = self._reserve(keys=[self.prefix + key], args=[units, interval_s, tolerance_s])
@@ -155,6 +175,9 @@ class RedisQuotaStore(QuotaStore):
 
     def adjust(self, key: str, units: float, interval_s: float) -> None:
         self._adjust(keys=[self.prefix + key], args=[units * interval_s])
+
+    def defer(self, key: str, seconds: float) -> None:
+        self._defer(keys=[self.prefix + key], args=[seconds])
 
 
 def _root_digest(data_root: str) -> str:
