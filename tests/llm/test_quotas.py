@@ -143,6 +143,8 @@ def test_redis_store_shares_one_schedule(redis_url: str, tmp_path: Path) -> None
     assert waits[1] == pytest.approx(0.2, abs=0.05) and waits[2] == pytest.approx(0.4, abs=0.05)
     first.adjust("rpm:m", -2, 0.2)  # give two back: the next waits only for the first's turn
     assert second.reserve("rpm:m", 1, 0.2) == pytest.approx(0.2, abs=0.05)
+    first.defer("rpm:held", 0.5)  # a Retry-After: the other store's next request waits it out
+    assert second.reserve("rpm:held", 1, 0.01) == pytest.approx(0.5, abs=0.05)
     _token_schedule(RedisQuotaStore(redis_url, f"test:{uuid.uuid4().hex}:"))
     chosen = quota_store_for(tmp_path, environ={QUOTA_REDIS_URL_ENV: redis_url})
     assert isinstance(chosen, RedisQuotaStore) and chosen.url == redis_url
