@@ -10,7 +10,12 @@ Pages (stable URLs, linked from the report):
 - ``/cohorts/<id>/ratings`` the human ratings given so far.
 
 Ids from URLs are checked with :func:`~..ids.is_valid_gen_id` before anything touches the
-disk: a bad id, an unknown cohort or essay is a 404.
+disk: a bad id, an unknown cohort or essay is a 404. Other bad input (a query value that is not
+a number, a cohort whose files cannot be read) is a 400 page saying what was wrong.
+
+No GET changes anything: a cohort view is rebuilt only when the files it was read from changed
+or on ``POST /cohorts/<id>/refresh`` (the *reload data* button, CSRF-checked), so a URL in model
+text or another site cannot make the server rebuild a cohort.
 """
 
 from __future__ import annotations
@@ -20,12 +25,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, quote, urlencode
 
 from jinja2 import Environment, PackageLoader
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import URL
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
@@ -35,6 +39,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ..errors import DaydreamError
 from ..ids import is_valid_gen_id
 from ..results.cohort import CohortNotFoundError
 from ..results.human_ratings import HumanRating, HumanRatingError, append_rating
@@ -56,8 +61,10 @@ from .security import (
     ACCESS_PARAM,
     CSRF_COOKIE,
     CSRF_FIELD,
+    MAX_BODY_BYTES,
     SECURITY_HEADERS,
     Secrets,
+    same_origin,
 )
 
 __all__ = ["ExplorerConfig", "create_app"]
@@ -65,6 +72,8 @@ __all__ = ["ExplorerConfig", "create_app"]
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 RATER_COOKIE = "dd_rater"
 MAX_COMPARE = 4
+MAX_SEED_DIGITS = 9
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _STATIC_DIR = Path(__file__).parent / "static"
 
 
@@ -114,6 +123,9 @@ def _cohort(request: Request, refresh: bool = False) -> CohortView:
         return _store(request).cohort(cohort_id, refresh=refresh)
     except CohortNotFoundError as exc:
         raise HTTPException(404, str(exc)) from None
+    except (DaydreamError, ValueError, OSError) as exc:
+        # A malformed membership.csv or manifest: say which file and what is wrong with it.
+        raise HTTPException(400, f"cohort {cohort_id} cannot be read: {exc}") from None
 
 
 def _flag(request: Request, name: str, default: bool = False) -> bool:
@@ -155,7 +167,7 @@ def index(request: Request) -> Response:
 
 
 def cohort_page(request: Request) -> Response:
-    view = _cohort(request, refresh=_flag(request, "refresh"))
+    view = _cohort(request)
     params = request.query_params
     query = EssayQuery(
         filters={axis: params[axis] for axis in ESSAY_AXES if params.get(axis)},
@@ -215,10 +227,15 @@ def rate_page(request: Request) -> Response:
     view = _cohort(request)
     params = dict(request.query_params)
     seed = params.get("seed")
-    if seed is None or not seed.isdigit():
+    if not seed:
         # A fresh seed in the URL: the order is random, and the link can be shared and reloaded.
         fresh = {**params, "seed": str(random.SystemRandom().randrange(1, 1_000_000)), "blind": params.get("blind", "1")}
         return RedirectResponse(request.url.path + _qs(fresh), status_code=303)
+    # str.isdigit accepts "²" and int() refuses 5,000 digits: only short ASCII digit strings.
+    if not (seed.isascii() and seed.isdigit() and len(seed) <= MAX_SEED_DIGITS):
+        shown = seed if len(seed) <= 20 else seed[:20] + "…"
+        raise HTTPException(400, f"seed {shown!r} is not a whole number of 1 to {MAX_SEED_DIGITS} digits "
+                                 "(0-9); leave it out to get a fresh one")
     order = blind_order(view, int(seed))
     blind = _flag(request, "blind", default=True)
     rater = _rater(request)
@@ -253,13 +270,53 @@ def _agreement(request: Request, view: CohortView) -> Agreement:
     return _store(request).agreement(view)
 
 
+async def _checked_form(request: Request) -> dict[str, str] | Response:
+    """The POSTed form, read only after the cheap checks (size, CSRF cookie) and accepted only
+    with a matching CSRF field; else the refusal to send."""
+    config: ExplorerConfig = request.app.state.config
+    if not request.cookies.get(CSRF_COOKIE):
+        return _csrf_refused()
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            return _too_large()
+    form = {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
+    if not config.secrets.csrf_ok(request.cookies.get(CSRF_COOKIE), form.get(CSRF_FIELD)):
+        return _csrf_refused()
+    return form
+
+
+def _csrf_refused() -> Response:
+    return PlainTextResponse("refused: missing or invalid CSRF token (reload the page and submit again)",
+                             status_code=403)
+
+
+def _too_large() -> Response:
+    return PlainTextResponse(f"refused: request body over {MAX_BODY_BYTES // 1024} KiB", status_code=413)
+
+
+async def refresh_cohort(request: Request) -> Response:
+    """``POST /cohorts/<id>/refresh``: re-read the cohort from disk, then back to its table."""
+    form = await _checked_form(request)
+    if isinstance(form, Response):
+        return form
+    view = await run_in_threadpool(_cohort, request, True)
+    return RedirectResponse(_local_target(form.get("next", ""), f"/cohorts/{view.cohort_id}"), status_code=303)
+
+
+def _local_target(target: str, fallback: str) -> str:
+    """``target`` when it is a path on this server, else ``fallback`` (no open redirect)."""
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return fallback
+    return target
+
+
 async def rate_essay(request: Request) -> Response:
     config: ExplorerConfig = request.app.state.config
-    form = {k: v[-1] for k, v in parse_qs((await request.body()).decode("utf-8", "replace"),
-                                          keep_blank_values=True).items()}
-    if not config.secrets.csrf_ok(request.cookies.get(CSRF_COOKIE), form.get(CSRF_FIELD)):
-        return PlainTextResponse("refused: missing or invalid CSRF token (reload the page and submit again)",
-                                 status_code=403)
+    form = await _checked_form(request)
+    if isinstance(form, Response):
+        return form
     view = await run_in_threadpool(_cohort, request)
     essay_id = _valid_id(request.path_params["essay_gen_id"])
     if not view.has_essay(essay_id):
@@ -280,9 +337,7 @@ async def rate_essay(request: Request) -> Response:
         stored = await run_in_threadpool(append_rating, config.data_root, view.cohort_id, rating)
     except HumanRatingError as exc:
         raise HTTPException(400, str(exc)) from None
-    target = form.get("next", "")
-    if not target.startswith("/") or target.startswith("//") or "\\" in target:
-        target = f"/cohorts/{view.cohort_id}/essays/{essay_id}"
+    target = _local_target(form.get("next", ""), f"/cohorts/{view.cohort_id}/essays/{essay_id}")
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(RATER_COOKIE, stored.rater, max_age=365 * 86400, samesite="strict",
                         path="/", httponly=True)
@@ -291,7 +346,7 @@ async def rate_essay(request: Request) -> Response:
 
 async def error_page(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
-    detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
+    detail = exc.detail if isinstance(exc, HTTPException) else f"internal error ({type(exc).__name__}): {exc}"
     if not hasattr(request.state, "browser_id"):
         return PlainTextResponse(str(detail), status_code=status)
     return _page(request, "error.html", status_code=status, status=status, detail=detail)
@@ -308,17 +363,19 @@ class GuardMiddleware(BaseHTTPMiddleware):
         if secrets.access_token is not None:
             if token is not None and secrets.access_ok(token):
                 # Keep the token in a cookie and drop it from the address bar (and history).
-                kept = [(k, v) for k, v in request.query_params.multi_items() if k != ACCESS_PARAM]
-                response: Response = RedirectResponse(str(URL(request.url.path).include_query_params(**dict(kept)))
-                                                      if kept else request.url.path, status_code=303)
+                response: Response = RedirectResponse(_without_token(request), status_code=303)
                 response.set_cookie(ACCESS_COOKIE, token, httponly=True, samesite="strict", path="/")
                 return _secured(response)
             if not secrets.access_ok(request.cookies.get(ACCESS_COOKIE)):
                 return _secured(PlainTextResponse(
                     "this explorer needs the access token printed by `daydream view` at start-up: "
                     "open the URL with ?token=…", status_code=401))
+        if request.method not in SAFE_METHODS:
+            refusal = _unsafe_request_refusal(request)
+            if refusal is not None:
+                return _secured(refusal)
         browser_id = request.cookies.get(CSRF_COOKIE)
-        fresh = not browser_id or len(browser_id) > 100
+        fresh = not browser_id or len(browser_id) > 100 or not browser_id.isascii()
         request.state.browser_id = Secrets.new_browser_id() if fresh else browser_id
         started = time.perf_counter()
         response = await call_next(request)
@@ -327,6 +384,31 @@ class GuardMiddleware(BaseHTTPMiddleware):
         if fresh:
             response.set_cookie(CSRF_COOKIE, request.state.browser_id, httponly=True, samesite="strict", path="/")
         return _secured(response)
+
+
+def _without_token(request: Request) -> str:
+    """The request's own path and query without ``token``: a path on this server whatever the
+    request line held (``//evil.example/`` becomes ``/evil.example/``), every repeated
+    parameter kept."""
+    raw_path = request.scope.get("raw_path") or request.url.path.encode("utf-8")
+    path = "/" + raw_path.decode("latin-1").lstrip("/\\")
+    path = quote(path, safe="/%:@!$&'()*+,;=-._~")
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k != ACCESS_PARAM]
+    return path + ("?" + urlencode(kept) if kept else "")
+
+
+def _unsafe_request_refusal(request: Request) -> Response | None:
+    """Refuse a POST from another origin, or one announcing a body over the limit, before its
+    body is read (the body's own size is checked again while it is read)."""
+    if not same_origin(request.headers.get("origin"), request.headers.get("sec-fetch-site"),
+                       request.url.scheme, request.headers.get("host")):
+        return PlainTextResponse(f"refused: cross-origin request (Origin {request.headers.get('origin')!r} "
+                                 "is not this server)", status_code=403)
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isascii() or not declared.isdigit()
+                                 or len(declared) > 12 or int(declared) > MAX_BODY_BYTES):
+        return _too_large()
+    return None
 
 
 def _secured(response: Response) -> Response:
@@ -340,6 +422,7 @@ def create_app(config: ExplorerConfig) -> Starlette:
     routes = [
         Route("/", index),
         Route("/cohorts/{cohort_id}", cohort_page),
+        Route("/cohorts/{cohort_id}/refresh", refresh_cohort, methods=["POST"]),
         Route("/cohorts/{cohort_id}/essays/{essay_gen_id}", essay_page),
         Route("/cohorts/{cohort_id}/essays/{essay_gen_id}/rating", rate_essay, methods=["POST"]),
         Route("/cohorts/{cohort_id}/compare", compare_page),
@@ -351,7 +434,7 @@ def create_app(config: ExplorerConfig) -> Starlette:
     if not config.allow_remote:
         middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=list(LOOPBACK_HOSTS)))
     app = Starlette(routes=routes, middleware=middleware,
-                    exception_handlers={HTTPException: error_page})
+                    exception_handlers={HTTPException: error_page, Exception: error_page})
     app.state.config = config
     app.state.store = ExplorerStore(config.data_root)
     app.state.templates = _templates()

@@ -322,6 +322,8 @@ class ExplorerStore:
         self._agreements: dict[str, tuple[tuple[float, int | None], Agreement]] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+        self.builds = 0
+        """Cohort views built so far (tests and benchmarks/explorer.py check that GETs build none)."""
 
     def _key(self, cohort_id: str) -> tuple[int | None, ...]:
         paths = self.paths
@@ -348,6 +350,7 @@ class ExplorerStore:
             if cached is not None and cached[0] == key and not refresh:
                 return cached[1]
             view = build_cohort_view(self.data_root, cohort_id)
+            self.builds += 1
             self._views[cohort_id] = (key, view)
             return view
 
