@@ -46,12 +46,15 @@ from ..results.human_ratings import HumanRating, HumanRatingError, append_rating
 from ..results.scales import scale_bounds
 from .data import (
     ESSAY_AXES,
+    TABLE_PARAMS,
     Agreement,
     CohortView,
     EssayQuery,
     ExplorerStore,
     blind_order,
+    column_help,
     essay_detail,
+    essay_neighbours,
     query_essays,
     rater_scores,
 )
@@ -94,6 +97,7 @@ def _templates() -> Environment:
     env = Environment(loader=PackageLoader("daydreaming_dagster.web", "templates"), autoescape=True)
     env.filters["markdown"] = render_markdown
     env.filters["num"] = _num
+    env.filters["score"] = lambda v: "" if v is None else f"{float(v):g}"
     env.filters["usd"] = lambda v: "" if v is None else f"${v:.4f}"
     return env
 
@@ -166,28 +170,46 @@ def index(request: Request) -> Response:
     return _page(request, "index.html", cohorts=cohorts, data_root=str(_store(request).data_root))
 
 
-def cohort_page(request: Request) -> Response:
-    view = _cohort(request)
+def _table_query(request: Request) -> EssayQuery:
+    """The essay table's filters, search, sort and page from the URL."""
     params = request.query_params
-    query = EssayQuery(
+    return EssayQuery(
         filters={axis: params[axis] for axis in ESSAY_AXES if params.get(axis)},
         search=params.get("q", ""),
         sort=params.get("sort", "rank"),
         descending=_flag(request, "desc"),
         page=_int(params.get("page"), 1),
     )
+
+
+def _table_params(request: Request) -> dict[str, str]:
+    """The parameters that define the table's rows and order (carried to essay pages and back)."""
+    return {k: request.query_params[k] for k in TABLE_PARAMS if request.query_params.get(k)}
+
+
+def _essay_href(cohort_id: str, table: dict[str, Any]) -> Any:
+    """``href(essay_gen_id)``: an essay's page, remembering the table it was opened from."""
+    suffix = _qs(table) if table else ""
+    return lambda essay_gen_id: f"/cohorts/{cohort_id}/essays/{essay_gen_id}{suffix if suffix != '?' else ''}"
+
+
+def cohort_page(request: Request) -> Response:
+    view = _cohort(request)
+    query = _table_query(request)
     ratings = _store(request).current_ratings(view.cohort_id)
     page = query_essays(view, query, ratings)
-    current = {k: v for k, v in params.items() if k != "refresh"}
-    columns = ["rank", "essay_gen_id", "mean"]
+    params = dict(request.query_params)
+    columns = ["title", "rank", "mean"]
     if view.has_analysis:
         columns += ["ci_low", "ci_high", "p_top_5"]
-    columns += ["n", "spread", "human_mean", "human_n", "concepts",
-                *(axis for axis in ESSAY_AXES if axis != "combo_id" and len(view.levels[axis]) > 1), "status"]
-    agreement = _agreement(request, view)
-    return _page(request, "cohort.html", view=view, page=page, query=query, params=current,
-                 columns=columns, axes=view.axis_levels(), summary=view.summary,
-                 n_ratings=ratings.height, agreement=agreement)
+    columns += [*view.evaluator_columns, "n", "spread", "human_mean", "human_n", "concepts",
+                *(axis for axis in ESSAY_AXES if axis != "combo_id" and len(view.levels[axis]) > 1),
+                "status", "essay_gen_id"]
+    return _page(request, "cohort.html", view=view, page=page, query=query, params=params,
+                 columns=columns, column_help=column_help, axes=view.axis_levels(), summary=view.summary,
+                 n_ratings=ratings.height, agreement=_agreement(request, view),
+                 essay_href=_essay_href(view.cohort_id, _table_params(request)),
+                 selected=set(request.query_params.getlist("essays")), max_compare=MAX_COMPARE)
 
 
 def essay_page(request: Request) -> Response:
@@ -199,20 +221,36 @@ def essay_page(request: Request) -> Response:
         raise HTTPException(404, f"essay {essay_id} is not in cohort {view.cohort_id}") from None
     blind = _flag(request, "blind")
     rater = _rater(request)
-    mine = rater_scores(_store(request).current_ratings(view.cohort_id), rater).get(essay_id)
+    ratings = _store(request).current_ratings(view.cohort_id)
+    mine = rater_scores(ratings, rater).get(essay_id)
+    table = _table_params(request)
+    query = _table_query(request)
+    neighbours = essay_neighbours(view, query, ratings, essay_id)
+    walk = {**table, "blind": "1" if blind else None}
+    back = f"/cohorts/{view.cohort_id}" + _qs(table, page=neighbours.page if neighbours and neighbours.page > 1 else None)
     return _page(request, "essay.html", view=view, detail=detail, blind=blind, rater=rater, mine=mine,
-                 scale=view.scale, bounds=scale_bounds(view.scale), next_url=request.url.path
-                 + (("?" + request.url.query) if request.url.query else ""))
+                 scale=view.scale, bounds=scale_bounds(view.scale), neighbours=neighbours,
+                 essay_href=_essay_href(view.cohort_id, walk), table=table, back_url=back.rstrip("?"),
+                 open_reasons=request.query_params.get("reasons", ""),
+                 next_url=request.url.path + (("?" + request.url.query) if request.url.query else ""))
 
 
-def compare_page(request: Request) -> Response:
-    view = _cohort(request)
+def _compare_ids(request: Request) -> list[str]:
     wanted: list[str] = []
     for value in request.query_params.getlist("essays"):
         wanted += [part.strip() for part in value.split(",") if part.strip()]
-    wanted = list(dict.fromkeys(wanted))
-    if not 1 <= len(wanted) <= MAX_COMPARE:
-        raise HTTPException(400, f"compare takes 1 to {MAX_COMPARE} essay ids: ?essays=a,b")
+    return list(dict.fromkeys(wanted))
+
+
+def compare_page(request: Request) -> Response:
+    """Two to four essays side by side, each with its evaluators' scores and reasons.
+
+    With another number of essays the page keeps the selection (ticked, with titles) and says
+    what to change, instead of losing it. Issue 20's human verdict goes in the template's
+    ``verdict`` block, fed by :func:`_compare_context`.
+    """
+    view = _cohort(request)
+    wanted = _compare_ids(request)
     details = []
     for essay_id in wanted:
         _valid_id(essay_id)
@@ -220,7 +258,18 @@ def compare_page(request: Request) -> Response:
             details.append(essay_detail(view, essay_id))
         except KeyError:
             raise HTTPException(404, f"essay {essay_id} is not in cohort {view.cohort_id}") from None
-    return _page(request, "compare.html", view=view, details=details, blind=_flag(request, "blind"))
+    context = _compare_context(request, view, details)
+    if not 2 <= len(details) <= MAX_COMPARE:
+        problem = (f"Compare takes 2 to {MAX_COMPARE} essays; {len(details)} selected: "
+                   + ("untick some below." if len(details) > MAX_COMPARE else "tick more in the essay table."))
+        return _page(request, "compare.html", status_code=400, problem=problem, **context)
+    return _page(request, "compare.html", problem=None, **context)
+
+
+def _compare_context(request: Request, view: CohortView, details: list[Any]) -> dict[str, Any]:
+    """What the compare page shows (one place to add to: a verdict form, pairwise preferences)."""
+    return {"view": view, "details": details, "blind": _flag(request, "blind"), "max_compare": MAX_COMPARE,
+            "ids": ",".join(d.essay.gen_id for d in details)}
 
 
 def rate_page(request: Request) -> Response:
@@ -241,20 +290,21 @@ def rate_page(request: Request) -> Response:
     rater = _rater(request)
     ratings = _store(request).current_ratings(view.cohort_id)
     mine = rater_scores(ratings, rater)
-    if not order:
-        return _page(request, "rate.html", view=view, order=order, detail=None, blind=blind, rater=rater,
-                     params=params, position=0, mine=None, rated=0, scale=view.scale,
-                     bounds=scale_bounds(view.scale), next_url="")
+    rated = sum(1 for essay_id in order if essay_id in mine)
+    unrated = [i for i, essay_id in enumerate(order) if essay_id not in mine]
+    common = {"view": view, "order": order, "blind": blind, "rater": rater, "params": params, "rated": rated,
+              "scale": view.scale, "bounds": scale_bounds(view.scale), "unrated": unrated}
     if "i" in params:
-        position = min(max(0, _int(params.get("i"), 0)), len(order) - 1)
-    else:  # a returning rater starts at the first essay they have not rated yet
-        position = next((i for i, essay_id in enumerate(order) if essay_id not in mine), 0)
+        # Past the last essay (i == len(order), where saving the last one leads) is the end.
+        position = min(max(0, _int(params.get("i"), 0)), len(order))
+    else:  # a returning rater starts at the first essay they have not rated yet, or at the end
+        position = unrated[0] if unrated and rater else (0 if not rater else len(order))
+    if position >= len(order):
+        return _page(request, "rate.html", detail=None, position=len(order), mine=None, next_url="", **common)
     detail = essay_detail(view, order[position])
-    next_params = {**params, "i": str(min(position + 1, len(order) - 1))}
-    return _page(request, "rate.html", view=view, order=order, detail=detail, blind=blind, rater=rater,
-                 params=params, position=position, mine=mine.get(order[position]),
-                 rated=sum(1 for essay_id in order if essay_id in mine), scale=view.scale,
-                 bounds=scale_bounds(view.scale), next_url=request.url.path + _qs(next_params))
+    next_params = {**params, "i": str(position + 1)}
+    return _page(request, "rate.html", detail=detail, position=position, mine=mine.get(order[position]),
+                 next_url=request.url.path + _qs(next_params), **common)
 
 
 def ratings_page(request: Request) -> Response:

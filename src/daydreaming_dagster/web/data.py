@@ -10,8 +10,10 @@ are read per page through the data layer.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import random
+import re
 import threading
 import time
 from collections import Counter
@@ -30,7 +32,7 @@ from ..combos import ComboRecord, read_combo_mappings
 from ..data_layer import GensDataLayer, Paths
 from ..errors import DaydreamError
 from ..ids import is_valid_gen_id
-from ..results.aggregates import essay_aggregates
+from ..results.aggregates import essay_aggregates, evaluator_pivot
 from ..results.cohort import CohortRecords, GenerationRecord, generations_table, load_cohort_records
 from ..results.human_ratings import HumanRating, RatingsFile, ratings_frame, read_ratings
 from ..results.report import stage_summary
@@ -50,8 +52,12 @@ __all__ = [
     "EvaluationView",
     "ExplorerStore",
     "GenerationText",
+    "Neighbours",
+    "TABLE_PARAMS",
     "blind_order",
+    "column_help",
     "essay_detail",
+    "essay_neighbours",
     "query_essays",
 ]
 
@@ -69,11 +75,50 @@ BLIND_HIDDEN = frozenset({"draft_template", "draft_llm", "essay_template", "essa
 """Axes hidden in blind mode (model and template names)."""
 ANALYSIS_COLUMNS = ("ci_low", "ci_high", "p_top_1", "p_top_5", "p_top_10")
 """Columns taken from the analysis layer's ``results/<cohort>/analysis/essays.csv`` when it exists."""
-SORTABLE = ("rank", "essay_gen_id", "mean", "n", "spread", "human_mean", "human_n", "status",
+SORTABLE = ("rank", "title", "essay_gen_id", "mean", "n", "spread", "human_mean", "human_n", "status",
             "concepts", *ESSAY_AXES, *ANALYSIS_COLUMNS)
+EVALUATOR_COLUMN_PREFIX = "score:"
+"""Essay-table columns ``score:<evaluator>``: that evaluator's mean score of the essay."""
+TABLE_PARAMS: tuple[str, ...] = (*ESSAY_AXES, "q", "sort", "desc")
+"""Query parameters that define the table's rows and order (kept from the table to an essay page,
+so previous/next walk the same list, and back)."""
 PAGE_SIZE = 50
 _READ_WORKERS = 8
-_TITLE_CHARS = 90
+_TITLE_CHARS = 120
+
+COLUMN_HELP: dict[str, str] = {
+    "title": "The essay's first heading, else its first line that is not a preamble such as \"Sure! Here's…\"",
+    "rank": "Position by mean LLM score (1 = best; ties share the better rank)",
+    "essay_gen_id": "The essay's generation id (its folder under gens/essay/)",
+    "mean": "Mean of the LLM evaluators' parsed scores of this essay",
+    "ci_low": "Lower end of the 95% interval of the essay's mean, from the analysis (results/<cohort>/analysis)",
+    "ci_high": "Upper end of the 95% interval of the essay's mean, from the analysis",
+    "p_top_1": "Probability that this essay is the best one, from the analysis (resampling)",
+    "p_top_5": "Probability that this essay is among the 5 best, from the analysis (resampling)",
+    "p_top_10": "Probability that this essay is among the 10 best, from the analysis (resampling)",
+    "n": "Number of parsed LLM scores of this essay",
+    "spread": "Highest minus lowest LLM score of this essay: how much the evaluators disagree",
+    "human_mean": "Mean of the human ratings of this essay (latest rating per rater)",
+    "human_n": "Number of people who rated this essay (latest rating per rater)",
+    "concepts": "The concepts the essay's combination links",
+    "status": "State of the essay's generation: ok, parse_error, raw_failed or missing",
+    "combo_id": "The concept combination",
+    "draft_template": "Template of the draft (the first stage)",
+    "draft_llm": "Model that wrote the draft",
+    "draft_replicate": "Replicate number of the draft (same inputs, another sample)",
+    "essay_template": "Template that turned the draft into the essay",
+    "essay_llm": "Model that wrote the essay ((copy): the draft copied as is)",
+    "essay_replicate": "Replicate number of the essay",
+}
+"""What each essay-table column means (the header tooltips)."""
+
+
+def column_help(column: str) -> str:
+    """The tooltip of an essay-table column."""
+    if column.startswith(EVALUATOR_COLUMN_PREFIX):
+        evaluator = column[len(EVALUATOR_COLUMN_PREFIX):]
+        return f"Score given by {evaluator} (mean over its replicates); click a score to read its reasons"
+    return COLUMN_HELP.get(column, column)
 
 
 # -- the cached cohort -----------------------------------------------------------------------
@@ -114,6 +159,26 @@ class CohortView:
     concept_names: dict[str, str]
     built_at: float
     build_seconds: float
+    evaluators: list[str] = field(default_factory=list)
+    """LLM evaluators with at least one score (each an essay-table column ``score:<evaluator>``)."""
+
+    @functools.cached_property
+    def titles(self) -> dict[str, str]:
+        """``essay_gen_id → title`` (for pages that name essays outside the table)."""
+        return dict(self.essays.select("essay_gen_id", "title").iter_rows())
+
+    @property
+    def evaluator_columns(self) -> list[str]:
+        return [f"{EVALUATOR_COLUMN_PREFIX}{e}" for e in self.evaluators]
+
+    def level_label(self, axis: str, level: str) -> str:
+        """How a level is shown: a combination by its concepts' names, any other level as is."""
+        if axis != "combo_id":
+            return level
+        record = self.combos.get(level)
+        if record is None:
+            return level
+        return " + ".join(self.concept_names.get(c, c) for c in record.concept_ids)
 
     @property
     def summary(self) -> CohortSummary:
@@ -156,13 +221,37 @@ def _safe_read(reader: Callable[[Stage, str], str], stage: Stage, gen_id: str) -
         return None
 
 
+# Lines models put before the essay itself: "[synthetic text …]", "Sure! Here's the essay:",
+# "Certainly. Below is…", "Here is a revised version…", "Okay, …", and separators.
+_PREAMBLE = re.compile(
+    r"^(\[.*\]|\(.*\)|(sure|certainly|of course|okay|ok|absolutely|great)\b.*|"
+    r"(here'?s|here is|here are|below is|below are|the following)\b.*|.*:|[-*_=~`#]+)$",
+    re.IGNORECASE,
+)
+_TITLE_LABEL = re.compile(r"^(title|essay title)\s*:\s*", re.IGNORECASE)
+
+
+def _plain(line: str) -> str:
+    """A Markdown line as plain text: no heading marks, emphasis, quote marks or label."""
+    line = line.strip().lstrip("#>").strip()
+    line = _TITLE_LABEL.sub("", line)
+    line = re.sub(r"(\*\*|__|\*|_|`)(.+?)\1", r"\2", line)
+    return line.strip().strip('"“”').strip()
+
+
 def _title(text: str | None) -> str:
-    """The essay's first heading (or first non-empty line), for the table."""
+    """The essay's title for tables and headings: its first Markdown heading, else its first
+    line that is not a preamble ("[synthetic text …]", "Sure! Here's …", "Title:" labels are
+    dropped), cut at :data:`_TITLE_CHARS`."""
     if not text:
         return ""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    heading = next((line for line in lines if line.startswith("#")), None)
-    title = (heading or (lines[0] if lines else "")).lstrip("#").strip()
+    heading = next((_plain(line) for line in lines if line.startswith("#") and _plain(line)), None)
+    if heading is None:
+        labelled = next((_plain(line) for line in lines if _TITLE_LABEL.match(line.strip("*_ "))), None)
+        prose = (_plain(line) for line in lines if not _PREAMBLE.match(_plain(line) or line))
+        heading = labelled or next((line for line in prose if line), None) or _plain(lines[0]) if lines else ""
+    title = heading or ""
     return title if len(title) <= _TITLE_CHARS else title[: _TITLE_CHARS - 1] + "…"
 
 
@@ -222,11 +311,13 @@ def build_cohort_view(data_root: str | os.PathLike[str] | Path, cohort_id: str) 
         draft = cohort.parent(essay)
         combo_id = (draft.combo_id if draft else None) or essay.combo_id
         ids = concepts.get(combo_id or "", ())
+        names = ", ".join(concept_names.get(c, c) for c in ids)
+        title = _title(text)
         rows.append({
             "essay_gen_id": essay_id,
             "draft_gen_id": essay.parent_gen_id,
             "combo_id": combo_id,
-            "concepts": ", ".join(concept_names.get(c, c) for c in ids),
+            "concepts": names,
             "draft_template": draft.template_id if draft else None,
             "draft_llm": draft.llm_model_id if draft else None,
             "draft_replicate": str(draft.replicate) if draft and draft.replicate is not None else None,
@@ -234,8 +325,10 @@ def build_cohort_view(data_root: str | os.PathLike[str] | Path, cohort_id: str) 
             "essay_llm": essay.llm_model_id if essay.mode != "copy" else "(copy)",
             "essay_replicate": str(essay.replicate) if essay.replicate is not None else None,
             "status": essay.status,
-            "title": _title(text),
-            "search": (text or "").lower(),
+            "title": title,
+            # The table's search finds what the table shows (title, concept names, ids) as well
+            # as the text.
+            "search": "\n".join((title, names, essay_id, combo_id or "", text or "")).lower(),
         })
     schema = {name: pl.String() for name in ("essay_gen_id", "draft_gen_id", "combo_id", "concepts",
                                              *ESSAY_AXES, "status", "title", "search")}
@@ -243,6 +336,11 @@ def build_cohort_view(data_root: str | os.PathLike[str] | Path, cohort_id: str) 
     aggregates = essay_aggregates(scores).select("essay_gen_id", "rank", "mean", "n", "n_evaluators", "spread")
     essays = essays.join(aggregates, on="essay_gen_id", how="left", maintain_order="left")
     essays = essays.with_columns(pl.col("n").fill_null(0))
+    per_evaluator = evaluator_pivot(scores)
+    evaluators = [c for c in per_evaluator.columns if c != "essay_gen_id"]
+    if evaluators:
+        per_evaluator = per_evaluator.rename({e: f"{EVALUATOR_COLUMN_PREFIX}{e}" for e in evaluators})
+        essays = essays.join(per_evaluator, on="essay_gen_id", how="left", maintain_order="left")
     analysis = _read_analysis(paths, cohort_id)
     if analysis is not None:
         essays = essays.join(analysis, on="essay_gen_id", how="left", maintain_order="left")
@@ -266,6 +364,7 @@ def build_cohort_view(data_root: str | os.PathLike[str] | Path, cohort_id: str) 
         concept_names=concept_names,
         built_at=time.time(),
         build_seconds=time.perf_counter() - started,
+        evaluators=evaluators,
     )
 
 
@@ -375,8 +474,9 @@ class ExplorerStore:
             except (DaydreamError, FileNotFoundError, ValueError) as exc:
                 out.append(CohortSummary(cohort_id=cohort_id, built=False, status="unreadable", error=str(exc)))
                 continue
-            ratings = read_ratings(self.data_root, cohort_id)
-            out.append(dataclasses.replace(summary, n_ratings=len(ratings.ratings)))
+            # The same count as the cohort and ratings pages: current ratings (latest per rater
+            # and essay), not lines of the file.
+            out.append(dataclasses.replace(summary, n_ratings=self.current_ratings(cohort_id).height))
         return out
 
     def agreement(self, view: CohortView) -> Agreement:
@@ -437,9 +537,8 @@ def _with_human(essays: pl.DataFrame, ratings: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def query_essays(view: CohortView, query: EssayQuery, ratings: pl.DataFrame) -> EssayPage:
-    """Filter by axis levels and a case-insensitive search of the essay text, sort (nulls last),
-    and cut one page out. Unknown axes and sort columns are ignored."""
+def _table(view: CohortView, query: EssayQuery, ratings: pl.DataFrame) -> pl.DataFrame:
+    """Every essay matching the query's filters and search, in the query's order."""
     frame = _with_human(view.essays, ratings)
     for axis, level in query.filters.items():
         if axis in ESSAY_AXES and level:
@@ -447,13 +546,52 @@ def query_essays(view: CohortView, query: EssayQuery, ratings: pl.DataFrame) -> 
     needle = query.search.strip().lower()
     if needle:
         frame = frame.filter(pl.col("search").str.contains(needle, literal=True))
-    sort = query.sort if query.sort in SORTABLE else "rank"
-    frame = frame.sort([sort, "essay_gen_id"], descending=[query.descending, False], nulls_last=True)
+    sort = query.sort if query.sort in SORTABLE or query.sort in view.evaluator_columns else "rank"
+    return frame.sort([sort, "essay_gen_id"], descending=[query.descending, False], nulls_last=True)
+
+
+def query_essays(view: CohortView, query: EssayQuery, ratings: pl.DataFrame) -> EssayPage:
+    """Filter by axis levels and a case-insensitive search of the essay text, title, concept
+    names and ids, sort (nulls last), and cut one page out. Unknown axes and sort columns are
+    ignored."""
+    frame = _table(view, query, ratings)
     total = frame.height
     pages = max(1, -(-total // query.page_size))
     page = min(max(1, query.page), pages)
     shown = frame.slice((page - 1) * query.page_size, query.page_size).drop("search")
     return EssayPage(rows=shown.to_dicts(), total=total, page=page, pages=pages)
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """Where an essay sits in the essay table of a query."""
+
+    position: int
+    """0-based position in the filtered, sorted table."""
+    total: int
+    previous: str | None
+    """The essay before it (``None`` at the top)."""
+    next: str | None
+    """The essay after it (``None`` at the bottom)."""
+    page: int
+    """The table page that shows it."""
+
+
+def essay_neighbours(view: CohortView, query: EssayQuery, ratings: pl.DataFrame, essay_gen_id: str) -> Neighbours | None:
+    """The essays before and after ``essay_gen_id`` in the table of ``query`` (``None`` when the
+    query's filters or search leave the essay out)."""
+    ids = _table(view, query, ratings)["essay_gen_id"]
+    hits = (ids == essay_gen_id).arg_true()
+    if hits.is_empty():
+        return None
+    position = int(hits[0])
+    return Neighbours(
+        position=position,
+        total=ids.len(),
+        previous=ids[position - 1] if position > 0 else None,
+        next=ids[position + 1] if position + 1 < ids.len() else None,
+        page=position // query.page_size + 1,
+    )
 
 
 # -- one essay -------------------------------------------------------------------------------
@@ -484,6 +622,11 @@ class EvaluationView:
     evaluator: str
     score: float | None
     scale: str | None
+
+    @property
+    def reasons(self) -> str | None:
+        """The evaluator's response (its reasoning, ending in the score line)."""
+        return self.generation.raw if self.generation.raw is not None else self.generation.parsed
 
 
 @dataclass(frozen=True)
