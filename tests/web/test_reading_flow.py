@@ -212,3 +212,7 @@ def test_column_headers_explain_themselves(cohort: SyntheticCohort) -> None:
 ])
 def test_the_title_skips_preambles(text: str, title: str) -> None:
     assert _title(text) == title
+
+
+def test_a_list_item_title_loses_its_marker() -> None:
+    assert _title("[synthetic text]\nNotes on possible links:\n- Link 1: a and b.\n- Link 2") == "Link 1: a and b."

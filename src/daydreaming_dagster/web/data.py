@@ -234,6 +234,7 @@ _TITLE_LABEL = re.compile(r"^(title|essay title)\s*:\s*", re.IGNORECASE)
 def _plain(line: str) -> str:
     """A Markdown line as plain text: no heading marks, emphasis, quote marks or label."""
     line = line.strip().lstrip("#>").strip()
+    line = re.sub(r"^([-*+]|\d+[.)])\s+", "", line)  # a list item's marker
     line = _TITLE_LABEL.sub("", line)
     line = re.sub(r"(\*\*|__|\*|_|`)(.+?)\1", r"\2", line)
     return line.strip().strip('"“”').strip()

@@ -10,7 +10,8 @@
   ``?token=…`` (then kept in an HttpOnly cookie) or as the cookie itself.
 - Headers: a Content-Security-Policy without inline scripts (the JS is served from /static) and
   without images (model text must not make the browser request anything), no framing, no
-  sniffing, no referrer.
+  sniffing, no referrer sent to other sites (``same-origin``: with ``no-referrer`` browsers send
+  ``Origin: null`` on the explorer's own form POSTs, which the Origin check must refuse).
 - Secrets are compared as bytes: a non-ASCII token, cookie or field is simply wrong, never an
   error.
 """
@@ -53,7 +54,7 @@ SECURITY_HEADERS: dict[str, str] = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 
