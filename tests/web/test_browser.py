@@ -427,9 +427,9 @@ def test_reading_flow_walks_the_filtered_table_searches_and_compares(explorer: E
     assert len(order) == 8
     driver.find_element(By.CSS_SELECTOR, "#essays tbody tr a.essay-link").click()
     walked = [current_essay()]
-    for _ in range(len(order) - 1):
+    for step in range(2, len(order) + 1):
         ActionChains(driver).send_keys("n").perform()
-        _wait(driver, lambda d, n=len(walked): f"essay {n + 1} of 8" in d.find_element(By.ID, "essay-position").text)
+        _wait(driver, lambda d, n=step: f"essay {n} of 8" in d.find_element(By.ID, "essay-position").text)
         walked.append(current_essay())
         assert "essay_template=essay-expand" in driver.current_url
     assert walked == order and not driver.find_elements(By.ID, "next")

@@ -139,7 +139,7 @@ def test_compare_shows_each_evaluators_reasons_side_by_side(client: TestClient, 
     for essay in (a, b):
         column = reasons.split(f'data-essay="{essay}"', 1)[1].split("</section>", 1)[0]
         assert column.count("<details class=\"reasons\" open") == 2 and f"Reasoning about {essay}." in column
-    assert "<h2><a href=\"/cohorts/c1/essays/%s\">Essay number 2</a></h2>" % a in page
+    assert f'<h2><a href="/cohorts/c1/essays/{a}">Essay number 2</a></h2>' in page
 
 
 @pytest.mark.parametrize("count", [1, 5])
