@@ -6,8 +6,10 @@ is then planted in one essay's lineage; `daydream view` serves it in a real proc
 scenario of issue 13: open the cohort, filter by a template, open an essay, expand an
 evaluation, rate three essays in blind mode with the keyboard, reload and see the ratings
 kept, and the ratings reach the analysis tables; the planted payloads execute nothing; a POST
-without the CSRF token is refused; ``../`` is a 404. Screenshots of the main pages land in
-``tests/web/screenshots/`` (git-ignored).
+without the CSRF token is refused; ``../`` is a 404. The reading flow of issue 23: the top
+essay by its title, next/previous (keys) through a filtered table, a concept-name search,
+compare with both evaluators' reasons, a half-point score. Screenshots of the main pages land
+in ``tests/web/screenshots/`` (git-ignored).
 """
 
 from __future__ import annotations
