@@ -33,7 +33,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from .. import analysis, results
+from .. import analysis, reporting, results
 from ..io_managers.graph import EdgeSet, GraphData
 from ..partitions import cohort_partitions
 from ..resources import DataRootResource
@@ -230,7 +230,7 @@ def lineage_graph(context: AssetExecutionContext, data_root: DataRootResource) -
     description="cohorts/<cohort>/reports/report.md and report.html, CSV exports and the score plot.",
 )
 def cohort_report(context: AssetExecutionContext, config: ResultsConfig, data_root: DataRootResource) -> dict[str, Any]:
-    report = results.write_cohort_report(data_root.root, context.partition_key, config.top_n)
+    report = reporting.write_cohort_report(data_root.root, context.partition_key, config.top_n)
     context.add_output_metadata({
         "report": MetadataValue.path(str(report.report_md)),
         "report_html": MetadataValue.path(str(report.report_html)),
