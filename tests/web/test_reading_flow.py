@@ -104,10 +104,12 @@ def test_search_finds_concept_names_titles_and_text(client: TestClient, cohort: 
 def test_the_combination_filter_shows_concept_names(client: TestClient, cohort: SyntheticCohort) -> None:
     page = client.get("/cohorts/c1").text
     select = page.split('id="filter-combo_id"', 1)[1].split("</select>", 1)[0]
-    labels = re.findall(r'<option value="([^"]+)" >([^<]+)</option>', select)
+    labels = re.findall(r'<option value="([^"]+)">([^<]+)</option>', select)
     assert len(labels) == 6 and all(re.fullmatch(r"Concept \d{3} \+ Concept \d{3}", label) for _, label in labels)
     combo, label = labels[0]
-    rows = _links(client.get("/cohorts/c1", params={"combo_id": combo}).text)
+    filtered = client.get("/cohorts/c1", params={"combo_id": combo}).text
+    assert f'<option value="{combo}" selected>{label}</option>' in filtered
+    rows = _links(filtered)
     view = ExplorerStore(cohort.root).cohort("c1")
     assert {_essay(h) for h in rows} == set(view.essays.filter(view.essays["combo_id"] == combo)["essay_gen_id"])
     assert label.replace(" + ", ", ") == view.essays.filter(view.essays["combo_id"] == combo)["concepts"][0]

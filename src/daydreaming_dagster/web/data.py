@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from markupsafe import Markup, escape
 
 from ..analysis import AnalysisInputError, human_llm_agreement
 from ..catalogs import load_concept_description, load_concepts
@@ -175,6 +176,25 @@ class CohortView:
     @property
     def evaluator_columns(self) -> list[str]:
         return [f"{EVALUATOR_COLUMN_PREFIX}{e}" for e in self.evaluators]
+
+    @functools.cached_property
+    def _level_options(self) -> dict[str, str]:
+        # Rendered once per view: a 10,000-essay cohort has thousands of combinations, and
+        # rendering their <option>s on every request would cost more than the rest of the page.
+        return {
+            axis: "".join(f'<option value="{escape(level)}">{escape(self.level_label(axis, level))}</option>'
+                          for level in levels)
+            for axis, levels in self.levels.items()
+        }
+
+    def level_options(self, axis: str, selected: str | None = None) -> Markup:
+        """The ``<option>`` elements of an axis filter (labels from :meth:`level_label`), with
+        ``selected`` marked."""
+        options = self._level_options.get(axis, "")
+        if selected:
+            marker = f'<option value="{escape(selected)}">'
+            options = options.replace(marker, marker[:-1] + " selected>", 1)
+        return Markup(options)
 
     def level_label(self, axis: str, level: str) -> str:
         """How a level is shown: a combination by its concepts' names, any other level as is."""
