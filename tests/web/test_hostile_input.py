@@ -249,3 +249,29 @@ def test_a_cross_origin_post_is_refused_even_with_the_csrf_pair(server: Server, 
 def test_a_same_origin_post_is_accepted(server: Server) -> None:
     status, _, _ = server.rate(server.essays[4], headers={"Origin": server.base, "Sec-Fetch-Site": "same-origin"})
     assert status == 303 and len(read_ratings(server.root, "c1").ratings) == 1
+
+
+def test_changed_files_are_reread_in_the_background_never_in_a_get(server: Server) -> None:
+    """After a run rewrites a cohort's files the next page answers at once from the view it
+    has; the view is rebuilt in a background thread, and a failed re-read keeps the old view
+    and says why."""
+    store = server.app.state.store
+    assert server.request("GET", "/cohorts/c1")[0] == 200 and store.builds == 1
+    analysis = server.root / "results" / "c1" / "analysis"
+    analysis.mkdir(parents=True)
+    (analysis / "essays.csv").write_text(
+        "essay_gen_id,ci_low,ci_high,p_top_5\n" + "".join(f"{e},1.25,2.5,0.1\n" for e in server.essays),
+        encoding="utf-8")
+    status, _, stale = server.request("GET", "/cohorts/c1")
+    assert status == 200 and 'data-column="ci_low"' not in stale  # served from the view it had
+    assert store.wait_for_rebuilds(30) and store.builds == 2
+    assert 'data-column="ci_low"' in server.request("GET", "/cohorts/c1")[2]
+
+    (server.root / "cohorts/c1/membership.csv").write_text("stage,gen_id\nwhat,e_1\n", encoding="utf-8")
+    assert server.request("GET", "/cohorts/c1")[0] == 200
+    assert store.wait_for_rebuilds(30)
+    status, _, page = server.request("GET", f"/cohorts/c1/essays/{server.essays[1]}")
+    assert status == 200 and 'id="cohort-problem"' in page
+    assert "membership.csv line 2: unknown stage" in page.replace("&#39;", "'")
+    assert server.request("GET", "/cohorts/c1")[0] == 200 and store.wait_for_rebuilds(30)
+    assert store.builds == 2 and store.problem("c1")  # the same files are not re-read again

@@ -13,9 +13,10 @@ Ids from URLs are checked with :func:`~..ids.is_valid_gen_id` before anything to
 disk: a bad id, an unknown cohort or essay is a 404. Other bad input (a query value that is not
 a number, a cohort whose files cannot be read) is a 400 page saying what was wrong.
 
-No GET changes anything: a cohort view is rebuilt only when the files it was read from changed
-or on ``POST /cohorts/<id>/refresh`` (the *reload data* button, CSRF-checked), so a URL in model
-text or another site cannot make the server rebuild a cohort.
+No GET rebuilds a cohort view: it is rebuilt in the background when the files it was read from
+changed (:class:`~.data.ExplorerStore`), or on ``POST /cohorts/<id>/refresh`` (the *reload
+data* button, CSRF-checked), so neither a URL in model text nor another site can make the server
+rebuild a cohort, and no page waits for a rebuild.
 """
 
 from __future__ import annotations
@@ -124,7 +125,9 @@ def _store(request: Request) -> ExplorerStore:
 def _cohort(request: Request, refresh: bool = False) -> CohortView:
     cohort_id = _valid_id(request.path_params["cohort_id"])
     try:
-        return _store(request).cohort(cohort_id, refresh=refresh)
+        view = _store(request).cohort(cohort_id, refresh=refresh)
+        request.state.cohort_problem = _store(request).problem(cohort_id)
+        return view
     except CohortNotFoundError as exc:
         raise HTTPException(404, str(exc)) from None
     except (DaydreamError, ValueError, OSError) as exc:
@@ -160,7 +163,8 @@ def _page(request: Request, name: str, status_code: int = 200, **context: Any) -
     template = request.app.state.templates.get_template(name)
     csrf = config.secrets.csrf_token(request.state.browser_id)
     body = template.render(request=request, csrf_field=CSRF_FIELD, csrf_token=csrf, qs=_qs,
-                           dagster_url=config.dagster_url, **context)
+                           dagster_url=config.dagster_url,
+                           cohort_problem=getattr(request.state, "cohort_problem", None), **context)
     return HTMLResponse(body, status_code=status_code)
 
 

@@ -438,6 +438,12 @@ class ExplorerStore:
     A cached view is rebuilt when ``membership.csv``, ``manifest.json``, the scores export
     ``results/<id>/evaluation_scores.csv`` (rewritten by every report, so after each run) or the
     analysis table change, or when :meth:`cohort` is called with ``refresh=True``.
+
+    A page never waits for a rebuild: when those files changed, :meth:`cohort` returns the view
+    it has and rebuilds in a background thread (one at a time per cohort); the next page shows
+    the new view. Only a cohort's first view, and an explicit refresh, are built in the caller.
+    A background rebuild that fails keeps the old view and records why (:meth:`problem`); it is
+    not retried until the files change again.
     """
 
     def __init__(self, data_root: str | os.PathLike[str] | Path) -> None:
@@ -449,6 +455,9 @@ class ExplorerStore:
         self._guard = threading.Lock()
         self.builds = 0
         """Cohort views built so far (tests and benchmarks/explorer.py check that GETs build none)."""
+        self._rebuilding: set[str] = set()
+        self._problems: dict[str, tuple[tuple[int | None, ...], str]] = {}
+        self._idle = threading.Condition(self._guard)
 
     def _key(self, cohort_id: str) -> tuple[int | None, ...]:
         paths = self.paths
@@ -464,20 +473,64 @@ class ExplorerStore:
             return self._locks.setdefault(cohort_id, threading.Lock())
 
     def cohort(self, cohort_id: str, *, refresh: bool = False) -> CohortView:
-        """The cohort's view, from the cache when nothing it depends on changed.
+        """The cohort's view: the cached one (rebuilt in the background when its files changed),
+        else built now; ``refresh=True`` rebuilds it now.
 
         Raises :class:`~..results.CohortNotFoundError` for an unknown or unbuilt cohort (and
-        for an id that is not a valid directory name).
+        for an id that is not a valid directory name), or what reading it raised, when there is
+        no view to show yet.
         """
+        key = self._key(cohort_id) if is_valid_gen_id(cohort_id) else ()
+        cached = self._views.get(cohort_id)
+        if cached is not None and not refresh:
+            if cached[0] != key:
+                self._revalidate(cohort_id, key)
+            return cached[1]
         with self._lock(cohort_id):
-            key = self._key(cohort_id) if is_valid_gen_id(cohort_id) else ()
             cached = self._views.get(cohort_id)
-            if cached is not None and cached[0] == key and not refresh:
+            if cached is not None and not refresh:  # built meanwhile by another request
                 return cached[1]
-            view = build_cohort_view(self.data_root, cohort_id)
+            return self._build(cohort_id, key)
+
+    def _build(self, cohort_id: str, key: tuple[int | None, ...]) -> CohortView:
+        view = build_cohort_view(self.data_root, cohort_id)
+        with self._guard:
             self.builds += 1
             self._views[cohort_id] = (key, view)
-            return view
+            self._problems.pop(cohort_id, None)
+        return view
+
+    def _revalidate(self, cohort_id: str, key: tuple[int | None, ...]) -> None:
+        with self._guard:
+            failed = self._problems.get(cohort_id)
+            if cohort_id in self._rebuilding or (failed is not None and failed[0] == key):
+                return
+            self._rebuilding.add(cohort_id)
+        threading.Thread(target=self._rebuild_in_background, args=(cohort_id, key),
+                         name=f"explorer-rebuild-{cohort_id}", daemon=True).start()
+
+    def _rebuild_in_background(self, cohort_id: str, key: tuple[int | None, ...]) -> None:
+        try:
+            with self._lock(cohort_id):
+                self._build(cohort_id, key)
+        except Exception as exc:  # noqa: BLE001 - any failure: the old view stays, the pages say why
+            with self._guard:
+                self._problems[cohort_id] = (key, f"{type(exc).__name__}: {exc}")
+        finally:
+            with self._guard:
+                self._rebuilding.discard(cohort_id)
+                self._idle.notify_all()
+
+    def problem(self, cohort_id: str) -> str | None:
+        """Why the cohort's files could not be re-read after they changed (the pages then show
+        the previous view), or ``None``."""
+        failed = self._problems.get(cohort_id)
+        return failed[1] if failed is not None else None
+
+    def wait_for_rebuilds(self, timeout: float = 60.0) -> bool:
+        """Wait until no background rebuild runs (tests, benchmarks); False on timeout."""
+        with self._idle:
+            return self._idle.wait_for(lambda: not self._rebuilding, timeout=timeout)
 
     def cohort_ids(self) -> list[str]:
         """Cohorts with a spec or a membership file, sorted."""
