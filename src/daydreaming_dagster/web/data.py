@@ -167,6 +167,8 @@ class CohortView:
     build_seconds: float
     evaluators: list[str] = field(default_factory=list)
     """LLM evaluators with at least one score (each an essay-table column ``score:<evaluator>``)."""
+    queue_orders: dict[int, tuple[str, ...]] = field(default_factory=dict, repr=False)
+    """Rating-queue orders by seed, computed once per view (:func:`blind_order`)."""
 
     @functools.cached_property
     def titles(self) -> dict[str, str]:
@@ -827,9 +829,14 @@ def essay_detail(view: CohortView, essay_gen_id: str) -> EssayDetail:
 def blind_order(view: CohortView, seed: int) -> list[str]:
     """The essays to rate (those with a parsed text), in a random order fixed by ``seed`` (so a
     queue URL can be shared and reloaded)."""
-    ids = sorted(view.essays.filter(pl.col("status") == "ok")["essay_gen_id"].to_list())
-    random.Random(seed).shuffle(ids)
-    return ids
+    cached = view.queue_orders.get(seed)
+    if cached is None:
+        ids = sorted(view.essays.filter(pl.col("status") == "ok")["essay_gen_id"].to_list())
+        random.Random(seed).shuffle(ids)
+        if len(view.queue_orders) >= 64:  # a bounded cache: seeds come from URLs
+            view.queue_orders.pop(next(iter(view.queue_orders)))
+        cached = view.queue_orders[seed] = tuple(ids)
+    return list(cached)
 
 
 def rater_scores(ratings: pl.DataFrame, rater: str) -> dict[str, HumanRating]:
