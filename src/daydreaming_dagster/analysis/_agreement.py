@@ -7,6 +7,7 @@ one essay averaged; missing cells are NaN).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -119,7 +120,7 @@ class AlphaResult:
     """Why alpha is not computable, when it is not."""
 
 
-def alpha_with_ci(matrix: np.ndarray, weights: np.ndarray | list[np.ndarray]) -> AlphaResult:
+def alpha_with_ci(matrix: np.ndarray, weights: np.ndarray | Iterable[np.ndarray]) -> AlphaResult:
     """Alpha with a cluster-bootstrap CI (``weights``: resample × essay counts, or a list of
     such chunks, so that many essays never need the whole matrix at once)."""
     if matrix.shape[1] < 2:
@@ -130,7 +131,7 @@ def alpha_with_ci(matrix: np.ndarray, weights: np.ndarray | list[np.ndarray]) ->
     alpha = krippendorff_alpha_interval(matrix)
     if alpha is None:
         return AlphaResult(None, None, int(terms.units.size), "not computable: every score is the same")
-    chunks = weights if isinstance(weights, list) else [weights]
+    chunks = [weights] if isinstance(weights, np.ndarray) else weights
     draws = np.concatenate([_alpha_from(terms, w[:, terms.units]) for w in chunks])
     low, high = percentile_ci(draws[np.isfinite(draws)])
     return AlphaResult(alpha, (float(low), float(high)), int(terms.units.size), None)

@@ -7,7 +7,8 @@ import io
 import json
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -109,14 +110,16 @@ def analyze_scores(
     if isinstance(table, PreparedScores):
         scores = table
     else:
-        llm_rows, human_rows = (table, table.clear()) if include_humans else split_humans(table)
+        llm_rows, human_rows = split_humans(table)
         if llm_rows.height == 0 and human_rows.height:
             notes.append("only human ratings: they are analysed as the evaluators")
             llm_rows, human_rows = human_rows, human_rows.clear()
-        scores = prepare_scores(llm_rows, source)
+        scores = prepare_scores(table if include_humans and human_rows.height else llm_rows, source)
         if human_rows.height:
             human_scores = prepare_scores(human_rows, f"{source} (human ratings)")
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)]
+            llm_scores = prepare_scores(llm_rows, source) if include_humans else scores
+    seeds = np.random.SeedSequence(seed).spawn(5)
+    streams = [np.random.default_rng(s) for s in seeds]
     if scores.normalised:
         notes.append(f"scores on different scales ({', '.join(scores.source_scales)}) were normalised to 0-1 "
                      "before they were combined; means and CIs are on 0-1")
@@ -127,7 +130,7 @@ def analyze_scores(
     essays = _essay_results(scores, fit, ks, n_boot, streams[1])
     outcome = level_outcome(scores, fit, streams[2])
     notes.extend(outcome.notes)
-    weights = _weight_chunks(scores, n_boot, streams[0])
+    weights = _weight_chunks(scores, n_boot, seeds[0])
     variance = _variance_shares(scores, fit, weights, notes)
     matrix = agreement.evaluator_matrix(scores)
     alpha = agreement.alpha_with_ci(matrix, weights)
@@ -136,7 +139,10 @@ def analyze_scores(
     top_tie = _top_tie(essays, ks, scores.n_essays)
     if top_tie.reason:
         notes.append(f"ranking stability {top_tie.reason}")
-    humans = human_panel(human_scores, scores, fit) if human_scores is not None else None
+    humans = None
+    if human_scores is not None:
+        # The panel is always compared with the LLM evaluators alone (pooled or not).
+        humans = human_panel(human_scores, llm_scores, fit if llm_scores is scores else fit_essay_model(llm_scores))
     judges = _judges(scores, fit, essay_lengths, notes)
     return Analysis(
         n_essays=scores.n_essays,
@@ -180,11 +186,27 @@ def _judges(scores: PreparedScores, fit: EssayModelFit, essay_lengths: Mapping[s
     return judge_diagnostics(scores, fit, essay_lengths)
 
 
-def _weight_chunks(scores: PreparedScores, n_boot: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Cluster-bootstrap weights (resample × essay) in chunks: units (drafts when the table
-    has ``draft_gen_id``, else essays) are drawn with replacement and every essay of a drawn
-    unit gets its unit's count. Chunked so that 100,000 essays × 1,000 resamples never sit in
-    one dense matrix."""
+@dataclass(frozen=True)
+class _WeightChunks:
+    """Cluster-bootstrap weights (resample × essay), regenerated chunk by chunk on each pass:
+    units (drafts when the table has ``draft_gen_id``, else essays) are drawn with replacement
+    and every essay of a drawn unit gets its unit's count. Each chunk has its own seed, so
+    every pass sees the same resamples and no pass holds more than one chunk (100,000 essays
+    × 1,000 resamples would be 400 MB at once)."""
+
+    unit_of_essay: np.ndarray
+    n_units: int
+    sizes: tuple[int, ...]
+    seeds: tuple[np.random.SeedSequence, ...]
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for size, seed in zip(self.sizes, self.seeds, strict=True):
+            rng = np.random.default_rng(seed)
+            units = rng.multinomial(self.n_units, np.full(self.n_units, 1.0 / self.n_units), size=size)
+            yield units.astype(np.float64)[:, self.unit_of_essay]
+
+
+def _weight_chunks(scores: PreparedScores, n_boot: int, seed: np.random.SeedSequence) -> _WeightChunks:
     if DRAFT_COLUMN in scores.frame.columns:
         _, unit_of_essay = np.unique(np.asarray(scores.essay_levels(DRAFT_COLUMN), dtype=str), return_inverse=True)
     else:
@@ -192,16 +214,11 @@ def _weight_chunks(scores: PreparedScores, n_boot: int, rng: np.random.Generator
     unit_of_essay = unit_of_essay.ravel()
     n_units = int(unit_of_essay.max()) + 1 if unit_of_essay.size else 0
     rows = max(1, min(n_boot, _WEIGHT_CELLS // max(1, scores.n_essays)))
-    chunks, done = [], 0
-    while done < n_boot:
-        size = min(rows, n_boot - done)
-        unit_weights = rng.multinomial(n_units, np.full(n_units, 1.0 / n_units), size=size).astype(np.float32)
-        chunks.append(unit_weights[:, unit_of_essay])
-        done += size
-    return chunks
+    sizes = tuple(min(rows, n_boot - done) for done in range(0, n_boot, rows))
+    return _WeightChunks(unit_of_essay, n_units, sizes, tuple(seed.spawn(len(sizes))))
 
 
-_WEIGHT_CELLS = 8_000_000  # resamples × essays per chunk: 32 MB of float32
+_WEIGHT_CELLS = 2_000_000  # resamples × essays per chunk: 16 MB per dense array of a chunk
 
 
 def _essay_model_summary(fit: EssayModelFit) -> dict[str, object]:
@@ -273,13 +290,17 @@ def _evaluator_results(scores: PreparedScores, matrix: np.ndarray, fit: EssayMod
     return tuple(out)
 
 
-def _variance_shares(scores: PreparedScores, fit: EssayModelFit, weights: list[np.ndarray],
+def _variance_shares(scores: PreparedScores, fit: EssayModelFit, weights: _WeightChunks,
                      notes: list[str]) -> tuple[VarianceShare, ...]:
     if scores.n_essays < 2:
         return ()
-    parts = [variance_components(scores, chunk.astype(np.float64), fit.means, fit.offsets) for chunk in weights]
-    components = parts[0]
-    raw_draws = np.vstack([p.raw_draws for p in parts])
+    components, raw_draws = None, []
+    for chunk in weights:
+        part = variance_components(scores, chunk, fit.means, fit.offsets)
+        components = components or part
+        raw_draws.append(part.raw_draws)
+    assert components is not None
+    raw_draws = np.vstack(raw_draws)
     notes.extend(f"variance: {n}" for n in components.notes)
     shares = components.shares
     # Bias-corrected percentile interval on the untruncated estimates, clipped to [0, 1]:

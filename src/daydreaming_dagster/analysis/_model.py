@@ -415,4 +415,10 @@ class Analysis:
             "human_vs_llm": self.human_vs_llm_frame(),
             "clusters": self.clusters_frame(),
             "diversity": self.diversity_frame(),
+            **self.judge_frames(),
         }
+
+    def judge_frames(self) -> dict[str, pl.DataFrame]:
+        from ._judges import JudgeDiagnostics
+
+        return self.judges.tables() if self.judges is not None else JudgeDiagnostics.empty_tables()
