@@ -834,7 +834,7 @@ def blind_order(view: CohortView, seed: int) -> list[str]:
         ids = sorted(view.essays.filter(pl.col("status") == "ok")["essay_gen_id"].to_list())
         random.Random(seed).shuffle(ids)
         if len(view.queue_orders) >= 64:  # a bounded cache: seeds come from URLs
-            view.queue_orders.pop(next(iter(view.queue_orders)))
+            view.queue_orders.clear()
         cached = view.queue_orders[seed] = tuple(ids)
     return list(cached)
 
