@@ -275,3 +275,19 @@ def test_changed_files_are_reread_in_the_background_never_in_a_get(server: Serve
     assert "membership.csv line 2: unknown stage" in page.replace("&#39;", "'")
     assert server.request("GET", "/cohorts/c1")[0] == 200 and store.wait_for_rebuilds(30)
     assert store.builds == 2 and store.problem("c1")  # the same files are not re-read again
+
+
+def test_an_unexpected_error_is_a_page_naming_it(cohort: SyntheticCohort, monkeypatch: pytest.MonkeyPatch) -> None:
+    from starlette.testclient import TestClient
+
+    from daydreaming_dagster.web.data import ExplorerStore
+
+    def broken(self: ExplorerStore) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(ExplorerStore, "summaries", broken)
+    app = create_app(ExplorerConfig(data_root=str(cohort.root), secrets=Secrets()))
+    response = TestClient(app, base_url="http://127.0.0.1:8000", raise_server_exceptions=False).get("/")
+    assert response.status_code == 500 and response.headers["content-type"].startswith("text/html")
+    assert "internal error (RuntimeError): disk on fire" in response.text
+    assert response.headers["content-security-policy"].startswith("default-src 'none'")

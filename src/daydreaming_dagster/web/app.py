@@ -401,9 +401,10 @@ async def rate_essay(request: Request) -> Response:
 async def error_page(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     detail = exc.detail if isinstance(exc, HTTPException) else f"internal error ({type(exc).__name__}): {exc}"
+    # An unexpected exception is answered outside GuardMiddleware: the headers are set here too.
     if not hasattr(request.state, "browser_id"):
-        return PlainTextResponse(str(detail), status_code=status)
-    return _page(request, "error.html", status_code=status, status=status, detail=detail)
+        return _secured(PlainTextResponse(str(detail), status_code=status))
+    return _secured(_page(request, "error.html", status_code=status, status=status, detail=detail))
 
 
 # -- middleware ------------------------------------------------------------------------------
