@@ -90,3 +90,38 @@ def test_child_of_a_parent_that_never_comes_fails_with_the_reason(stage_root: Pa
     [status] = raw.statuses
     assert status.status == "failed" and "parsed" in (status.error or "")
     assert provider.calls == []
+
+
+def test_child_of_a_regenerated_parent_is_rendered_again_not_reused(stage_root: Path, chain: Chain,
+                                                                   provider: ScriptedProvider) -> None:
+    """The prompt on disk (what the prompt step's IO manager loads) predates the parent's new
+    output: the pipelined raw step waits for the parent, renders again and calls again."""
+    ctx = StageContext.for_root(stage_root)
+    for stage, gen_id in (("draft", chain.draft), ("essay", chain.essay)):
+        _, prompts = run_prompt_batch(ctx, stage, [gen_id], StageSettings())
+        asyncio.run(run_raw_batch(ctx, stage, [gen_id], StageSettings(), provider, prompts=prompts))
+        run_parsed_batch(ctx, stage, [gen_id], StageSettings())
+    stale_prompt = ctx.layer.read_prompt("essay", chain.essay)
+    provider.calls.clear()
+    provider.texts["draft"] = provider.texts["draft"].replace("A bridge between ideas.", "A new idea.")
+
+    board = ProducerBoard()
+    board.expect("draft", [chain.draft])
+    board.expect("essay", [chain.essay])
+
+    def regenerate_draft() -> None:
+        time.sleep(0.3)
+        forced = StageSettings(force=True)
+        _, prompts = run_prompt_batch(ctx, "draft", [chain.draft], forced, run_id="run-drafts", board=board)
+        asyncio.run(run_raw_batch(ctx, "draft", [chain.draft], forced, provider, run_id="run-drafts",
+                                  prompts=prompts, board=board))
+        board.finished("draft", [chain.draft])
+
+    producer = threading.Thread(target=regenerate_draft)
+    producer.start()
+    raw = asyncio.run(run_raw_batch(ctx, "essay", [chain.essay], StageSettings(), provider, run_id="run-essays",
+                                    prompts={chain.essay: stale_prompt}, board=board))
+    producer.join()
+    assert [s.status for s in raw.statuses] == ["done"]
+    assert [r.stage for r in provider.calls] == ["draft", "essay"]
+    assert "A new idea." in ctx.layer.read_prompt("essay", chain.essay)

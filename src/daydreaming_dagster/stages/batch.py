@@ -294,12 +294,17 @@ async def run_raw_batch(
     report = BatchReport(stage=stage, phase="raw")
     results: list[GenerationStatus | None] = [None] * len(gen_ids)
     queue: asyncio.Queue[int] = asyncio.Queue()
-    # Pipelined: generations without a prompt wait here, with their parents, until none is pending.
+    # Pipelined: a generation whose parent a run of this invocation produces gets its prompt
+    # rendered here (the one on disk may predate the parent's new output); it waits, with its
+    # parents, until none of them is still pending.
     waiting: dict[int, list[tuple[Stage, str]]] = {}
+    render_here: set[int] = set()
     for index, gen_id in enumerate(gen_ids):
-        if board is not None and not (prompts and gen_id in prompts):
+        if board is not None:
             parents = known_parents(ctx.layer, stage, gen_id)
-            if readiness(board, parents) == "waiting":
+            if not (prompts and gen_id in prompts) or board.produced_here(parents):
+                render_here.add(index)
+            if index in render_here and readiness(board, parents) == "waiting":
                 waiting[index] = parents
                 continue
         queue.put_nowait(index)
@@ -328,7 +333,7 @@ async def run_raw_batch(
             if rejected is not None:
                 return rejected
         prompt = prompts.get(gen_id) if prompts else None
-        if board is not None and prompt is None:
+        if index in render_here:
             try:
                 prompt = run_prompt_phase(ctx, stage, gen_id, settings, run_id=run_id).text
             except (GenerationFailure, ValueError, FileNotFoundError) as exc:

@@ -53,12 +53,21 @@ class ProducerBoard:
 
     def __init__(self) -> None:
         self._pending: set[tuple[str, str]] = set()
+        self._expected: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
 
     def expect(self, stage: Stage, gen_ids: Iterable[str]) -> None:
         """A run about to start will produce ``gen_ids``."""
         with self._lock:
-            self._pending.update((stage, gen_id) for gen_id in gen_ids)
+            keys = {(stage, gen_id) for gen_id in gen_ids}
+            self._pending |= keys
+            self._expected |= keys
+
+    def produced_here(self, parents: Iterable[tuple[Stage, str]]) -> bool:
+        """True when a run of the invocation produces (or produced) one of ``parents``: a
+        prompt rendered from an older output of it may be stale and must be rendered again."""
+        with self._lock:
+            return any(parent in self._expected for parent in parents)
 
     def parsed(self, stage: Stage, gen_id: str) -> None:
         """``gen_id`` has its parsed output: its children may start."""
