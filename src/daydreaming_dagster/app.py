@@ -33,7 +33,9 @@ if TYPE_CHECKING:
     import pandas as pd
     import polars as pl
 
+    from .adaptive import Selection
     from .cohorts import CohortBuild, Membership
+    from .cohorts.spec import CohortSpec
     from .cohorts.estimate import CohortEstimate, ModelEstimate
     from .failures import FailedGeneration
     from .preflight import PreflightReport
@@ -194,6 +196,13 @@ class RunOutcome:
     report_path: str | None = None
     stopped: bool = False
     elapsed_s: float = 0.0
+    selection: Selection | None = None
+    """The spec's gate and adaptive rounds as the run left them (``None`` without them)."""
+    round_plans: list[CohortPlan] = field(default_factory=list)
+    """Plans of the rounds after the first (each added what the latest decision allowed)."""
+    rounds_path: str | None = None
+    ended_by: str | None = None
+    """How adaptive evaluation ended (``goal met``, ``design exhausted``, ``budget``, ``stopped``)."""
 
     @property
     def run_ids(self) -> list[str]:
@@ -238,12 +247,18 @@ def run(
     started = time.perf_counter()
     selected = _selected(stages)
     cohort = build(root, cohort_id)
-    cohort_plan = plan(root, cohort_id, stages=selected, force=force, membership=cohort.membership,
+    spending = _spending_spec(cohort)
+    selection = _selection(root, cohort_id, cohort.membership, spending)
+    cohort_plan = plan(root, cohort_id, stages=selected, force=force,
+                       membership=selection.restrict(cohort.membership) if selection else cohort.membership,
                        offline=offline)
     if on_plan is not None:
         on_plan(cohort_plan)
-    outcome = RunOutcome(cohort_id=cohort_id, plan=cohort_plan)
+    outcome = RunOutcome(cohort_id=cohort_id, plan=cohort_plan, selection=selection)
     instance = _LazyInstance()  # opened (and Dagster imported) only if something runs
+    # One scope per invocation: overlapping chunk runs and every adaptive round share the call
+    # cap, rates and budget.
+    scope = f"daydream-run-{uuid.uuid4().hex[:12]}"
     try:
         if cohort_plan.has_work:
             if report:
@@ -252,13 +267,25 @@ def run(
                 from .analysis import warm_prefetch
 
                 warm_prefetch(root, cohort_id, **_analysis_settings())
-            outcome.stages = _run_plan(root, cohort_id, cohort.membership, cohort_plan, force=force,
-                                       concurrency=concurrency, max_cost=max_cost, min_lines=min_lines,
-                                       chunks=chunks, offline=offline, progress=progress, instance=instance)
+            run_plan = lambda p, f: _run_plan(root, cohort_id, cohort.membership, p, force=f,  # noqa: E731
+                                              concurrency=concurrency, max_cost=max_cost, min_lines=min_lines,
+                                              chunks=chunks, offline=offline, progress=progress,
+                                              instance=instance, scope=scope)
+            outcome.stages = run_plan(cohort_plan, force)
+            if selection is not None:
+                _run_rounds(root, cohort_id, cohort.membership, spending, outcome, run_plan,
+                            budget_spent=lambda: _budget_spent(scope, max_cost, concurrency),
+                            plan_round=lambda m: plan(root, cohort_id, stages=selected, force=(), membership=m,
+                                                      offline=offline))
+        elif selection is not None:
+            _record_rounds(root, cohort_id, outcome, stopped_by=None)
         outcome.stopped = stop_requested()
         if report and not outcome.stopped:
             outcome.report_state, outcome.report_path = refresh_results(root, cohort_id, instance=instance)
     finally:
+        from .llm.scope import close_call_scope
+
+        close_call_scope(scope)
         instance.close()
         if report and cohort_plan.has_work:
             from .analysis import discard_prefetch
@@ -266,6 +293,68 @@ def run(
             discard_prefetch(root, cohort_id, **_analysis_settings())
     outcome.elapsed_s = time.perf_counter() - started
     return outcome
+
+
+def _spending_spec(cohort: CohortBuild) -> CohortSpec | None:
+    """The cohort's spec when it gates a stage or adapts evaluation (else ``None``)."""
+    from .adaptive import has_spending
+    from .cohorts.spec import load_spec
+
+    spec = load_spec(cohort.spec_path)
+    return spec if has_spending(spec) else None
+
+
+def _selection(root: str, cohort_id: str, membership: Membership, spec: CohortSpec | None) -> Selection | None:
+    if spec is None:
+        return None
+    from .adaptive import cohort_selection
+
+    return cohort_selection(root, cohort_id, membership=membership, spec=spec)
+
+
+def _budget_spent(scope: str, max_cost: float | None, concurrency: int | None) -> bool:
+    if max_cost is None:
+        return False
+    from .resources import LLMResource
+
+    ledger = LLMResource(concurrency=concurrency, max_cost=max_cost, scope=scope).call_scope()
+    return ledger is not None and ledger.ledger.exhausted()
+
+
+def _record_rounds(root: str, cohort_id: str, outcome: RunOutcome, *, stopped_by: str | None) -> None:
+    from .adaptive import write_rounds
+
+    if outcome.selection is not None:
+        outcome.rounds_path = write_rounds(root, cohort_id, outcome.selection, stopped_by=stopped_by)
+        outcome.ended_by = (outcome.selection.adaptive.ended if outcome.selection.adaptive else None) or stopped_by
+
+
+def _run_rounds(root: str, cohort_id: str, membership: Membership, spec: CohortSpec | None, outcome: RunOutcome,
+                run_plan: Callable[[CohortPlan, Sequence[Stage]], dict[Stage, StageOutcome]], *, budget_spent: Callable[[], bool],
+                plan_round: Callable[[Membership], CohortPlan]) -> None:
+    """After the first run: decide again from the outcomes on disk (the gate, the next adaptive
+    round), run what the decision adds, until nothing is added, the budget is spent or a stop
+    is requested. Each decision is recorded in ``rounds.json`` before its run starts; each round
+    is one set of range runs over the generations it adds."""
+    while True:
+        outcome.selection = _selection(root, cohort_id, membership, spec)
+        assert outcome.selection is not None
+        if stop_requested():
+            _record_rounds(root, cohort_id, outcome, stopped_by="stopped")
+            return
+        if budget_spent():
+            _record_rounds(root, cohort_id, outcome, stopped_by="budget")
+            return
+        _record_rounds(root, cohort_id, outcome, stopped_by=None)
+        round_plan = plan_round(outcome.selection.restrict(membership))
+        if not round_plan.has_work:
+            return
+        outcome.round_plans.append(round_plan)
+        # Later rounds force nothing: a forced stage was regenerated by the first run.
+        for stage, ran in run_plan(round_plan, ()).items():
+            merged = outcome.stages.setdefault(stage, StageOutcome(stage))
+            merged.run_ids += ran.run_ids
+            merged.success = merged.success and ran.success
 
 
 def _analysis_settings() -> dict[str, int]:
@@ -299,7 +388,7 @@ class _LazyInstance:
 def _run_plan(root: str, cohort_id: str, membership: Membership, cohort_plan: CohortPlan, *,
               force: Sequence[Stage], concurrency: int | None, max_cost: float | None, min_lines: int,
               chunks: int | None, offline: bool, progress: ProgressListener | None,
-              instance: _LazyInstance) -> dict[Stage, StageOutcome]:
+              instance: _LazyInstance, scope: str) -> dict[Stage, StageOutcome]:
     """Pre-flight the plan's work, then launch its Dagster runs (in this process, one run per
     stage range)."""
     if _calls_remote_models(root, cohort_plan):
@@ -308,7 +397,6 @@ def _run_plan(root: str, cohort_id: str, membership: Membership, cohort_plan: Co
         threading.Thread(target=_warm_up_http_client, name="daydream-warm-up", daemon=True).start()
     from .assets.generation import GENERATION_ASSETS
     from .definitions import build_resources
-    from .llm.scope import close_call_scope
     from .orchestration import (
         default_chunk_count,
         plan_chunks,
@@ -319,8 +407,6 @@ def _run_plan(root: str, cohort_id: str, membership: Membership, cohort_plan: Co
     from .resources import LLMResource, StageSettingsResource
     from .stages.batch import add_progress_listener, remove_progress_listener
 
-    # One scope per invocation: overlapping chunk runs share the call cap, rates and budget.
-    scope = f"daydream-run-{uuid.uuid4().hex[:12]}"
     llm = LLMResource(concurrency=concurrency, max_cost=max_cost, scope=scope, offline=offline)
     settings = StageSettingsResource(**{f"force_{s}": s in force for s in STAGES}, draft_min_lines=min_lines)
     work = cohort_plan.work()
@@ -335,7 +421,12 @@ def _run_plan(root: str, cohort_id: str, membership: Membership, cohort_plan: Co
         register_keys(dagster_instance, stage, members[stage])
     resources = build_resources(root, stage_settings=settings, llm=llm)
     drafts_with_work = len(work.get("draft", ()))
-    chunk_plan = plan_chunks(members, membership.parents(),
+    # A range run passes over the planned generations between its first and last with work
+    # (reusing them); members the plan left out (gated, or waiting for an adaptive round) must
+    # never fall inside a range, so only planned members may be passed over.
+    planned = {g.gen_id for stage_plan in cohort_plan.stages.values() for g in stage_plan.generations}
+    runnable = {s: [g for g in members[s] if g in planned] for s in STAGES}
+    chunk_plan = plan_chunks(runnable, membership.parents(),
                              chunks or default_chunk_count(drafts_with_work, llm.effective_concurrency()))
     phases: dict[Stage, Sequence[Phase]] = {}
     for stage, stage_plan in cohort_plan.stages.items():
@@ -351,7 +442,6 @@ def _run_plan(root: str, cohort_id: str, membership: Membership, cohort_plan: Co
     finally:
         if progress is not None:
             remove_progress_listener(progress)
-        close_call_scope(scope)
     return {stage: StageOutcome(stage, r.run_ids, r.success) for stage, r in results.items()}
 
 

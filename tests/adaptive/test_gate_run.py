@@ -1,0 +1,60 @@
+"""The essay gate through ``app.run`` on a copy of the demo (offline provider, real Dagster runs)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from daydreaming_dagster import app
+from daydreaming_dagster.adaptive import cohort_selection, read_rounds
+from daydreaming_dagster.cohorts import load_membership
+from daydreaming_dagster.data_layer import GensDataLayer
+
+GATE = """
+gates:
+  essay:
+    templates: [essay-expand]
+    screen: {essay_template: essay-copy, evaluation: [eval-overall], evaluation_llm: [offline]}
+    keep: {top: 25%, per: draft_template}
+"""
+
+
+def _with_gate(root: Path) -> None:
+    spec = root / "cohorts" / "demo" / "spec" / "config.yaml"
+    spec.write_text(spec.read_text() + GATE)
+
+
+def test_gate_writes_expensive_essays_only_for_kept_drafts(demo_root: Path) -> None:
+    _with_gate(demo_root)
+    outcome = app.run(str(demo_root), "demo", report=False)
+    assert not outcome.failed
+    membership = load_membership(demo_root, "demo")
+    layer = GensDataLayer.from_root(demo_root)
+    selection = outcome.selection
+    assert selection is not None and selection.gate is not None and selection.settled
+    kept = {d.draft_gen_id for d in selection.gate if d.passed}
+    assert len(kept) == 2  # top 25% of 4 drafts, per draft template (2 templates)
+    for essay in membership.essays:
+        written = layer.raw_exists("essay", essay.gen_id)
+        if essay.template_id == "essay-expand":
+            assert written == (essay.parent_gen_id in kept)
+            if not written:
+                assert selection.withheld[essay.gen_id].state == "gated"
+        else:
+            assert written
+    # The kept drafts are the best screened of their template.
+    for decision in selection.gate:
+        peers = [d for d in selection.gate if d.group == decision.group]
+        if decision.passed:
+            assert all(decision.screen_score >= p.screen_score for p in peers)
+        assert decision.scores and all(s.evaluator == "eval-overall/offline" for s in decision.scores)
+    evaluations = [r for r in membership.evaluations if layer.raw_exists("evaluation", r.gen_id)]
+    assert len(evaluations) == 16 + 2 * 2  # every copy essay's 2 evaluations + 2 kept expand essays x 2
+    record = read_rounds(str(demo_root), "demo")
+    assert record is not None and sum(d["passed"] for d in record["gate"]) == 2
+    assert json.loads(Path(outcome.rounds_path).read_text()) == record
+
+    # A re-run decides the same and calls nothing.
+    again = app.run(str(demo_root), "demo", report=False)
+    assert not again.plan.has_work and not again.round_plans
+    assert cohort_selection(demo_root, "demo").gate == selection.gate
