@@ -126,7 +126,8 @@ def test_cohort_table_with_human_ratings(store: Store) -> None:
     append_rating(store.root, COHORT, HumanRating(store.e_a, "ada", 4.0, "0-9"))
     append_rating(store.root, COHORT, HumanRating(store.e_copy, "ada", 9.0, "0-9"))
     table = load_score_table(store.root, COHORT)
-    assert table.columns == ["essay_gen_id", "evaluator", "score", "scale", "combo_id", "draft_template", "draft_llm",
+    assert table.columns == ["essay_gen_id", "evaluator", "score", "scale", "draft_gen_id", "combo_id", "draft_template",
+                             "draft_llm",
                              "essay_template", "essay_llm", "evaluation_template", "evaluation_llm"]
     human = table.filter(pl.col("evaluator") == "human/ada")
     assert human.height == 2 and set(human["evaluation_template"]) == {"human"}

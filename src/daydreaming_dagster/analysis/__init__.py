@@ -34,6 +34,7 @@ from ._api import (
     human_llm_agreement,
     write_analysis,
 )
+from ._essay_model import EssayModelFit, fit_essay_model, project_out
 from ._model import (
     Analysis,
     ClusterRow,
@@ -70,6 +71,7 @@ __all__ = [
     "AnalysisInputError",
     "ClusterRow",
     "Diversity",
+    "EssayModelFit",
     "EssayResult",
     "EvaluatorResult",
     "HumanLlmAgreement",
@@ -83,6 +85,8 @@ __all__ = [
     "analyze_cohort_or_empty",
     "forget_recent_analyses",
     "analyze_scores",
+    "fit_essay_model",
+    "project_out",
     "human_llm_agreement",
     "krippendorff_alpha_interval",
     "load_score_table",

@@ -22,6 +22,7 @@ from ..results.scores import evaluation_scores
 
 __all__ = [
     "COHORT_ESSAY_FACTORS",
+    "DRAFT_COLUMN",
     "EVALUATOR_FACTORS",
     "REQUIRED_COLUMNS",
     "AnalysisInputError",
@@ -33,6 +34,9 @@ __all__ = [
 
 REQUIRED_COLUMNS = ("essay_gen_id", "evaluator", "score")
 SCALE_COLUMN = "scale"
+DRAFT_COLUMN = "draft_gen_id"
+"""Optional: the essay's parent draft. Not a factor: it tells which essays share a draft, so
+intervals treat the draft (not the essay) as the independent unit."""
 EVALUATOR_FACTORS = ("evaluation_template", "evaluation_llm")
 """Factor columns that describe the evaluator (constant per evaluator), not the essay."""
 COHORT_ESSAY_FACTORS = ("combo_id", "draft_template", "draft_llm", "essay_template", "essay_llm")
@@ -134,8 +138,15 @@ def prepare_scores(table: pl.DataFrame, source: str = "score table") -> Prepared
             raise AnalysisInputError(f"{_where(source, empty[_ROW][0])}: empty {column}; every score needs one")
     frame = _numeric_scores(frame, source)
     frame, scale, normalised, scales = _normalised(frame, source)
-    factors = [c for c in frame.columns if c not in (*REQUIRED_COLUMNS, SCALE_COLUMN, _ROW)]
+    factors = [c for c in frame.columns if c not in (*REQUIRED_COLUMNS, SCALE_COLUMN, DRAFT_COLUMN, _ROW)]
     frame = frame.with_columns(pl.col(c).cast(pl.String).fill_null(NO_LEVEL) for c in factors)
+    if DRAFT_COLUMN in frame.columns:
+        # An essay without a known draft is its own unit.
+        draft = pl.col(DRAFT_COLUMN).cast(pl.String).str.strip_chars()
+        frame = frame.with_columns(
+            pl.when(draft.is_null() | (draft == "")).then(pl.lit("essay:") + pl.col("essay_gen_id"))
+            .otherwise(draft).alias(DRAFT_COLUMN))
+        _check_constant(frame, (DRAFT_COLUMN,), "essay_gen_id", "essay", source)
     essay_factors = tuple(c for c in factors if c not in EVALUATOR_FACTORS)
     evaluator_factors = tuple(c for c in factors if c in EVALUATOR_FACTORS)
     _check_constant(frame, essay_factors, "essay_gen_id", "essay", source)
@@ -268,14 +279,14 @@ def load_score_table(
         scores.filter(pl.col("essay_gen_id").is_not_null())
         .with_columns(essay_llm)
         .group_by("essay_gen_id", maintain_order=True)
-        .agg(pl.col(c).drop_nulls().first() for c in COHORT_ESSAY_FACTORS)
+        .agg(pl.col(c).drop_nulls().first() for c in (DRAFT_COLUMN, *COHORT_ESSAY_FACTORS))
     )
     llm = (
         scores.filter((pl.col("parse_status") == "ok") & pl.col("score").is_not_null() & pl.col("essay_gen_id").is_not_null())
         .select("essay_gen_id", "evaluator", "score", "scale", *EVALUATOR_FACTORS)
         .join(lineage, on="essay_gen_id", how="left")
     )
-    columns = ["essay_gen_id", "evaluator", "score", "scale", *COHORT_ESSAY_FACTORS, *EVALUATOR_FACTORS]
+    columns = ["essay_gen_id", "evaluator", "score", "scale", DRAFT_COLUMN, *COHORT_ESSAY_FACTORS, *EVALUATOR_FACTORS]
     frames = [llm.select(columns)]
     if include_human:
         human = ratings_frame(data_root, cohort_id)
@@ -293,3 +304,11 @@ def load_score_table(
 def is_human(evaluator: str) -> bool:
     """True for a human rater's evaluator label (``human/<rater>``)."""
     return evaluator.startswith(HUMAN_EVALUATOR_PREFIX)
+
+
+def split_humans(table: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(LLM rows, human rows) of a score table, by the ``human/`` evaluator prefix."""
+    if "evaluator" not in table.columns:
+        return table, table.clear()
+    human = pl.col("evaluator").cast(pl.String).str.strip_chars().str.starts_with(HUMAN_EVALUATOR_PREFIX)
+    return table.filter(~human), table.filter(human)
