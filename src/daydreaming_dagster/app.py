@@ -415,17 +415,18 @@ def _run_plan(root: str, cohort_id: str, membership: Membership, cohort_plan: Co
                         llm_config=llm.llm_config(), check_routes=llm.checks_routes())
     checked.raise_for_problems(f"cohort {cohort_id}")
 
-    members: dict[Stage, list[str]] = {s: membership.gen_ids(s) for s in STAGES}
-    dagster_instance = instance.get()
-    for stage in STAGES:
-        register_keys(dagster_instance, stage, members[stage])
-    resources = build_resources(root, stage_settings=settings, llm=llm)
-    drafts_with_work = len(work.get("draft", ()))
     # A range run passes over the planned generations between its first and last with work
     # (reusing them); members the plan left out (gated, or waiting for an adaptive round) must
-    # never fall inside a range, so only planned members may be passed over.
+    # never fall inside a range, so only planned members may be passed over. They are also the
+    # only ones registered: partitions keep registration order, so what a later round adds is
+    # appended after everything before it and runs as one contiguous range.
     planned = {g.gen_id for stage_plan in cohort_plan.stages.values() for g in stage_plan.generations}
-    runnable = {s: [g for g in members[s] if g in planned] for s in STAGES}
+    runnable = {s: [g for g in membership.gen_ids(s) if g in planned] for s in STAGES}
+    dagster_instance = instance.get()
+    for stage in STAGES:
+        register_keys(dagster_instance, stage, runnable[stage])
+    resources = build_resources(root, stage_settings=settings, llm=llm)
+    drafts_with_work = len(work.get("draft", ()))
     chunk_plan = plan_chunks(runnable, membership.parents(),
                              chunks or default_chunk_count(drafts_with_work, llm.effective_concurrency()))
     phases: dict[Stage, Sequence[Phase]] = {}

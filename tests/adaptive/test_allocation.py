@@ -6,10 +6,9 @@ from collections import Counter
 
 import numpy as np
 
-from daydreaming_dagster.adaptive import Candidate, first_round, next_round, select, stopping_value
+from daydreaming_dagster.adaptive import Candidate, analysis_fit, first_round, next_round, select, stopping_value
 from daydreaming_dagster.cohorts.spending import AdaptiveEvaluation
 
-from ._fit import simple_fit
 from .simulated import planted_cohort
 
 
@@ -51,7 +50,7 @@ def _simulate(planted, rule, paid: Counter):
         return 0.0
 
     while True:
-        selection = select(planted.membership, outcome, adaptive=rule, gate=None, fit=simple_fit)
+        selection = select(planted.membership, outcome, adaptive=rule, gate=None)
         pending = [g for g in selection.round_of if g not in scores]
         if not pending:
             return selection, scores
@@ -90,7 +89,7 @@ def test_replay_after_a_kill_reproduces_the_rounds_and_pays_nothing_again():
     repaid: Counter[str] = Counter()
     while True:
         selection = select(planted.membership, lambda g: kept.get(g, "pending") if g in rows else 0.0,
-                           adaptive=rule, gate=None, fit=simple_fit)
+                           adaptive=rule, gate=None)
         pending = [g for g in selection.round_of if g not in kept]
         if not pending:
             break
@@ -105,14 +104,14 @@ def test_replay_after_a_kill_reproduces_the_rounds_and_pays_nothing_again():
 def test_next_round_prefers_unseen_evaluators_and_only_undecided_essays():
     planted = planted_cohort(essays=30, evaluators=4, noise=0.5)
     candidates = _candidates(planted)
-    picks = first_round(candidates, first=1, seed=0)
+    picks = first_round(candidates, first=2, seed=0)
     by_id = {c.gen_id: c for c in candidates}
     import polars as pl
 
     table = pl.DataFrame([(by_id[p.gen_id].essay_gen_id, by_id[p.gen_id].evaluator,
                            planted.score(next(r for r in planted.membership.evaluations if r.gen_id == p.gen_id)))
                           for p in picks], schema=["essay_gen_id", "evaluator", "score"], orient="row")
-    fit = simple_fit(table)
+    fit = analysis_fit(table)
     choice = next_round(candidates, [p.gen_id for p in picks], fit, top=3, confidence=0.95, batch=10, seed=0)
     assert len(choice.picks) == 10 and choice.ended is None
     p = dict(zip(fit.essay_ids, fit.top_k_probabilities(3, seed=0), strict=True))

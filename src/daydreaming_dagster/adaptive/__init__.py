@@ -18,7 +18,16 @@ from ._allocation import Candidate, Pick, RoundChoice, TopSetModel, first_round,
 from ._cohort import cohort_selection, has_spending
 from ._gates import GateDecision, ScreenScore, decide_gate, screen_evaluations
 from ._log import STOP_REASONS, read_rounds, rounds_record, write_rounds
-from ._selection import AdaptiveProgress, Held, RoundRecord, Selection, disk_outcomes, select, selection_summary
+from ._selection import (
+    AdaptiveProgress,
+    Held,
+    RoundRecord,
+    Selection,
+    analysis_fit,
+    disk_outcomes,
+    select,
+    selection_summary,
+)
 
 __all__ = [
     "STOP_REASONS",
@@ -32,6 +41,7 @@ __all__ = [
     "ScreenScore",
     "Selection",
     "TopSetModel",
+    "analysis_fit",
     "cohort_selection",
     "decide_gate",
     "disk_outcomes",

@@ -32,11 +32,12 @@ from ._allocation import Candidate, Pick, TopSetModel, first_round, next_round
 from ._gates import GateDecision, decide_gate, screen_evaluations
 
 if TYPE_CHECKING:
+    import numpy as np
     import polars as pl
 
     from ..data_layer import GensDataLayer
 
-__all__ = ["AdaptiveProgress", "Held", "RoundRecord", "Selection", "disk_outcomes", "select"]
+__all__ = ["AdaptiveProgress", "Held", "RoundRecord", "Selection", "analysis_fit", "disk_outcomes", "select"]
 
 Outcome = float | Literal["failed", "pending"]
 FitModel = Callable[["pl.DataFrame"], TopSetModel]
@@ -164,10 +165,28 @@ def disk_outcomes(layer: GensDataLayer, membership: Membership) -> Callable[[str
     return outcome
 
 
-def _default_fit(table: pl.DataFrame) -> TopSetModel:
-    from ..analysis import fit_essay_model  # the analysis layer's one essay model
+def analysis_fit(table: pl.DataFrame) -> TopSetModel:
+    """The analysis layer's evaluator-adjusted essay model (the one essay model) fitted on
+    ``table`` (``essay_gen_id, evaluator, score``), as allocation sees it."""
+    from ..analysis import fit_essay_model, prepare_scores
 
-    return fit_essay_model(table)  # type: ignore[no-any-return]
+    return _FittedTopSet(fit_essay_model(prepare_scores(table, "adaptive round scores")))
+
+
+class _FittedTopSet:
+    """:class:`~daydreaming_dagster.analysis.EssayModelFit` behind :class:`TopSetModel`."""
+
+    def __init__(self, fit: Any) -> None:
+        self.fit = fit
+        self.essay_ids: tuple[str, ...] = fit.essay_ids
+        self.n_scores = fit.n_scores
+
+    def top_k_probabilities(self, k: int, n_draws: int = 2000, seed: int = 0) -> np.ndarray:
+        import numpy as np
+
+        found = self.fit.top_k_probabilities((k,), n_draws, np.random.default_rng(seed))
+        # No residual degrees of freedom yet: nothing is decided.
+        return found[k] if found is not None else np.full(len(self.essay_ids), np.nan)
 
 
 def select(membership: Membership, outcome: Callable[[str], Outcome], *, adaptive: AdaptiveEvaluation | None,
@@ -206,7 +225,7 @@ def select(membership: Membership, outcome: Callable[[str], Outcome], *, adaptiv
                 if row.gen_id not in screen_ids:
                     withheld[row.gen_id] = Held("held", "adaptive evaluation starts once the essay gate has decided")
         else:
-            progress, round_of = _replay(adaptive, candidates, outcome, screen_ids, fit or _default_fit)
+            progress, round_of = _replay(adaptive, candidates, outcome, screen_ids, fit or analysis_fit)
             chosen = set(round_of)
             state: Literal["held", "unselected"] = "unselected" if progress.ended else "held"
             why = (f"not chosen: adaptive evaluation ended ({progress.ended})" if progress.ended
