@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -64,6 +64,7 @@ __all__ = [
     "run",
     "scores",
     "scores_pandas",
+    "spending_status",
     "status",
     "stop_requested",
 ]
@@ -107,15 +108,35 @@ def plan(
     """What a run of ``stages`` (default: all) with ``force`` would do, generation by generation.
 
     Compiles the spec in memory (nothing is written: the plan of a dry run); pass the
-    ``membership`` of a build to plan against it instead. ``offline`` plans as a run with
-    ``--offline`` routes models (synthetic text for models without a key).
+    ``membership`` of a build to plan against it instead (planned as given). ``offline`` plans
+    as a run with ``--offline`` routes models (synthetic text for models without a key). A cohort
+    whose spec gates essays or adapts evaluation is planned for its current round (the first,
+    before anything ran); the plan's notes give the worst case (the full design).
     """
+    notes: tuple[str, ...] = ()
     if membership is None:
         from .cohorts import compile_cohort
 
-        membership = compile_cohort(root, cohort_id).membership
-    return plan_cohort(root, cohort_id, membership, stages=_selected(stages), force=force,
-                       served_by=_served_by(root, offline))
+        compiled = compile_cohort(root, cohort_id)
+        membership = compiled.membership
+        if _has_spending(compiled.spec):
+            # A gated or adaptive cohort: plan what the current round may call.
+            from .adaptive import disk_outcomes, select, spending_lines
+
+            selection = select(membership, disk_outcomes(GensDataLayer.from_root(root), membership),
+                               adaptive=compiled.spec.adaptive, gate=compiled.spec.essay_gate,
+                               seed=compiled.spec.seed or 0)
+            notes = tuple(spending_lines(compiled.spec, selection, membership))
+            membership = selection.restrict(membership)
+    cohort_plan = plan_cohort(root, cohort_id, membership, stages=_selected(stages), force=force,
+                              served_by=_served_by(root, offline))
+    return replace(cohort_plan, notes=notes) if notes else cohort_plan
+
+
+def _has_spending(spec: CohortSpec) -> bool:
+    from .adaptive import has_spending
+
+    return has_spending(spec)
 
 
 def _served_by(root: str, offline: bool) -> Callable[[str], str | None]:
@@ -175,6 +196,23 @@ def status(root: str, cohort_id: str) -> dict[Stage, StageStatus]:
     return cohort_status(GensDataLayer.from_root(root), read_membership(root, cohort_id))
 
 
+def spending_status(root: str, cohort_id: str) -> list[str]:
+    """Lines on a built cohort's gate and adaptive rounds (decisions, rounds done, the stopping
+    rule's value, calls saved against the full design); empty without them. No model calls."""
+    from .adaptive import cohort_selection, has_spending, read_rounds, spending_lines
+    from .cohorts import cohort_spec_path, load_membership
+    from .cohorts.spec import load_spec
+
+    spec = load_spec(cohort_spec_path(root, cohort_id))
+    if not has_spending(spec):
+        return []
+    membership = load_membership(root, cohort_id)
+    selection = cohort_selection(root, cohort_id, membership=membership, spec=spec)
+    record = read_rounds(root, cohort_id) or {}
+    ended_by = (record.get("adaptive") or {}).get("ended")
+    return spending_lines(spec, selection, membership, ended_by=ended_by)
+
+
 # -- running -------------------------------------------------------------------------------------
 @dataclass
 class StageOutcome:
@@ -229,6 +267,7 @@ def run(
     offline: bool = False,
     progress: ProgressListener | None = None,
     on_plan: Callable[[CohortPlan], None] | None = None,
+    on_round: Callable[[CohortPlan], None] | None = None,
 ) -> RunOutcome:
     """Build the cohort, plan it, launch Dagster runs only for the work, then rebuild the
     results when their inputs changed.
@@ -243,6 +282,13 @@ def run(
     lets models without a key get synthetic text (recorded as such, never reused once the key
     is set). Call :func:`request_stop` (another thread, a signal handler) to stop launching new
     model calls.
+
+    A cohort whose spec gates essays or adapts evaluation (docs/adaptive.md) runs round by
+    round: the plan covers what the current decisions allow; after it, the gate and the adaptive
+    rule decide again from the outcomes on disk and each later round's plan (passed to
+    ``on_round``) runs the generations it adds, until nothing is added, ``max_cost`` is spent or
+    a stop is requested. ``outcome.selection`` and ``cohorts/<id>/rounds.json`` say what was
+    decided and how it ended.
     """
     started = time.perf_counter()
     selected = _selected(stages)
@@ -252,6 +298,10 @@ def run(
     cohort_plan = plan(root, cohort_id, stages=selected, force=force,
                        membership=selection.restrict(cohort.membership) if selection else cohort.membership,
                        offline=offline)
+    if selection is not None and spending is not None:
+        from .adaptive import spending_lines
+
+        cohort_plan = replace(cohort_plan, notes=tuple(spending_lines(spending, selection, cohort.membership)))
     if on_plan is not None:
         on_plan(cohort_plan)
     outcome = RunOutcome(cohort_id=cohort_id, plan=cohort_plan, selection=selection)
@@ -276,7 +326,7 @@ def run(
                 _run_rounds(root, cohort_id, cohort.membership, spending, outcome, run_plan,
                             budget_spent=lambda: _budget_spent(scope, max_cost, concurrency),
                             plan_round=lambda m: plan(root, cohort_id, stages=selected, force=(), membership=m,
-                                                      offline=offline))
+                                                      offline=offline), on_round=on_round)
         elif selection is not None:
             _record_rounds(root, cohort_id, outcome, stopped_by=None)
         outcome.stopped = stop_requested()
@@ -297,11 +347,10 @@ def run(
 
 def _spending_spec(cohort: CohortBuild) -> CohortSpec | None:
     """The cohort's spec when it gates a stage or adapts evaluation (else ``None``)."""
-    from .adaptive import has_spending
     from .cohorts.spec import load_spec
 
     spec = load_spec(cohort.spec_path)
-    return spec if has_spending(spec) else None
+    return spec if _has_spending(spec) else None
 
 
 def _selection(root: str, cohort_id: str, membership: Membership, spec: CohortSpec | None) -> Selection | None:
@@ -331,7 +380,8 @@ def _record_rounds(root: str, cohort_id: str, outcome: RunOutcome, *, stopped_by
 
 def _run_rounds(root: str, cohort_id: str, membership: Membership, spec: CohortSpec | None, outcome: RunOutcome,
                 run_plan: Callable[[CohortPlan, Sequence[Stage]], dict[Stage, StageOutcome]], *, budget_spent: Callable[[], bool],
-                plan_round: Callable[[Membership], CohortPlan]) -> None:
+                plan_round: Callable[[Membership], CohortPlan],
+                on_round: Callable[[CohortPlan], None] | None = None) -> None:
     """After the first run: decide again from the outcomes on disk (the gate, the next adaptive
     round), run what the decision adds, until nothing is added, the budget is spent or a stop
     is requested. Each decision is recorded in ``rounds.json`` before its run starts; each round
@@ -350,6 +400,8 @@ def _run_rounds(root: str, cohort_id: str, membership: Membership, spec: CohortS
         if not round_plan.has_work:
             return
         outcome.round_plans.append(round_plan)
+        if on_round is not None:
+            on_round(round_plan)
         # Later rounds force nothing: a forced stage was regenerated by the first run.
         for stage, ran in run_plan(round_plan, ()).items():
             merged = outcome.stages.setdefault(stage, StageOutcome(stage))

@@ -16,6 +16,7 @@ Typical use::
 
 from ._allocation import Candidate, Pick, RoundChoice, TopSetModel, first_round, next_round, stopping_value
 from ._cohort import cohort_selection, has_spending
+from ._describe import spending_lines
 from ._gates import GateDecision, ScreenScore, decide_gate, screen_evaluations
 from ._log import STOP_REASONS, read_rounds, rounds_record, write_rounds
 from ._selection import (
@@ -53,6 +54,7 @@ __all__ = [
     "screen_evaluations",
     "select",
     "selection_summary",
+    "spending_lines",
     "stopping_value",
     "write_rounds",
 ]
