@@ -305,6 +305,8 @@ def run(
     if on_plan is not None:
         on_plan(cohort_plan)
     outcome = RunOutcome(cohort_id=cohort_id, plan=cohort_plan, selection=selection)
+    if selection is not None:
+        _record_rounds(root, cohort_id, cohort.membership, outcome, stopped_by=None)
     instance = _LazyInstance()  # opened (and Dagster imported) only if something runs
     # One scope per invocation: overlapping chunk runs and every adaptive round share the call
     # cap, rates and budget.
@@ -327,8 +329,6 @@ def run(
                             budget_spent=lambda: _budget_spent(scope, max_cost, concurrency),
                             plan_round=lambda m: plan(root, cohort_id, stages=selected, force=(), membership=m,
                                                       offline=offline), on_round=on_round)
-        elif selection is not None:
-            _record_rounds(root, cohort_id, outcome, stopped_by=None)
         outcome.stopped = stop_requested()
         if report and not outcome.stopped:
             outcome.report_state, outcome.report_path = refresh_results(root, cohort_id, instance=instance)
@@ -370,11 +370,12 @@ def _budget_spent(scope: str, max_cost: float | None, concurrency: int | None) -
     return ledger is not None and ledger.ledger.exhausted()
 
 
-def _record_rounds(root: str, cohort_id: str, outcome: RunOutcome, *, stopped_by: str | None) -> None:
+def _record_rounds(root: str, cohort_id: str, membership: Membership, outcome: RunOutcome, *,
+                   stopped_by: str | None) -> None:
     from .adaptive import write_rounds
 
     if outcome.selection is not None:
-        outcome.rounds_path = write_rounds(root, cohort_id, outcome.selection, stopped_by=stopped_by)
+        outcome.rounds_path = write_rounds(root, cohort_id, outcome.selection, membership, stopped_by=stopped_by)
         outcome.ended_by = (outcome.selection.adaptive.ended if outcome.selection.adaptive else None) or stopped_by
 
 
@@ -390,12 +391,12 @@ def _run_rounds(root: str, cohort_id: str, membership: Membership, spec: CohortS
         outcome.selection = _selection(root, cohort_id, membership, spec)
         assert outcome.selection is not None
         if stop_requested():
-            _record_rounds(root, cohort_id, outcome, stopped_by="stopped")
+            _record_rounds(root, cohort_id, membership, outcome, stopped_by="stopped")
             return
         if budget_spent():
-            _record_rounds(root, cohort_id, outcome, stopped_by="budget")
+            _record_rounds(root, cohort_id, membership, outcome, stopped_by="budget")
             return
-        _record_rounds(root, cohort_id, outcome, stopped_by=None)
+        _record_rounds(root, cohort_id, membership, outcome, stopped_by=None)
         round_plan = plan_round(outcome.selection.restrict(membership))
         if not round_plan.has_work:
             return

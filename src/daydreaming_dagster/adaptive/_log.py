@@ -11,7 +11,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..cohorts.membership import Membership
 from ..data_layer import Paths, _storage
+from ..types import STAGES
 from ._selection import Selection
 
 __all__ = ["ROUNDS_VERSION", "read_rounds", "rounds_record", "write_rounds"]
@@ -26,10 +28,18 @@ def _number(value: float | None) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else round(value, 6)
 
 
-def rounds_record(selection: Selection, *, stopped_by: str | None = None) -> dict[str, Any]:
+def rounds_record(selection: Selection, membership: Membership, *, stopped_by: str | None = None) -> dict[str, Any]:
     """The JSON record of a selection; ``stopped_by`` (``budget``/``stopped``) when the run ended
     before the rule did."""
-    record: dict[str, Any] = {"rounds_version": ROUNDS_VERSION}
+    record: dict[str, Any] = {"rounds_version": ROUNDS_VERSION, "settled": selection.settled}
+    full = {s: sum(1 for r in membership.rows(s) if r.mode == "llm") for s in STAGES}
+    allowed = {s: sum(1 for r in membership.rows(s) if r.mode == "llm" and selection.allows(r.gen_id)) for s in STAGES}
+    record["calls"] = {"full_design": full, "allowed": allowed}
+    record["withheld"] = {
+        stage: {r.gen_id: {"state": held.state, "reason": held.reason}
+                for r in membership.rows(stage) if (held := selection.withheld.get(r.gen_id)) is not None}
+        for stage in STAGES
+    }
     if selection.gate is not None:
         record["gate"] = [
             {"draft_gen_id": d.draft_gen_id, "group": d.group, "screen_score": _number(d.screen_score),
@@ -60,12 +70,11 @@ def rounds_record(selection: Selection, *, stopped_by: str | None = None) -> dic
     return record
 
 
-def write_rounds(root: str, cohort_id: str, selection: Selection, *, stopped_by: str | None = None) -> str | None:
-    """Write ``rounds.json`` when the cohort has a gate or adaptive evaluation; returns its path."""
-    if selection.gate is None and selection.adaptive is None:
-        return None
+def write_rounds(root: str, cohort_id: str, selection: Selection, membership: Membership, *,
+                 stopped_by: str | None = None) -> str:
+    """Write ``rounds.json`` (the cohort has a gate or adaptive evaluation); returns its path."""
     path = Paths.from_str(root).cohort_rounds_path(cohort_id)
-    text = _storage.dump_json(rounds_record(selection, stopped_by=stopped_by))
+    text = _storage.dump_json(rounds_record(selection, membership, stopped_by=stopped_by))
     if not path.is_file() or _storage.read_text(path) != text:
         _storage.atomic_write_text(path, text)
     return str(path)
