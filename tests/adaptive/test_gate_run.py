@@ -54,6 +54,23 @@ def test_gate_writes_expensive_essays_only_for_kept_drafts(demo_root: Path) -> N
     assert record is not None and sum(d["passed"] for d in record["gate"]) == 2
     assert json.loads(Path(outcome.rounds_path).read_text()) == record
 
+    # Status, the report's tables and the explorer say gated (with the deciding screen), never failed/missing.
+    assert any("2 of 8 drafts kept; 6 essays and 12 evaluations gated" in line
+               for line in app.spending_status(str(demo_root), "demo"))
+    from daydreaming_dagster.results.cohort import generations_table, load_cohort_records
+    from daydreaming_dagster.results.report import stage_summary
+    from daydreaming_dagster.web.data import build_cohort_view, essay_detail
+
+    summary = {r["stage"]: r for r in stage_summary(generations_table(load_cohort_records(demo_root, "demo")))
+               .iter_rows(named=True)}
+    assert summary["essay"]["gated"] == 6 and summary["essay"]["missing"] == 0
+    assert summary["evaluation"]["gated"] == 12 and summary["evaluation"]["missing"] == 0
+    view = build_cohort_view(demo_root, "demo")
+    gated = next(e for e in membership.essays if selection.withheld.get(e.gen_id))
+    detail = essay_detail(view, gated.gen_id)
+    assert detail.essay.status == "gated" and detail.essay.error is None
+    assert "screen score" in detail.essay.note and "gated" in view.summary.status
+
     # A re-run decides the same and calls nothing.
     again = app.run(str(demo_root), "demo", report=False)
     assert not again.plan.has_work and not again.round_plans

@@ -58,6 +58,7 @@ def rounds_record(selection: Selection, membership: Membership, *, stopped_by: s
                      "seed": rule.seed},
             "design": adaptive.design,
             "chosen": adaptive.chosen,
+            "screened": adaptive.screened,
             "saved": adaptive.saved,
             "stopping_value": _number(adaptive.stopping_value),
             "ended": ended,

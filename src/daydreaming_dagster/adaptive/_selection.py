@@ -79,10 +79,12 @@ class AdaptiveProgress:
     """Latest value of ``min max(P(top), 1 - P(top))`` over essays."""
     design: int
     """Evaluations the design allows (excluding gated ones)."""
+    screened: int = 0
+    """Evaluations made before round 1 (a gate's screen), counted as chosen."""
 
     @property
     def chosen(self) -> int:
-        return sum(len(r.picks) for r in self.rounds)
+        return self.screened + sum(len(r.picks) for r in self.rounds)
 
     @property
     def saved(self) -> int:
@@ -272,7 +274,8 @@ def _replay(rule: AdaptiveEvaluation, rows: list[MembershipRow], outcome: Callab
             ended = choice.ended
             break
         picks = list(choice.picks)
-    return AdaptiveProgress(rule, tuple(rounds), ended, value, len(candidates)), round_of
+    screened = sum(1 for number in round_of.values() if number == 0)
+    return AdaptiveProgress(rule, tuple(rounds), ended, value, len(candidates), screened), round_of
 
 
 def selection_summary(selection: Selection, membership: Membership) -> dict[str, Any]:
