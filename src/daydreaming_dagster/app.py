@@ -35,8 +35,8 @@ if TYPE_CHECKING:
 
     from .adaptive import Selection
     from .cohorts import CohortBuild, Membership
-    from .cohorts.spec import CohortSpec
     from .cohorts.estimate import CohortEstimate, ModelEstimate
+    from .cohorts.spec import CohortSpec
     from .failures import FailedGeneration
     from .preflight import PreflightReport
     from .results.report import CohortReport
@@ -652,6 +652,8 @@ class LaunchedRun:
     run_id: str | None
     success: bool
     error: str = ""
+    round: int = 1
+    """The round of a gated or adaptive cohort (each round launches only what it adds)."""
 
 
 def launch(root: str, cohort_id: str, *, stages: Sequence[Stage] | None = None, split: int | None = None,
@@ -660,12 +662,17 @@ def launch(root: str, cohort_id: str, *, stages: Sequence[Stage] | None = None, 
     """Run a cohort's stages as parallel range runs on the executor the definitions use
     (``DAYDREAMING_EXECUTOR``), each in its own run-coordinator process; yields each run as
     its stage finishes. Pre-flight first: a problem raises before anything runs. ``offline``
-    lets models without a key get synthetic text (inherited by the run processes)."""
+    lets models without a key get synthetic text (inherited by the run processes).
+
+    A cohort whose spec gates essays or adapts evaluation goes round by round, as :func:`run`
+    does: each round launches only the members its decisions add (``round`` on each run), and
+    the next round is decided once its runs have finished."""
     import math
     import os
 
-    from .cohorts import read_membership
-    from .failures import COHORT_TAG, PROVIDER_TAG
+    from .adaptive import write_rounds
+    from .cohorts import load_membership, read_membership
+    from .failures import COHORT_TAG, PROVIDER_TAG, ROUND_TAG
     from .llm.routes import OFFLINE_ENV
     from .orchestration import get_instance, register_keys
     from .partitions import partitions_name
@@ -694,16 +701,58 @@ def launch(root: str, cohort_id: str, *, stages: Sequence[Stage] | None = None, 
     ensure_pool_limit(instance)
     # The run processes must find the same data root and instance.
     env = {**os.environ, "DAYDREAMING_DATA_ROOT": root, "DAGSTER_HOME": os.environ["DAGSTER_HOME"]}
-    for stage in selected:
-        ids = members[stage]
-        if not ids:
-            continue
-        size = chunk or (math.ceil(len(ids) / split) if split else 0)
-        ranges = stage_run_ranges(instance.get_dynamic_partitions(partitions_name(stage)), ids, size)
-        tags = {COHORT_TAG: cohort_id, PROVIDER_TAG: stage_providers(root, stage, ids),
-                PREFLIGHT_TAG: PREFLIGHT_PASSED}
-        for ran in launch_stage_ranges(stage, ranges, tags, parallel=parallel, env=env):
-            yield LaunchedRun(stage, ran.first, ran.last, ran.run_id, ran.success, ran.error)
+    spec = _spending_spec_of(root, cohort_id)
+    membership = load_membership(root, cohort_id) if spec is not None else None
+    launched: dict[Stage, set[str]] = {stage: set() for stage in STAGES}
+    number = 0
+    while True:
+        number += 1
+        selection = _selection(root, cohort_id, membership, spec) if membership is not None else None
+        if selection is not None and membership is not None:
+            write_rounds(root, cohort_id, selection, membership)
+        any_new = False
+        for stage in selected:
+            allowed = [g for g in members[stage] if selection is None or selection.allows(g)]
+            new = [g for g in allowed if g not in launched[stage]]
+            if not new:
+                continue
+            any_new = True
+            launched[stage].update(new)
+            stage_keys = instance.get_dynamic_partitions(partitions_name(stage))
+            if selection is None:
+                size = chunk or (math.ceil(len(new) / split) if split else 0)
+                ranges = stage_run_ranges(stage_keys, new, size)
+            else:
+                # One range from the round's first to its last new key: the steps skip members
+                # the selection holds back and reuse finished ones (assets/generation.py).
+                ranges = _spanning_range(stage_keys, new, chunk or (math.ceil(len(new) / split) if split else 0))
+            tags = {COHORT_TAG: cohort_id, PROVIDER_TAG: stage_providers(root, stage, new),
+                    PREFLIGHT_TAG: PREFLIGHT_PASSED, ROUND_TAG: str(number)}
+            for ran in launch_stage_ranges(stage, ranges, tags, parallel=parallel, env=env):
+                yield LaunchedRun(stage, ran.first, ran.last, ran.run_id, ran.success, ran.error, number)
+        if selection is None or not any_new or stop_requested():
+            return
+
+
+def _spending_spec_of(root: str, cohort_id: str) -> CohortSpec | None:
+    from .adaptive import has_spending
+    from .cohorts import cohort_spec_path
+    from .cohorts.spec import load_spec
+
+    spec = load_spec(cohort_spec_path(root, cohort_id))
+    return spec if has_spending(spec) else None
+
+
+def _spanning_range(stage_keys: Sequence[str], gen_ids: Sequence[str], chunk: int) -> list[list[str]]:
+    """The partition keys from the first to the last of ``gen_ids`` (in partition order), cut
+    into chunks of ``chunk`` keys (0: one range)."""
+    from .automation import split_segment
+
+    position = {key: index for index, key in enumerate(stage_keys)}
+    indices = sorted(position[g] for g in gen_ids if g in position)
+    if not indices:
+        return []
+    return split_segment(stage_keys[indices[0]:indices[-1] + 1], chunk)
 
 
 def prune_partitions(root: str, *, dry_run: bool = False) -> dict[str, list[str]]:

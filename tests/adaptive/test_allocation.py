@@ -6,7 +6,14 @@ from collections import Counter
 
 import numpy as np
 
-from daydreaming_dagster.adaptive import Candidate, analysis_fit, first_round, next_round, select, stopping_value
+from daydreaming_dagster.adaptive import (
+    Candidate,
+    analysis_fit,
+    first_round,
+    next_round,
+    select,
+    stopping_value,
+)
 from daydreaming_dagster.cohorts.spending import AdaptiveEvaluation
 
 from .simulated import planted_cohort

@@ -14,8 +14,16 @@ Typical use::
     selection.adaptive.describe() if selection.adaptive else "full design"
 """
 
-from ._allocation import Candidate, Pick, RoundChoice, TopSetModel, first_round, next_round, stopping_value
-from ._cohort import cohort_selection, has_spending
+from ._allocation import (
+    Candidate,
+    Pick,
+    RoundChoice,
+    TopSetModel,
+    first_round,
+    next_round,
+    stopping_value,
+)
+from ._cohort import cohort_selection, has_spending, withheld_members
 from ._describe import spending_lines
 from ._gates import GateDecision, ScreenScore, decide_gate, screen_evaluations
 from ._log import STOP_REASONS, read_rounds, rounds_record, write_rounds
@@ -56,5 +64,6 @@ __all__ = [
     "selection_summary",
     "spending_lines",
     "stopping_value",
+    "withheld_members",
     "write_rounds",
 ]

@@ -11,7 +11,7 @@ from ..cohorts.spec import CohortSpec, load_spec
 from ..data_layer import GensDataLayer
 from ._selection import FitModel, Selection, disk_outcomes, select
 
-__all__ = ["cohort_selection", "has_spending"]
+__all__ = ["cohort_selection", "has_spending", "withheld_members"]
 
 
 def has_spending(spec: CohortSpec) -> bool:
@@ -29,3 +29,24 @@ def cohort_selection(root: str | os.PathLike[str] | Path, cohort_id: str, *, mem
     membership = membership or load_membership(root, cohort_id)
     outcome = disk_outcomes(GensDataLayer.from_root(root), membership)
     return select(membership, outcome, adaptive=spec.adaptive, gate=spec.essay_gate, seed=spec.seed or 0, fit=fit)
+
+
+def withheld_members(root: str | os.PathLike[str] | Path, cohort_id: str) -> frozenset[str]:
+    """Gen ids of ``cohort_id`` that no run may call now (gated, or waiting for / left out by an
+    adaptive round): empty for a cohort without spending sections or without a spec any more.
+
+    Replayed from disk, so it is right whoever launched the run (``daydream run``, the cohort
+    sensor, ``daydream launch``, a backfill tagged with the cohort): members only ever move
+    from withheld to allowed as outcomes arrive, so a range run may span withheld keys and skip
+    them.
+    """
+    from ..errors import MembershipError
+
+    try:
+        spec_path = cohort_spec_path(root, cohort_id)
+    except (FileNotFoundError, MembershipError):
+        return frozenset()
+    spec = load_spec(spec_path)
+    if not has_spending(spec):
+        return frozenset()
+    return frozenset(cohort_selection(root, cohort_id, spec=spec).withheld)
