@@ -52,3 +52,19 @@ def test_sensor_runs_a_gated_cohort_in_rounds(demo_root: Path, instance: Dagster
         # Gated members were skipped inside the range runs: never called; every other one is done.
         assert layer.raw_exists(row.stage, row.gen_id) == selection.allows(row.gen_id)
     assert (demo_root / "cohorts" / "demo" / "rounds.json").is_file()
+
+
+@pytest.mark.slow
+def test_launch_runs_a_gated_cohort_in_rounds(demo_root: Path) -> None:
+    from daydreaming_dagster import app
+
+    spec = demo_root / "cohorts" / "demo" / "spec" / "config.yaml"
+    spec.write_text(spec.read_text() + GATE)
+    runs = list(app.launch(str(demo_root), "demo", parallel=2))
+    assert all(r.success for r in runs), [r.error for r in runs if not r.success]
+    assert {(r.stage, r.round) for r in runs} == {("draft", 1), ("essay", 1), ("evaluation", 1),
+                                                 ("essay", 2), ("evaluation", 2)}
+    selection = cohort_selection(demo_root, "demo")
+    layer = GensDataLayer.from_root(demo_root)
+    for row in (*load_membership(demo_root, "demo").essays, *load_membership(demo_root, "demo").evaluations):
+        assert layer.raw_exists(row.stage, row.gen_id) == selection.allows(row.gen_id)
