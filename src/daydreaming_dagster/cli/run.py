@@ -219,8 +219,10 @@ def _spending_summary(outcome: app.RunOutcome) -> list[str]:
     """How the gate and the adaptive rounds ended (nothing for a plain cohort)."""
     if outcome.selection is None:
         return []
-    lines = [f"rounds after the first: {len(outcome.round_plans)}"]
-    if outcome.ended_by:
+    lines = [f"runs after the first plan, one set per decision: {len(outcome.round_plans)}"]
+    if outcome.selection.adaptive is not None:
+        lines.append(outcome.selection.adaptive.describe())
+    if outcome.ended_by and not (outcome.selection.adaptive and outcome.selection.adaptive.ended):
         lines.append(f"adaptive evaluation ended: {outcome.ended_by}")
     if outcome.rounds_path:
         lines.append(f"decisions: {outcome.rounds_path}")
