@@ -210,17 +210,17 @@ def spending_problems(adaptive: AdaptiveEvaluation | None, gate: EssayGate | Non
         def missing(rule: str, wanted: Sequence[str], have: set[str], what: str) -> None:
             absent = [w for w in wanted if w not in have]
             if absent:
-                problems.append(f"{rule}: {what} {', '.join(absent)} not in the design "
+                problems.append(f"{rule}: {', '.join(absent)}: no such {what} in the design "
                                 f"(it has: {', '.join(sorted(have)) or 'none'})")
 
-        missing("gates.essay.templates", gate.templates, essay_templates, "essay template(s)")
+        missing("gates.essay.templates", gate.templates, essay_templates, "essay template")
         missing("gates.essay.screen.essay_template", [gate.screen_essay_template], essay_templates, "essay template")
         screened = {r.gen_id for r in membership.rows("essay") if r.template_id == gate.screen_essay_template}
         screen_rows = [r for r in evaluation_rows if r.parent_gen_id in screened]
         missing("gates.essay.screen.evaluation", gate.screen_evaluation_templates,
-                {r.template_id for r in screen_rows}, "evaluation template(s) of the screen essays")
+                {r.template_id for r in screen_rows}, "evaluation template of the screen essays")
         missing("gates.essay.screen.evaluation_llm", gate.screen_evaluation_llms,
-                {r.llm_model_id or "" for r in screen_rows}, "evaluation model(s) of the screen essays")
+                {r.llm_model_id or "" for r in screen_rows}, "evaluation model of the screen essays")
     if adaptive is not None:
         essays = len(membership.rows("essay"))
         if not evaluation_rows:
