@@ -123,7 +123,12 @@ def test_evaluation_scores_follow_the_essay_not_only_the_template() -> None:
 
     import numpy as np
 
-    from daydreaming_dagster.llm.offline import essay_quality, evaluator_offset, quoted_essay, synthetic_completion
+    from daydreaming_dagster.llm.offline import (
+        essay_quality,
+        evaluator_offset,
+        quoted_essay,
+        synthetic_completion,
+    )
 
     def score(essay: str, template: str, model: str) -> float:
         prompt = template.replace("{{ response }}", essay)
