@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import daydreaming_dagster
 
 PACKAGE = Path(daydreaming_dagster.__file__).parent
@@ -58,3 +60,40 @@ def test_no_cycles_between_the_named_pairs() -> None:
 def test_the_dependency_scan_sees_function_level_imports() -> None:
     graph = _dependencies()
     assert "definitions" in graph["app"]  # imported inside app.run's helpers only
+
+
+# Data flows one way (STYLE "data flows one way"): score tables → analysis → report, and the
+# explorer reads all three; the URL helper the report needs lives below both.
+FORBIDDEN_IMPORTS = {
+    "results": {"analysis", "reporting", "web"},
+    "analysis": {"reporting", "web"},
+    "reporting": {"web"},
+    "urls": {"results", "analysis", "reporting", "web"},
+}
+
+
+def test_tables_analysis_and_report_import_in_one_direction() -> None:
+    graph = _dependencies()
+    assert {"results", "analysis", "reporting", "web", "urls"} <= graph.keys()
+    offenders = {unit: sorted(graph[unit] & forbidden) for unit, forbidden in FORBIDDEN_IMPORTS.items()
+                 if graph[unit] & forbidden}
+    assert offenders == {}, f"a lower layer imports a higher one: {offenders}"
+    # The direction really holds (so an empty offender list means something).
+    assert "results" in graph["analysis"] and {"results", "analysis", "urls"} <= graph["reporting"]
+
+
+def test_the_dependency_scan_sees_every_import_form(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Relative, absolute, nested and ``from .. import name`` imports all count."""
+    package = tmp_path / "pkg"
+    for unit in ("results", "analysis", "reporting", "web"):
+        (package / unit).mkdir(parents=True)
+        (package / unit / "__init__.py").write_text("", encoding="utf-8")
+    (package / "urls.py").write_text("", encoding="utf-8")
+    (package / "results" / "a.py").write_text("from ..analysis import x\n", encoding="utf-8")
+    (package / "results" / "b.py").write_text("def f():\n    from .. import reporting\n", encoding="utf-8")
+    (package / "analysis" / "c.py").write_text("import daydreaming_dagster.web.app\n", encoding="utf-8")
+    (package / "reporting" / "d.py").write_text("from daydreaming_dagster.urls import u\n", encoding="utf-8")
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", package)
+    graph = _dependencies()
+    assert graph["results"] == {"analysis", "reporting"}
+    assert graph["analysis"] == {"web"} and graph["reporting"] == {"urls"}

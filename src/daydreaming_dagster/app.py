@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from .cohorts.spec import CohortSpec
     from .failures import FailedGeneration
     from .preflight import PreflightReport
-    from .results.report import CohortReport
+    from .reporting import CohortReport
     from .stages.batch import BatchReport, GenerationStatus
     from .stages.status import StageStatus
 
@@ -316,9 +316,9 @@ def run(
             if report:
                 # New scores will need analysing: a second process imports the analysis while
                 # the stages run here, and analyses once they are done (analysis/_prefetch.py).
-                from .analysis import warm_prefetch
+                from .reporting import warm_report_prefetch
 
-                warm_prefetch(root, cohort_id, **_analysis_settings())
+                warm_report_prefetch(root, cohort_id, **_analysis_settings())
             run_plan = lambda p, f: _run_plan(root, cohort_id, cohort.membership, p, force=f,  # noqa: E731
                                               concurrency=concurrency, max_cost=max_cost, min_lines=min_lines,
                                               chunks=chunks, offline=offline, progress=progress,
@@ -528,11 +528,12 @@ def refresh_results(root: str, cohort_id: str, *, force: bool = False,
     fingerprint = results_fingerprint(root, cohort_id)
     if not force and report_md.is_file() and read_results_fingerprint(root, cohort_id) == fingerprint:
         return "current", str(report_md)
-    from .analysis import discard_prefetch, start_prefetch
+    from .analysis import discard_prefetch
+    from .reporting import start_report_prefetch
 
     # The scores are final: the analysis (the slowest results step) starts now in a second
     # process, beside the Dagster run that will ask for it (analysis/_prefetch.py).
-    start_prefetch(root, cohort_id, **_analysis_settings())
+    start_report_prefetch(root, cohort_id, **_analysis_settings())
     own = instance is None  # else the caller's, closed by the caller
     opened = instance or _LazyInstance()
     try:
@@ -774,7 +775,7 @@ def prepare_instance() -> str:
 # -- results -------------------------------------------------------------------------------------
 def report(root: str, cohort_id: str, *, top_n: int = 5) -> CohortReport:
     """Build a cohort's report (Markdown + HTML, CSV tables, score plot, top essays) from disk."""
-    from .results.report import write_cohort_report
+    from .reporting import write_cohort_report
 
     return write_cohort_report(root, cohort_id, top_n=top_n)
 

@@ -52,7 +52,7 @@ def test_scores_csv_json_has_the_documented_shape(tmp_path: Path, capsys: pytest
     evaluators = data["evaluators"]
     assert -1 <= evaluators["alpha"] <= 1 and len(evaluators["alpha_ci"]) == 2
     assert {"evaluator", "n", "mean", "corr_with_consensus"} <= set(evaluators["per_evaluator"][0])
-    assert {"a", "b", "spearman", "n"} == set(evaluators["pairwise"][0]) and len(evaluators["pairwise"]) == 3
+    assert {"a", "b", "spearman", "n", "ci_low", "ci_high"} == set(evaluators["pairwise"][0]) and len(evaluators["pairwise"]) == 3
     assert data["scale"] == "0-10" and data["normalised"] is False
     # Deterministic for a seed.
     assert run_cli(["analyze", "--scores", str(path), "--json", "--bootstrap", "50", "--seed", "3"], capsys)[1] == out
@@ -134,8 +134,12 @@ def test_cohort_table_with_human_ratings(store: Store) -> None:
     assert human.filter(pl.col("essay_gen_id") == store.e_copy)["essay_llm"].to_list() == ["(copy)"]
     assert load_score_table(store.root, COHORT, include_human=False).height == 4
 
+    # Humans are their own panel: the LLM statistics keep the LLM scale and count only LLM scores.
     analysis = analyze_cohort(store.root, COHORT, n_boot=50)
-    assert analysis.normalised and any("normalised to 0-1" in n for n in analysis.notes)
+    assert not analysis.normalised and analysis.scale == "0-10" and analysis.n_scores == 4
+    assert analysis.humans is not None and [r.rater for r in analysis.humans.raters] == ["human/ada"]
+    pooled = analyze_cohort(store.root, COHORT, n_boot=50, include_humans=True)
+    assert pooled.normalised and any("normalised to 0-1" in n for n in pooled.notes) and pooled.n_scores == 6
     assert human_llm_agreement(table.clear()) == []
     rows = human_llm_agreement(table)
     assert {(r.human_evaluator, r.llm_evaluator) for r in rows} == {
@@ -144,10 +148,12 @@ def test_cohort_table_with_human_ratings(store: Store) -> None:
     assert {r.llm_evaluator: r.n for r in rows} == {"rubric/m1": 2, "rubric/m2": 1, "consensus": 2}
     files = write_analysis(store.root, COHORT, analysis)
     written = pl.read_csv(files["human_vs_llm"])
-    assert written.columns == ["human_evaluator", "llm_evaluator", "spearman", "n"] and written.height == 3
+    assert written.columns == ["human_evaluator", "llm_evaluator", "spearman", "n", "ci_low", "ci_high"]
+    assert written.height == 3
     assert pl.read_csv(files["essays"]).columns == ["essay_gen_id", "mean", "ci_low", "ci_high", "n",
-                                                    "p_top_1", "p_top_5", "p_top_10"]
-    assert json.loads(files["summary"].read_text())["n_scores"] == 6
+                                                    "p_top_1", "p_top_5", "p_top_10", "raw_mean", "n_evaluators"]
+    summary = json.loads(files["summary"].read_text())
+    assert summary["n_scores"] == 4 and summary["humans"]["raters"][0]["n"] == 2
 
 
 def test_self_consistency_from_repeated_scores() -> None:

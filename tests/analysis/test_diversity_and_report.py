@@ -9,7 +9,7 @@ import pytest
 from daydreaming_dagster.analysis._diversity import text_diversity
 from daydreaming_dagster.cohorts.spec import parse_spec
 from daydreaming_dagster.errors import SpecError
-from daydreaming_dagster.results.report import write_cohort_report
+from daydreaming_dagster.reporting import write_cohort_report
 
 from ..results.conftest import COHORT, Store, build_store
 
@@ -77,7 +77,9 @@ def test_report_says_when_the_top_is_a_tie_and_when_scores_were_normalised(store
     append_rating(store.root, COHORT, HumanRating(store.e_a, "ada", 9.0, "0-9"))
     append_rating(store.root, COHORT, HumanRating(store.e_copy, "ada", 0.0, "0-9"))  # splits e_copy: 0.9 vs 0
     markdown = write_cohort_report(store.root, COHORT, n_boot=50).report_md.read_text(encoding="utf-8")
-    assert "normalise scores on different scales (0-10, 0-9, human ratings included) to 0-1" in markdown
+    # Human ratings on 0-9 are their own panel: the LLM statistics stay on the LLM scale.
+    assert "normalise scores on different scales" not in markdown
+    assert "## Human raters" in markdown and "human/ada" in markdown
     assert "The top of the ranking is a statistical tie" in markdown
 
 

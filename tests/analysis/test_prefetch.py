@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from daydreaming_dagster import analysis
+from daydreaming_dagster import analysis, reporting
 from daydreaming_dagster.analysis import _api, _prefetch
 from daydreaming_dagster.results import figure_cache
 
@@ -45,7 +45,7 @@ def _pending_child(store: Store) -> _prefetch._Pending:
 
 
 def test_the_childs_analysis_is_used_and_equals_computing_here(store: Store, local_calls: list[int]) -> None:
-    assert analysis.start_prefetch(store.root, COHORT, seed=0, n_boot=N_BOOT)
+    assert reporting.start_report_prefetch(store.root, COHORT, seed=0, n_boot=N_BOOT)
     child = _pending_child(store)
     key, prefetched = _api.analyze_cohort_keyed(store.root, COHORT, n_boot=N_BOOT)
     assert local_calls == []  # nothing computed here
@@ -132,7 +132,8 @@ def test_a_warm_child_never_told_to_go_is_not_used(store: Store, local_calls: li
 @pytest.fixture
 def local_drawings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Counts figures drawn in this process (the child process is not patched)."""
-    from daydreaming_dagster.results import analysis_plots, plots, report
+    from daydreaming_dagster.reporting import analysis_plots, report
+    from daydreaming_dagster.results import plots
 
     drawn: list[str] = []
 
@@ -152,9 +153,9 @@ def local_drawings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 def test_the_childs_figures_are_the_report_figures(store: Store, local_calls: list[int],
                                                     local_drawings: list[str]) -> None:
-    from daydreaming_dagster.results.report import write_cohort_report
+    from daydreaming_dagster.reporting import write_cohort_report
 
-    analysis.start_prefetch(store.root, COHORT, seed=0, n_boot=N_BOOT)
+    reporting.start_report_prefetch(store.root, COHORT, seed=0, n_boot=N_BOOT)
     analysis.analyze_cohort(store.root, COHORT, n_boot=N_BOOT)
     reports = store.root / "cohorts" / COHORT / "reports"
     write_cohort_report(store.root, COHORT, n_boot=N_BOOT)
@@ -170,9 +171,9 @@ def test_the_childs_figures_are_the_report_figures(store: Store, local_calls: li
 
 def test_figures_of_other_inputs_are_drawn_afresh(store: Store, local_calls: list[int],
                                                  local_drawings: list[str]) -> None:
-    from daydreaming_dagster.results.report import write_cohort_report
+    from daydreaming_dagster.reporting import write_cohort_report
 
-    analysis.start_prefetch(store.root, COHORT, seed=0, n_boot=N_BOOT)
+    reporting.start_report_prefetch(store.root, COHORT, seed=0, n_boot=N_BOOT)
     analysis.analyze_cohort(store.root, COHORT, n_boot=N_BOOT)
     write_cohort_report(store.root, COHORT, n_boot=N_BOOT, seed=3)  # another analysis: its plots are new
     assert local_calls == [1]

@@ -87,7 +87,9 @@ def test_variance_components_recover_the_planted_variances() -> None:
     mean = {k: np.mean([e[k] for e in estimates]) for k in estimates[0]}
     assert mean["draft_template"] == pytest.approx(0.25, abs=0.08)  # effects ±0.5
     assert mean["essay"] == pytest.approx(0.25, abs=0.08)
-    assert mean["residual"] == pytest.approx(1.0, abs=0.08)
+    # Replicates split the residual: no planted essay × evaluator disagreement, noise 1.0.
+    assert mean["essay x evaluator"] == pytest.approx(0.0, abs=0.06)
+    assert mean["replicate"] == pytest.approx(1.0, abs=0.08)
     assert mean["essay_template"] < 0.03
 
 

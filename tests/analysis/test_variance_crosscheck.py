@@ -47,20 +47,33 @@ def test_spearman_matches_scipy_with_ties_and_missing_values() -> None:
     assert spearman(np.array([1.0, 2.0]), np.array([2.0, 1.0])) == (None, 2)
 
 
-def test_essay_interval_is_the_pooled_t_interval() -> None:
+def test_essay_intervals_match_an_ols_fit_of_essay_and_evaluator_effects() -> None:
+    """The evaluator-adjusted essay means and intervals are those of ordinary least squares with
+    essay dummies and sum-to-zero evaluator contrasts (statsmodels), with missing cells."""
     import polars as pl
-    from scipy import stats
+    import statsmodels.api as sm
 
     from daydreaming_dagster.analysis import analyze_scores
 
-    scores = {"e1": [5.0, 7.0, 6.0], "e2": [2.0, 3.0], "e3": [9.0, 9.0, 8.0, 6.0]}
-    rows = [(essay, f"j{k}", value) for essay, values in scores.items() for k, value in enumerate(values)]
+    rng = np.random.default_rng(5)
+    offsets = np.array([-2.0, 0.0, 1.0, 3.0])
+    rows = []
+    for e in range(12):
+        quality = rng.normal(5, 1)
+        for j, offset in enumerate(offsets):
+            if rng.random() < 0.35 and j != 0:
+                continue
+            rows.append((f"e{e:02d}", f"j{j}", quality + offset + rng.normal(0, 0.5)))
     table = pl.DataFrame(rows, schema=["essay_gen_id", "evaluator", "score"], orient="row")
-    ss = sum(((np.array(v) - np.mean(v)) ** 2).sum() for v in scores.values())
-    df = 9 - 3
-    pooled = np.sqrt(ss / df)
+    essays = sorted(set(table["essay_gen_id"]))
+    x = np.zeros((table.height, len(essays) + 3))
+    x[np.arange(table.height), [essays.index(e) for e in table["essay_gen_id"]]] = 1.0
+    contrast = np.vstack([np.eye(3), -np.ones(3)])
+    x[:, len(essays):] = contrast[[int(j[1]) for j in table["evaluator"]]]
+    ols = sm.OLS(table["score"].to_numpy(), x).fit()
+    low, high = ols.conf_int(0.05)[: len(essays)].T
     got = {e.essay_gen_id: e for e in analyze_scores(table, n_boot=10).essays}
-    for essay, values in scores.items():
-        half = stats.t.ppf(0.975, df) * pooled / np.sqrt(len(values))
-        assert got[essay].ci_low == pytest.approx(np.mean(values) - half, rel=1e-12)
-        assert got[essay].ci_high == pytest.approx(np.mean(values) + half, rel=1e-12)
+    for i, essay in enumerate(essays):
+        assert got[essay].mean == pytest.approx(ols.params[i], rel=1e-10)
+        assert got[essay].ci_low == pytest.approx(low[i], rel=1e-10)
+        assert got[essay].ci_high == pytest.approx(high[i], rel=1e-10)

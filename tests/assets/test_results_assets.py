@@ -109,15 +109,17 @@ def test_a_results_run_analyses_the_cohort_once(
     managers = {"table_io_manager": memory, "json_io_manager": memory, "graph_io_manager": memory}
     assert _materialize(instance, store.root, managers).success
     assert len(calls) == 1
-    first = memory.stored()[(("analysis_essays",), COHORT)]
+    first = memory.stored()[(("analysis_human_vs_llm",), COHORT)]
+    assert first.height == 0
 
     from daydreaming_dagster.results.human_ratings import HumanRating, append_rating
 
     append_rating(store.root, COHORT, HumanRating(store.e_a, "ada", 10.0, "0-10"))  # new input: analysed afresh
     assert _materialize(instance, store.root, managers).success
     assert len(calls) == 2
-    again = memory.stored()[(("analysis_essays",), COHORT)]
-    assert not again.equals(first)
+    # Humans are their own panel: the LLM essay table is unchanged, the human one is new.
+    again = memory.stored()[(("analysis_human_vs_llm",), COHORT)]
+    assert again.height > 0 and set(again["human_evaluator"]) == {"human/ada"}
     report = (store.root / "cohorts" / COHORT / "reports" / "report.md").read_text(encoding="utf-8")
     assert "human/ada" in report  # the report shows the new analysis, not the reused one
 
@@ -150,7 +152,9 @@ def test_assets_on_files_and_graph_database(store: Store, instance: DagsterInsta
     expected = results.evaluation_scores(store.root, COHORT)
     assert stored.select(expected.columns).equals(expected)
     essays = _stored_scores(tables, kind, "analysis_essays")  # one table per analysis, keyed by cohort
-    assert essays.select("essay_gen_id", "mean").rows() == [(store.e_copy, 9.0), (store.e_a, 7.0)]
+    # Raw means carry the offsets of whoever scored each essay; the ranking uses adjusted means.
+    assert essays.select("essay_gen_id", "raw_mean").rows() == [(store.e_copy, 9.0), (store.e_a, 7.0)]
+    assert essays.select("essay_gen_id", "mean").rows() == [(store.e_copy, 8.25), (store.e_a, 6.75)]
     assert documents.path_for(storage_location(("top_essays",), COHORT), "json").is_file()
     assert documents.path_for(storage_location(("cohort_report",), COHORT), "json").is_file()
 

@@ -9,7 +9,8 @@ import polars as pl
 from daydreaming_dagster.data_layer import GensDataLayer
 from daydreaming_dagster.ids import draft_gen_id, essay_gen_id, evaluation_gen_id
 from daydreaming_dagster.llm.offline import OfflineProvider
-from daydreaming_dagster.results import build_report, essay_aggregates, evaluation_scores
+from daydreaming_dagster.reporting import build_report
+from daydreaming_dagster.results import essay_aggregates, evaluation_scores
 from daydreaming_dagster.stages.batch import run_parsed_batch, run_prompt_batch, run_raw_batch_sync
 from daydreaming_dagster.stages.context import StageContext
 from daydreaming_dagster.stages.settings import StageSettings

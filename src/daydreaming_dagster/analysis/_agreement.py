@@ -7,9 +7,11 @@ one essay averaged; missing cells are NaN).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import fdtri, ndtri
 
 from ._estimates import percentile_ci
 from ._table import PreparedScores, is_human
@@ -26,6 +28,25 @@ FLAG_BELOW = 0.3
 (weak or negative agreement with the others) is flagged."""
 MIN_PAIRS = 3
 """Fewest common essays for a Spearman correlation (below it: not computable)."""
+MIN_CI_PAIRS = 5
+"""Fewest common essays for an interval on a Spearman correlation (below it: too few to say)."""
+_Z = float(ndtri(0.975))
+
+
+def spearman_interval(rho: float | None, n: int) -> tuple[float | None, float | None]:
+    """95% interval for a Spearman correlation: Fisher's z with the Bonett-Wright (2000)
+    variance ``(1 + rho²/2) / (n - 3)``; ``(None, None)`` below :data:`MIN_CI_PAIRS` essays."""
+    if rho is None or n < MIN_CI_PAIRS:
+        return None, None
+    r = float(np.clip(rho, -0.9999, 0.9999))
+    half = _Z * float(np.sqrt((1 + r * r / 2) / (n - 3)))
+    return float(np.tanh(np.arctanh(r) - half)), float(np.tanh(np.arctanh(r) + half))
+
+
+def weak_agreement(ci_high: float | None) -> bool:
+    """Flag an evaluator only when its whole interval lies below :data:`FLAG_BELOW`: a small
+    cohort's wide interval is "too few to say", not evidence of a bad evaluator."""
+    return ci_high is not None and ci_high < FLAG_BELOW
 CONSENSUS = "consensus"
 """``llm_evaluator`` value of a human rater's row against the mean of all LLM evaluators."""
 
@@ -99,8 +120,9 @@ class AlphaResult:
     """Why alpha is not computable, when it is not."""
 
 
-def alpha_with_ci(matrix: np.ndarray, weights: np.ndarray) -> AlphaResult:
-    """Alpha with a cluster-bootstrap CI (``weights``: resample × essay counts)."""
+def alpha_with_ci(matrix: np.ndarray, weights: np.ndarray | Iterable[np.ndarray]) -> AlphaResult:
+    """Alpha with a cluster-bootstrap CI (``weights``: resample × essay counts, or a list of
+    such chunks, so that many essays never need the whole matrix at once)."""
     if matrix.shape[1] < 2:
         return AlphaResult(None, None, 0, "not computable: only one evaluator")
     terms = _alpha_terms(matrix)
@@ -109,7 +131,8 @@ def alpha_with_ci(matrix: np.ndarray, weights: np.ndarray) -> AlphaResult:
     alpha = krippendorff_alpha_interval(matrix)
     if alpha is None:
         return AlphaResult(None, None, int(terms.units.size), "not computable: every score is the same")
-    draws = _alpha_from(terms, weights[:, terms.units])
+    chunks = [weights] if isinstance(weights, np.ndarray) else weights
+    draws = np.concatenate([_alpha_from(terms, w[:, terms.units]) for w in chunks])
     low, high = percentile_ci(draws[np.isfinite(draws)])
     return AlphaResult(alpha, (float(low), float(high)), int(terms.units.size), None)
 
@@ -139,6 +162,8 @@ class PairwiseAgreement:
     spearman: float | None
     n: int
     """Essays both evaluators scored."""
+    ci_low: float | None = None
+    ci_high: float | None = None
 
 
 def pairwise_spearman(matrix: np.ndarray, evaluators: tuple[str, ...]) -> list[PairwiseAgreement]:
@@ -147,7 +172,7 @@ def pairwise_spearman(matrix: np.ndarray, evaluators: tuple[str, ...]) -> list[P
     for i in range(len(evaluators)):
         for j in range(i + 1, len(evaluators)):
             rho, n = spearman(matrix[:, i], matrix[:, j])
-            out.append(PairwiseAgreement(evaluators[i], evaluators[j], rho, n))
+            out.append(PairwiseAgreement(evaluators[i], evaluators[j], rho, n, *spearman_interval(rho, n)))
     return out
 
 
@@ -176,6 +201,8 @@ class SelfConsistency:
     """One-way intraclass correlation ICC(1) over those essays: the share of this evaluator's
     score variance that is between essays rather than between its repeats (1 = perfectly
     repeatable)."""
+    icc_ci: tuple[float, float] | None = None
+    """Exact F-based 95% interval of ICC(1) under normality (Shrout & Fleiss 1979)."""
 
 
 def self_consistency(scores: PreparedScores) -> list[SelfConsistency]:
@@ -196,14 +223,24 @@ def self_consistency(scores: PreparedScores) -> list[SelfConsistency]:
         ssw = float(((yr - means[g]) ** 2).sum())
         msw = ssw / (n - k)
         sd = float(np.sqrt(msw))
-        icc = None
+        icc, icc_ci = None, None
         if k >= 2:
             msb = float((n_i * (means - yr.mean()) ** 2).sum()) / (k - 1)
             n0 = (n - (n_i**2).sum() / n) / (k - 1)
             denominator = msb + (n0 - 1) * msw
             icc = (msb - msw) / denominator if denominator > 0 else None
-        out.append(SelfConsistency(k, sd, icc))
+            icc_ci = _icc_interval(msb, msw, k, n, n0)
+        out.append(SelfConsistency(k, sd, icc, icc_ci))
     return out
+
+
+def _icc_interval(msb: float, msw: float, k: int, n: int, n0: float) -> tuple[float, float] | None:
+    if msw <= 0 or n - k < 1:
+        return None
+    f = msb / msw
+    f_low = f / float(fdtri(k - 1, n - k, 0.975))
+    f_high = f * float(fdtri(n - k, k - 1, 0.975))
+    return (f_low - 1) / (f_low + n0 - 1), (f_high - 1) / (f_high + n0 - 1)
 
 
 @dataclass(frozen=True)
@@ -218,10 +255,12 @@ class HumanLlmAgreement:
     """Spearman correlation over the essays both scored (``None`` below 3 or when constant)."""
     n: int
     """Essays both scored."""
+    ci_low: float | None = None
+    ci_high: float | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {"human_evaluator": self.human_evaluator, "llm_evaluator": self.llm_evaluator,
-                "spearman": self.spearman, "n": self.n}
+                "spearman": self.spearman, "n": self.n, "ci_low": self.ci_low, "ci_high": self.ci_high}
 
 
 def human_llm_rows(scores: PreparedScores, matrix: np.ndarray) -> list[HumanLlmAgreement]:
@@ -239,7 +278,7 @@ def human_llm_rows(scores: PreparedScores, matrix: np.ndarray) -> list[HumanLlmA
     for h in humans:
         for j in llms:
             rho, n = spearman(matrix[:, h], matrix[:, j])
-            out.append(HumanLlmAgreement(scores.evaluators[h], scores.evaluators[j], rho, n))
+            out.append(HumanLlmAgreement(scores.evaluators[h], scores.evaluators[j], rho, n, *spearman_interval(rho, n)))
         rho, n = spearman(matrix[:, h], consensus)
-        out.append(HumanLlmAgreement(scores.evaluators[h], CONSENSUS, rho, n))
+        out.append(HumanLlmAgreement(scores.evaluators[h], CONSENSUS, rho, n, *spearman_interval(rho, n)))
     return out

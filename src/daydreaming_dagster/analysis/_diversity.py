@@ -173,6 +173,11 @@ class DiversityInputs:
     target_text: str | None
     method: str
 
+    def essay_lengths(self) -> dict[str, int]:
+        """Essay id → length of its parsed text in words (for the judges' length-bias check)."""
+        ids, texts, _ = self.texts.get("essay", ([], [], {}))
+        return {gen_id: len(text.split()) for gen_id, text in zip(ids, texts, strict=True)}
+
     def fingerprint_parts(self) -> list[str]:
         """The inputs as strings, in a fixed order (for a content hash)."""
         parts = [self.target_path or "", self.target_text or "", self.method]

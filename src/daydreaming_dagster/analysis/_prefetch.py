@@ -6,10 +6,12 @@ machine's other core waits. So a run with work starts a child process early
 (:func:`warm_prefetch`): it imports what the analysis needs while the stages run here, then
 waits. When the scores are final, :func:`start_prefetch` tells it to go; the analysis step
 takes its result (:func:`take_prefetched`) instead of computing its own, and the report reuses
-it as usual. The child then draws the report's figures (about 1.5 s with Matplotlib's import)
-while the results run writes its tables; the report collects them (:func:`collect_figures`)
-by the content key of what they were drawn from
-(:mod:`~daydreaming_dagster.results.figure_cache`).
+it as usual. When asked (``figures``), the child then draws the report's figures (about 1.5 s
+with Matplotlib's import) while the results run writes its tables; the report collects them
+(:func:`collect_figures`) by the content key of what they were drawn from
+(:mod:`~daydreaming_dagster.results.figure_cache`). The analysis sits below the report, so it
+never imports the drawing code: the report names its drawing function
+(:func:`daydreaming_dagster.reporting.warm_report_prefetch`) and only the child imports it.
 
 The result cannot differ from computing in-process: the child returns the content key of every
 input it read (scores, texts, target, settings; see ``_analysis_key``) with its result, and the
@@ -48,6 +50,8 @@ CHILD_MODULE = "daydreaming_dagster.analysis._prefetch_child"
 it twice, once as the package's module)."""
 RESULT_FILENAME = "analysis.pickle"
 FIGURES_FILENAME = "figures.pickle"
+NO_FIGURES = "-"
+"""The child's figures argument when it draws nothing."""
 WAIT_LIMIT_S = 3600.0
 """Longest wait for a child's result; the child does what the parent would, so waiting is
 never slower than computing unless the child is stuck."""
@@ -58,6 +62,8 @@ class _Pending:
     request: tuple[str, str, int, int]
     process: subprocess.Popen[bytes]
     workdir: Path
+    draws_figures: bool = False
+    """Whether the child draws figures after its analysis (see ``figures`` of :func:`warm_prefetch`)."""
     going: bool = False
     """Whether the child was told to go (it reads its inputs only then)."""
 
@@ -91,31 +97,41 @@ def prefetch_enabled() -> bool:
     return cpus >= 2
 
 
-def _spawn(request: tuple[str, str, int, int]) -> _Pending:
+def _spawn(request: tuple[str, str, int, int], figures: str | None) -> _Pending:
     workdir = Path(tempfile.mkdtemp(prefix="daydream-analysis-"))
     root, cohort_id, seed, n_boot = request
-    argv = [sys.executable, "-m", CHILD_MODULE, root, cohort_id, str(seed), str(n_boot), str(workdir)]
+    argv = [sys.executable, "-m", CHILD_MODULE, root, cohort_id, str(seed), str(n_boot), str(workdir),
+            figures or NO_FIGURES]
     with open(workdir / "stderr.txt", "wb") as stderr:
         process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr)
-    return _Pending(request, process, workdir)
+    return _Pending(request, process, workdir, draws_figures=figures is not None)
 
 
-def warm_prefetch(data_root: str | os.PathLike[str], cohort_id: str, *, seed: int, n_boot: int) -> bool:
+def warm_prefetch(data_root: str | os.PathLike[str], cohort_id: str, *, seed: int, n_boot: int,
+                  figures: str | None = None) -> bool:
     """Start a child that imports the analysis now and analyses ``cohort_id`` (as
     :func:`analyze_cohort` with these settings would) once :func:`start_prefetch` says go;
-    returns whether one is waiting."""
+    returns whether one is waiting.
+
+    ``figures``, ``"package.module:function"``, names a function the child imports and calls
+    after its analysis as ``function(data_root, cohort_id, analysis_key, analysis)``; the
+    ``{figure-cache key: PNG bytes}`` it returns is what :func:`collect_figures` keeps. A name,
+    not a function, because the child imports it (the report's drawing code sits above the
+    analysis, which never imports it)."""
     if not prefetch_enabled():
         return False
     request = _request(data_root, cohort_id, seed, n_boot)
     with _LOCK:
         if request not in _PENDING:
-            _PENDING[request] = _spawn(request)
+            _PENDING[request] = _spawn(request, figures)
     return True
 
 
-def start_prefetch(data_root: str | os.PathLike[str], cohort_id: str, *, seed: int, n_boot: int) -> bool:
+def start_prefetch(data_root: str | os.PathLike[str], cohort_id: str, *, seed: int, n_boot: int,
+                   figures: str | None = None) -> bool:
     """The inputs are final: tell the waiting child to analyse them (starting one if none is
-    waiting); returns whether a child is analysing."""
+    waiting, drawing ``figures`` as in :func:`warm_prefetch`); returns whether a child is
+    analysing."""
     if not prefetch_enabled():
         return False
     request = _request(data_root, cohort_id, seed, n_boot)
@@ -126,7 +142,7 @@ def start_prefetch(data_root: str | os.PathLike[str], cohort_id: str, *, seed: i
         if pending is None or not _tell_go(pending):
             if pending is not None:
                 _stop(pending)
-            pending = _spawn(request)
+            pending = _spawn(request, figures)
             if not _tell_go(pending):
                 _stop(pending)
                 _PENDING.pop(request, None)
@@ -167,6 +183,8 @@ def take_prefetched(data_root: str | os.PathLike[str], cohort_id: str, *, seed: 
         child_key, analysis = pickle.loads(result.read_bytes())  # noqa: S301 - our own child's file
         if child_key != key:
             return None
+        if not pending.draws_figures:
+            return analysis  # the child is done (stopped below)
         with _LOCK:  # its figures follow; the report collects them (collect_figures)
             previous = _DRAWING.pop(key, None)
             _DRAWING[key] = pending

@@ -43,8 +43,10 @@ __all__ = ["VarianceDraws", "variance_components"]
 ESSAY = "essay"
 EVALUATOR = "evaluator"
 RESIDUAL = "residual"
-_MAX_SWEEPS = 500
-_TOLERANCE = 1e-12
+DISAGREEMENT = "essay x evaluator"
+"""With replicates: systematic disagreement of an evaluator about an essay (per score)."""
+REPLICATE = "replicate"
+"""With replicates: the scatter of one evaluator's repeated scores of one essay."""
 
 
 @dataclass(frozen=True)
@@ -81,24 +83,6 @@ class VarianceDraws:
     def raw_share_draws(self) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
             return self.raw_draws / np.maximum(self.raw_draws, 0.0).sum(axis=1, keepdims=True)
-
-
-def _two_way_fit(scores: PreparedScores) -> tuple[np.ndarray, np.ndarray]:
-    """Least-squares essay levels ``a`` and evaluator offsets ``b`` (mean 0) of y = a_i + b_j."""
-    e, j, y = scores.essay_index, scores.evaluator_index, scores.y
-    n_e = np.bincount(e, minlength=scores.n_essays)
-    n_j = np.bincount(j, minlength=len(scores.evaluators))
-    b = np.zeros(len(scores.evaluators))
-    a = np.bincount(e, weights=y, minlength=scores.n_essays) / n_e
-    for _ in range(_MAX_SWEEPS):
-        b_new = np.bincount(j, weights=y - a[e], minlength=b.size) / n_j
-        b_new -= b_new.mean()
-        a = np.bincount(e, weights=y - b_new[j], minlength=a.size) / n_e
-        converged = np.max(np.abs(b_new - b)) < _TOLERANCE if b.size else True
-        b = b_new
-        if converged:
-            break
-    return a, b
 
 
 def _design(codes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
@@ -185,16 +169,44 @@ def _aliased(codes: list[np.ndarray], names: tuple[str, ...]) -> list[str]:
             if cols.size and np.linalg.matrix_rank(np.delete(design, cols, axis=1)) == full]
 
 
+def _replicate_split(scores: PreparedScores, all_w: np.ndarray, rss: np.ndarray, df: np.ndarray) -> np.ndarray | None:
+    """Per resample row: (essay × evaluator disagreement, replicate noise), or None without
+    replicates. Replicate noise is the pooled variance within essay × evaluator cells; the
+    disagreement is the lack-of-fit mean square of the additive model minus it, divided by the
+    effective replicates per cell (method of moments, untruncated for the bootstrap)."""
+    n_essays, n_evaluators = scores.n_essays, len(scores.evaluators)
+    cell = scores.essay_index * n_evaluators + scores.evaluator_index
+    cells, codes, sizes = np.unique(cell, return_inverse=True, return_counts=True)
+    if scores.n_scores - cells.size < 1:
+        return None
+    cell_mean = np.bincount(codes, weights=scores.y) / sizes
+    essay_of_cell = cells // n_evaluators
+    ss_pure_i = np.bincount(scores.essay_index, weights=(scores.y - cell_mean[codes]) ** 2, minlength=n_essays)
+    df_pure_i = np.bincount(scores.essay_index, minlength=n_essays) - np.bincount(essay_of_cell, minlength=n_essays)
+    cells_i = np.bincount(essay_of_cell, minlength=n_essays)
+    sq_i = np.bincount(essay_of_cell, weights=sizes.astype(np.float64) ** 2, minlength=n_essays)
+    n_i = np.bincount(scores.essay_index, minlength=n_essays).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ss_pure, df_pure = all_w @ ss_pure_i, all_w @ df_pure_i
+        replicate = ss_pure / df_pure
+        df_lof = df - df_pure
+        lof = np.where(df_lof > 0, (rss - ss_pure) / np.where(df_lof > 0, df_lof, 1), np.nan)
+        total_n, total_cells = all_w @ n_i, all_w @ cells_i
+        r0 = (total_n - (all_w @ sq_i) / total_n) / np.maximum(total_cells - 1, 1)
+        disagreement = np.where(np.isfinite(lof), (lof - replicate) / np.maximum(r0, 1.0), 0.0)
+    return np.column_stack([disagreement, replicate])
+
+
 def _factor_codes(levels: list[list[str]]) -> list[np.ndarray]:
     return [np.unique(np.asarray(values, dtype=str), return_inverse=True)[1].ravel() for values in levels]
 
 
-def variance_components(scores: PreparedScores, weights: np.ndarray) -> VarianceDraws:
+def variance_components(scores: PreparedScores, weights: np.ndarray, a: np.ndarray, b: np.ndarray) -> VarianceDraws:
     """Variance components of the score (see the module docstring), with bootstrap draws for
-    the cluster weights ``weights`` (resample × essay)."""
+    the cluster weights ``weights`` (resample × essay). ``a`` and ``b`` are the exact
+    least-squares essay effects and evaluator offsets (``_essay_model``)."""
     e, j, y = scores.essay_index, scores.evaluator_index, scores.y
     n_essays, n_evaluators = scores.n_essays, len(scores.evaluators)
-    a, b = _two_way_fit(scores)
     cells = sparse.csr_matrix((np.ones(y.size), (e, j)), shape=(n_essays, n_evaluators))
     cells.sum_duplicates()
     n_components = connected_components(sparse.bmat([[None, cells], [cells.T, None]]), directed=False)[0]
@@ -224,6 +236,7 @@ def variance_components(scores: PreparedScores, weights: np.ndarray) -> Variance
     rss = (all_w * rss_i).sum(axis=1)
     df = (all_w * (n_i - 1)).sum(axis=1) - (present_j.sum(axis=1) - n_components)
     residual = np.where(df > 0, np.maximum(rss, 0.0) / np.where(df > 0, df, 1), 0.0)
+    split = _replicate_split(scores, all_w, rss, df)
     if df[0] <= 0:
         notes.append("no residual degrees of freedom (one score per essay and evaluator pair, "
                      "and a design where essay and evaluator effects use them all): residual share set to 0")
@@ -249,7 +262,11 @@ def variance_components(scores: PreparedScores, weights: np.ndarray) -> Variance
         if aliased:
             notes.append(f"{' and '.join(aliased)} are confounded with other {unit}-level axes (no {unit} separates "
                          "them): the variance they share is attributed to none of them")
-    names = (*scores.essay_factors, ESSAY, *scores.evaluator_factors, EVALUATOR, RESIDUAL)
-    levels = (*(["essay"] * (len(scores.essay_factors) + 1)), *(["evaluator"] * (len(scores.evaluator_factors) + 1)), "score")
+    names: tuple[str, ...] = (*scores.essay_factors, ESSAY, *scores.evaluator_factors, EVALUATOR, RESIDUAL)
+    levels: tuple[str, ...] = (*(["essay"] * (len(scores.essay_factors) + 1)),
+                               *(["evaluator"] * (len(scores.evaluator_factors) + 1)), "score")
     table = np.hstack([essay_part, evaluator_part, residual[:, None]])
+    if split is not None:
+        names, levels = (*names[:-1], DISAGREEMENT, REPLICATE), (*levels, "score")
+        table = np.hstack([table[:, :-1], split])
     return VarianceDraws(tuple(names), tuple(levels), table[0], table[1:], tuple(notes))

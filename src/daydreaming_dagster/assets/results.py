@@ -33,7 +33,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from .. import analysis, results
+from .. import analysis, reporting, results
 from ..io_managers.graph import EdgeSet, GraphData
 from ..partitions import cohort_partitions
 from ..resources import DataRootResource
@@ -153,13 +153,18 @@ def top_essays(
 
 
 ANALYSIS_TABLES = {
-    "essays": "Per essay: mean score, 95% CI, n, probability of being in the top 1/5/10.",
-    "levels": "Per axis level: mean score with a 95% cluster-bootstrap CI, n.",
-    "differences": "Differences between levels of an axis with 95% CIs.",
-    "variance": "Share of score variance per axis, essay, evaluator and residual, with 95% CIs.",
-    "evaluators": "Per evaluator: n, mean, Spearman with the leave-one-out consensus, flag, self-consistency.",
-    "pairwise": "Spearman correlation of every evaluator pair, with n.",
-    "human_vs_llm": "Per human rater: Spearman with each LLM evaluator and with the LLM consensus.",
+    "essays": "Per essay: evaluator-adjusted mean, 95% CI, n, probability of being in the top 1/5/10.",
+    "levels": "Per axis level: expected score of a new draft of the level, 95% CI with drafts as units, n.",
+    "differences": "Differences between levels of an axis with simultaneous 95% CIs per factor (and unadjusted).",
+    "variance": "Share of score variance per axis, essay, evaluator, disagreement and replicate noise, with 95% CIs.",
+    "evaluators": "Per evaluator: n, mean, offset, Spearman with the leave-one-out consensus (95% CI), flag, "
+                  "self-consistency.",
+    "pairwise": "Spearman correlation of every evaluator pair, with n and a 95% CI.",
+    "human_vs_llm": "Per human rater: Spearman (95% CI) with each LLM evaluator and with the LLM consensus.",
+    "judge_self_preference": "Extra score an evaluation model gives essays it wrote, with a 95% CI.",
+    "judge_length_bias": "Per essay template: slope of the adjusted essay mean on length (per 100 words), 95% CI.",
+    "judge_length_controlled": "Per essay: length and its length-controlled score.",
+    "judge_scale_use": "Per evaluator: share of scores at the scale's ceiling and floor, Wilson 95% CIs.",
     "clusters": "Near-duplicate clusters of essays and drafts (TF-IDF cosine), similarity to the target text.",
     "diversity": "Per template/model level: texts, distinct clusters, mean pairwise distance.",
 }
@@ -190,6 +195,7 @@ def score_analysis(context: AssetExecutionContext, config: AnalysisConfig, data_
         "alpha_ci": MetadataValue.json(list(found.alpha_ci) if found.alpha_ci else None),
         "top_factor": top.component if top else None,
         "top_factor_share": top.share if top else None,
+        "top_factor_sentence": found.top_factor_sentence,
         "top_is_tie": found.top_tie.is_tie,
         "notes": MetadataValue.md("\n".join(f"- {n}" for n in found.notes) or "none"),
     }
@@ -230,7 +236,7 @@ def lineage_graph(context: AssetExecutionContext, data_root: DataRootResource) -
     description="cohorts/<cohort>/reports/report.md and report.html, CSV exports and the score plot.",
 )
 def cohort_report(context: AssetExecutionContext, config: ResultsConfig, data_root: DataRootResource) -> dict[str, Any]:
-    report = results.write_cohort_report(data_root.root, context.partition_key, config.top_n)
+    report = reporting.write_cohort_report(data_root.root, context.partition_key, config.top_n)
     context.add_output_metadata({
         "report": MetadataValue.path(str(report.report_md)),
         "report_html": MetadataValue.path(str(report.report_html)),

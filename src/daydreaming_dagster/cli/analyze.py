@@ -18,10 +18,10 @@ def _fmt(value: float | None, digits: int = 2) -> str:
 
 def _summary_lines(analysis) -> list[str]:  # noqa: ANN001 - analysis.Analysis (imported lazily)
     scale = f" on {analysis.scale}" if analysis.scale else ""
-    lines = [f"{analysis.n_essays} essays, {analysis.n_scores} scores{scale}; "
-             f"95% CIs from {analysis.n_boot} resamples (seed {analysis.seed})"]
+    lines = [f"{analysis.n_essays} essays, {analysis.n_scores} scores{scale}; 95% CIs, "
+             f"{analysis.n_boot} draws / resamples (seed {analysis.seed})"]
     lines += [f"note: {note}" for note in analysis.notes]
-    lines.append("top essays (mean [95% CI], n, P(top 1), P(top 5)):")
+    lines.append("top essays (evaluator-adjusted mean [95% CI], n, P(top 1), P(top 5)):")
     for essay in analysis.essays[:_SHOWN_ESSAYS]:
         lines.append(f"  {essay.essay_gen_id}  {_fmt(essay.mean)} [{_fmt(essay.ci_low)}, {_fmt(essay.ci_high)}]  "
                      f"n={essay.n}  {_fmt(essay.p_top.get(1))}  {_fmt(essay.p_top.get(5))}")
@@ -33,12 +33,20 @@ def _summary_lines(analysis) -> list[str]:  # noqa: ANN001 - analysis.Analysis (
         lines.append(f"evaluator agreement: {analysis.alpha_note}")
     flagged = [e.evaluator for e in analysis.evaluators if e.flagged]
     if flagged:
-        lines.append(f"evaluators that disagree with the rest: {', '.join(flagged)}")
-    top = analysis.top_factor
-    if top is not None:
-        lines.append(f"axis that matters most: {top.component} "
-                     f"({_fmt((top.share or 0) * 100, 0)}% of score variance [{_fmt((top.ci_low or 0) * 100, 0)}, "
-                     f"{_fmt((top.ci_high or 0) * 100, 0)}])")
+        lines.append(f"evaluators whose agreement with the rest is below 0.3 (whole 95% CI): {', '.join(flagged)}")
+    families = {d.factor: d for d in analysis.differences}
+    for factor, d in families.items():
+        clear = [x for x in analysis.differences if x.factor == factor and x.excludes_zero]
+        lines.append(f"{factor}: {len(clear)} of {sum(x.factor == factor for x in analysis.differences)} differences "
+                     f"exclude 0 ({d.method}, adjusted for {d.family_size} comparisons)")
+    if analysis.variance:
+        lines.append(analysis.top_factor_sentence)
+    if analysis.humans is not None:
+        raters = ", ".join(f"{r.rater} (n={r.n})" for r in analysis.humans.raters)
+        pooled = "pooled into the statistics above" if analysis.include_humans else "kept apart from the LLM statistics"
+        lines.append(f"human raters {pooled}: {raters}")
+    if analysis.design_advice is not None:
+        lines.append(f"design advice: {analysis.design_advice.sentence}")
     return lines
 
 
@@ -50,26 +58,34 @@ def _summary_lines(analysis) -> list[str]:  # noqa: ANN001 - analysis.Analysis (
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the resampling (same seed, same numbers).")
 @click.option("--bootstrap", "n_boot", type=click.IntRange(1), default=1000, show_default=True,
               help="Bootstrap resamples for CIs and top-k probabilities.")
+@click.option("--include-humans", is_flag=True,
+              help="Pool human/<rater> ratings into the LLM statistics (by default they are a panel of their own).")
+@click.option("--target-width", type=float, default=None,
+              help="Essay-interval half-width to plan for: prints how many evaluators and replicates reach it.")
 @data_root_option
 def analyze(cohort_id: str | None, scores_csv: str | None, as_json: bool, seed: int, n_boot: int,
-            data_root: str | None) -> None:
+            include_humans: bool, target_width: float | None, data_root: str | None) -> None:
     """Analyse COHORT's scores (written to results/COHORT/analysis/) or a score CSV (--scores).
 
-    Reports each essay's mean with a 95% CI and its probability of being in the top 1/5/10,
-    level means and differences with CIs for every axis, the share of score variance each
-    axis explains, and evaluator agreement (Krippendorff's alpha, Spearman correlations).
-    Bad input exits 2 with one error line.
+    Reports each essay's evaluator-adjusted mean with a 95% CI and its probability of being in
+    the top 1/5/10, level means and family-adjusted differences for every axis (drafts as
+    units when the scores carry draft_gen_id), the share of score variance each axis explains,
+    evaluator agreement with intervals, human raters as their own panel and, with
+    --target-width, how many evaluators and replicates the next cohort needs. Bad input exits 2
+    with one error line.
     """
     from ..analysis import analyze_cohort, analyze_scores, read_score_csv, write_analysis
 
     if (cohort_id is None) == (scores_csv is None):
         raise click.UsageError("give either a COHORT or --scores FILE.csv (not both)")
     if scores_csv is not None:
-        analysis = analyze_scores(read_score_csv(scores_csv), seed=seed, n_boot=n_boot, source=scores_csv)
+        analysis = analyze_scores(read_score_csv(scores_csv), seed=seed, n_boot=n_boot, source=scores_csv,
+                                  include_humans=include_humans, target_width=target_width)
         written = {}
     else:
         root = resolve_data_root(data_root)
-        analysis = analyze_cohort(root, cohort_id, seed=seed, n_boot=n_boot)
+        analysis = analyze_cohort(root, cohort_id, seed=seed, n_boot=n_boot, include_humans=include_humans,
+                                  target_width=target_width)
         written = write_analysis(root, cohort_id, analysis)
     if as_json:
         click.echo(json.dumps(analysis.to_json()))

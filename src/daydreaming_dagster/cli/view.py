@@ -10,7 +10,7 @@ import ipaddress
 
 import click
 
-from ..web.urls import DEFAULT_PORT, explorer_hint
+from ..urls import DEFAULT_PORT, explorer_hint
 from ._common import data_root_option, resolve_data_root
 
 __all__ = ["echo_explorer_hint", "is_loopback", "view"]

@@ -1,12 +1,15 @@
-"""The results layer: scores, aggregates, top essays, lineage graph, plots and the per-cohort
-report, computed from the gens store with polars (DESIGN §7). No Dagster here; the assets in
+"""The results layer: the tables (scores, aggregates, top essays, lineage graph, score plots),
+computed from the gens store with polars (DESIGN §7). No Dagster here; the assets in
 ``daydreaming_dagster.assets.results`` are thin wrappers.
+
+The bottom of the results house: :mod:`daydreaming_dagster.analysis` reads these tables and
+:mod:`daydreaming_dagster.reporting` writes the report from both; nothing here imports either.
 
 Typical use::
 
-    from daydreaming_dagster.results import build_report, evaluation_scores
+    from daydreaming_dagster.results import essay_aggregates, evaluation_scores
     scores = evaluation_scores("data", "demo")   # one row per evaluation, with lineage
-    build_report("data", "demo", top_n=5)        # data/cohorts/demo/reports/report.md (+ .html)
+    per_essay = essay_aggregates(scores)         # one row per essay: mean, spread, lineage
 """
 
 from .aggregates import (
@@ -26,18 +29,11 @@ from .cohort import (
     generations_table,
     load_cohort_records,
     read_cohort_members,
+    stage_summary,
 )
 from .export import export_tables, write_csv
 from .lineage import LineageEdges, LineageGraph, build_lineage_graph, lineage_graph
 from .plots import PLOT_FILENAME, png_markdown, render_score_distributions, write_score_plot
-from .report import (
-    REPORT_HTML,
-    REPORT_MD,
-    CohortReport,
-    build_report,
-    stage_summary,
-    write_cohort_report,
-)
 from .scores import (
     SCORE_SCHEMA,
     concepts_by_combo,
@@ -59,22 +55,18 @@ __all__ = [
     "GENERATION_SCHEMA",
     "INDEX_FILENAME",
     "PLOT_FILENAME",
-    "REPORT_HTML",
-    "REPORT_MD",
     "SCORE_SCHEMA",
     "SUMMARY_DIMENSIONS",
     "SUMMARY_SCHEMA",
     "TOP_DIRNAME",
     "CohortNotFoundError",
     "CohortRecords",
-    "CohortReport",
     "GenerationRecord",
     "LineageEdges",
     "LineageGraph",
     "TopEssay",
     "TopEssays",
     "build_lineage_graph",
-    "build_report",
     "concepts_by_combo",
     "essay_aggregates",
     "evaluation_scores",
@@ -93,7 +85,6 @@ __all__ = [
     "scores_from_records",
     "stage_summary",
     "template_model_summaries",
-    "write_cohort_report",
     "write_csv",
     "write_score_plot",
 ]

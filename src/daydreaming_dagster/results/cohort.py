@@ -32,6 +32,7 @@ __all__ = [
     "generations_table",
     "load_cohort_records",
     "read_cohort_members",
+    "stage_summary",
 ]
 
 Status = Literal["ok", "parse_error", "raw_failed", "missing", "gated", "unselected", "held"]
@@ -365,3 +366,28 @@ def generations_table(cohort: CohortRecords) -> pl.DataFrame:
             "total_tokens": record.tokens("total_tokens"),
         })
     return pl.DataFrame(rows, schema=GENERATION_SCHEMA)
+
+
+WITHHELD: tuple[Status, ...] = ("gated", "unselected", "held")
+"""Statuses of members a gate or adaptive evaluation held back on purpose (not failures)."""
+STATUSES: tuple[Status, ...] = ("ok", "parse_error", "raw_failed", "missing", *WITHHELD)
+
+
+def stage_summary(generations: pl.DataFrame) -> pl.DataFrame:
+    """Per stage (member generations only): ``members``, one count per status, ``cost_usd``
+    and token totals from raw metadata (rejected outputs included: they were paid for)."""
+    members = generations.filter(pl.col("member"))
+    rows = []
+    for stage in STAGES:
+        frame = members.filter(pl.col("stage") == stage)
+        counts = {status: frame.filter(pl.col("status") == status).height for status in STATUSES}
+        rows.append({
+            "stage": stage,
+            "members": frame.height,
+            **counts,
+            "cost_usd": float(frame["cost_usd"].sum() or 0.0),
+            "prompt_tokens": int(frame["prompt_tokens"].sum() or 0),
+            "completion_tokens": int(frame["completion_tokens"].sum() or 0),
+            "total_tokens": int(frame["total_tokens"].sum() or 0),
+        })
+    return pl.DataFrame(rows)

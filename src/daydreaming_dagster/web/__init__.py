@@ -2,8 +2,9 @@
 (``daydream view``, docs/explorer.md). No Dagster here.
 
 Importing this package stays light (no web framework): the app itself is built by
-:func:`daydreaming_dagster.web.app.create_app`; :mod:`.urls` gives the explorer's stable URLs to
-the CLI and the static report.
+:func:`daydreaming_dagster.web.app.create_app`. The explorer's stable URLs live below it, in
+:mod:`daydreaming_dagster.urls`, so the CLI and the static report use them without importing the
+web app; :mod:`.urls` re-exports them.
 """
 
 from .urls import DEFAULT_EXPLORER_URL, cohort_url, essay_url, explorer_hint

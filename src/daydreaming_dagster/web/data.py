@@ -31,9 +31,14 @@ from ..data_layer import GensDataLayer, Paths
 from ..errors import DaydreamError
 from ..ids import is_valid_gen_id
 from ..results.aggregates import essay_aggregates
-from ..results.cohort import CohortRecords, GenerationRecord, generations_table, load_cohort_records
+from ..results.cohort import (
+    CohortRecords,
+    GenerationRecord,
+    generations_table,
+    load_cohort_records,
+    stage_summary,
+)
 from ..results.human_ratings import HumanRating, RatingsFile, ratings_frame, read_ratings
-from ..results.report import stage_summary
 from ..results.scales import DEFAULT_SCALE
 from ..results.scores import scores_from_records
 from ..types import Stage

@@ -19,26 +19,25 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from ..data_layer import GensDataLayer, Paths, _storage
-from ..types import STAGES
-from ..web.urls import cohort_url, essay_url
-from .aggregates import (
+from ..results.aggregates import (
     SUMMARY_DIMENSIONS,
     essay_aggregates,
     evaluator_pivot,
     template_model_summaries,
 )
-from .cohort import CohortRecords, generations_table, load_cohort_records
-from .export import export_tables
-from .figure_cache import content_key, recall
-from .plots import (
+from ..results.cohort import WITHHELD, CohortRecords, generations_table, load_cohort_records, stage_summary
+from ..results.export import export_tables
+from ..results.figure_cache import content_key, recall
+from ..results.plots import (
     PLOT_FILENAME,
     render_score_distributions,
     score_plot_key,
     score_plot_title,
     write_score_plot,
 )
-from .scores import concepts_by_combo, scores_from_records
-from .top import TopEssays, export_top_essays
+from ..results.scores import concepts_by_combo, scores_from_records
+from ..results.top import TopEssays, export_top_essays
+from ..urls import cohort_url, essay_url
 
 if TYPE_CHECKING:
     from ..analysis import Analysis
@@ -48,7 +47,6 @@ __all__ = [
     "REPORT_MD",
     "CohortReport",
     "build_report",
-    "stage_summary",
     "write_cohort_report",
 ]
 
@@ -57,9 +55,6 @@ REPORT_HTML = "report.html"
 _MAX_TABLE_ROWS = 50
 # The report lives in cohorts/<id>/reports/, three levels below the data root.
 _TO_ROOT = "../../../"
-WITHHELD = ("gated", "unselected", "held")
-"""Statuses of members a gate or adaptive evaluation held back on purpose (not failures)."""
-STATUSES = ("ok", "parse_error", "raw_failed", "missing", *WITHHELD)
 
 
 @dataclass(frozen=True)
@@ -80,26 +75,6 @@ class CohortReport:
     """The cohort's :class:`~daydreaming_dagster.analysis.Analysis` (CIs, agreement, variance)."""
     analysis_files: dict[str, Path] = field(default_factory=dict)
     """``results/<cohort>/analysis/`` files by name."""
-
-
-def stage_summary(generations: pl.DataFrame) -> pl.DataFrame:
-    """Per stage (member generations only): ``members``, one count per status, ``cost_usd``
-    and token totals from raw metadata (rejected outputs included: they were paid for)."""
-    members = generations.filter(pl.col("member"))
-    rows = []
-    for stage in STAGES:
-        frame = members.filter(pl.col("stage") == stage)
-        counts = {status: frame.filter(pl.col("status") == status).height for status in STATUSES}
-        rows.append({
-            "stage": stage,
-            "members": frame.height,
-            **counts,
-            "cost_usd": float(frame["cost_usd"].sum() or 0.0),
-            "prompt_tokens": int(frame["prompt_tokens"].sum() or 0),
-            "completion_tokens": int(frame["completion_tokens"].sum() or 0),
-            "total_tokens": int(frame["total_tokens"].sum() or 0),
-        })
-    return pl.DataFrame(rows)
 
 
 # -- report description ---------------------------------------------------------------------
@@ -204,7 +179,7 @@ def _sections(
                                      "every score to 0-1 before combining them.",)))
     elif analysis is not None and analysis.normalised:
         overview.blocks.append(Para((f"The analysis sections normalise scores on different scales "
-                                     f"({', '.join(analysis.source_scales)}, human ratings included) to 0-1.",)))
+                                     f"({', '.join(analysis.source_scales)}) to 0-1.",)))
     overview.blocks.append(Para((
         "Read, compare and rate the essays in the explorer (start it with `uv run daydream view`): ",
         Link(cohort_url(cohort.cohort_id), cohort_url(cohort.cohort_id)),
@@ -351,6 +326,74 @@ def _ci(low: float | None, high: float | None) -> str:
     return "" if low is None or high is None else f"[{low:.2f}, {high:.2f}]"
 
 
+def _with_ci(value: float | None, low: float | None, high: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{_num(value)} ({_ci(low, high)})" if low is not None else f"{_num(value)} (too few to say)"
+
+
+def _levels_section(analysis: Analysis, plots: dict[str, bytes | None]) -> Section:
+    """Level means and the family-adjusted differences, with what they estimate."""
+    section = Section("Levels and differences")
+    design = analysis.design
+    unit = "draft" if design is not None and design.unit == "draft" else "essay"
+    section.blocks.append(Para((
+        f"A level's mean estimates the expected score of a new {unit} of that level on this cohort's combinations, "
+        "averaged over its essay templates and its evaluator panel. Intervals treat the "
+        f"{unit} as the unit (essays of one draft share its text)"
+        + (f", with the variance of {unit}s within combination × template cells ({design.df} degrees of freedom, "
+           f"{'pooled within-cell' if design.model == 'cells' else 'additive-model'} variance)" if design else "")
+        + ". A level with fewer than two units gets no interval (too few to say).",)))
+    if plots.get("forest"):
+        section.blocks.append(Image("level means with confidence intervals", ANALYSIS_PLOTS["forest"], plots["forest"]))
+    if analysis.differences:
+        rows = []
+        for factor in analysis.factors:
+            diffs = [d for d in analysis.differences if d.factor == factor]
+            if not diffs:
+                continue
+            clear = [d for d in diffs if d.excludes_zero]
+            family = max(d.family_size for d in diffs)
+            kind = "generation" if factor in analysis.generation_axes else "evaluation (calibration)"
+            rows.append((factor, kind, str(len(diffs)), str(family), diffs[0].method,
+                         ", ".join(f"{d.level_a} − {d.level_b}: {_num(d.difference)} ({_ci(d.ci_low, d.ci_high)})"
+                                   for d in clear[:3]) or "none"))
+        section.blocks.append(Para((
+            "Each factor's differences are one family: their 95% intervals are simultaneous (adjusted for the number "
+            "of comparisons shown), so the chance that any interval of the family misses its true difference is "
+            "at most 5%. A difference whose adjusted interval excludes 0 is listed below; differences.csv has all, "
+            "with the unadjusted intervals beside. With more than 12 levels each level is compared with the mean of "
+            "all levels, never with the observed best (which the data chose).",)))
+        section.blocks.append(Table(("factor", "axis", "comparisons", "adjusted for", "method",
+                                     "intervals excluding 0"), tuple(rows)))
+    return section
+
+
+def _humans_section(analysis: Analysis) -> Section | None:
+    """Human raters as their own panel (never pooled into the LLM statistics by default)."""
+    panel = analysis.humans
+    if panel is None:
+        return None
+    section = Section("Human raters")
+    section.blocks.append(Para((
+        "Human ratings are a panel of their own" + (" (and, as asked, pooled into the statistics above)."
+                                                     if analysis.include_humans else
+                                                     ": they do not enter the means, shares or agreement above. ")
+        + "Agreement between raters is the ceiling an LLM judge can be held to; each rater's agreement with the LLM "
+          "evaluators and their consensus (the evaluator-adjusted essay means) has a 95% interval.",)))
+    section.blocks.append(Table(("rater", "essays rated", "mean", "scale"),
+                                tuple((r.rater, str(r.n), _num(r.mean), r.scale or "") for r in panel.raters)))
+    if panel.human_vs_human:
+        section.blocks.append(Table(("rater", "rater", "Spearman (95% CI)", "n"),
+                                    tuple((p.a, p.b, _with_ci(p.spearman, p.ci_low, p.ci_high), str(p.n))
+                                          for p in panel.human_vs_human)))
+    if panel.human_vs_llm:
+        section.blocks.append(Table(("human", "LLM evaluator", "Spearman (95% CI)", "n"),
+                                    tuple((h.human_evaluator, h.llm_evaluator, _with_ci(h.spearman, h.ci_low, h.ci_high),
+                                           str(h.n)) for h in panel.human_vs_llm)))
+    return section
+
+
 def _analysis_sections(analysis: Analysis, cohort_id: str, plots: dict[str, bytes | None]) -> list[Section]:
     """Confidence, agreement, variance and diversity sections (see docs/analysis.md)."""
     files = f"{_TO_ROOT}results/{cohort_id}/analysis/"
@@ -359,9 +402,11 @@ def _analysis_sections(analysis: Analysis, cohort_id: str, plots: dict[str, byte
     on = f"on {analysis.scale}" if analysis.scale else "on the scores' own scale"
     ranking = Section("Ranking with confidence")
     ranking.blocks.append(Para((
-        f"Means {on} with 95% confidence intervals; P(top k) is the share of {analysis.n_boot} resamples "
-        f"(each essay's mean redrawn with the error its number of scores and the pooled within-essay spread imply, "
-        f"seed {analysis.seed}) in which the essay ranks in the top k. ",
+        f"Essay means {on} are evaluator-adjusted: each is the essay's expected score over the evaluator panel, "
+        "from a model with an effect per essay and a calibration offset per evaluator, so a harsh or lenient "
+        "evaluator moves no essay. Intervals are 95% t intervals of that model; P(top k) is the share of "
+        f"{analysis.n_boot} draws from the fitted model (seed {analysis.seed}) in which the essay ranks in the "
+        "top k: how sure its place is given the scatter of scores, not a probability that it is truly the best. ",
         analysis.top_tie.sentence(),
     )))
     ks = analysis.top_k
@@ -372,50 +417,46 @@ def _analysis_sections(analysis: Analysis, cohort_id: str, plots: dict[str, byte
               for r, e in enumerate(analysis.essays[:_SHOWN_ESSAYS], start=1)),
         f"First {_SHOWN_ESSAYS} of {analysis.n_essays} essays; all are in essays.csv." if analysis.n_essays > _SHOWN_ESSAYS else None,
     ))
-    if plots.get("forest"):
-        ranking.blocks.append(Para(("Level means with 95% cluster-bootstrap CIs (resampling essays):",)))
-        ranking.blocks.append(Image("level means with confidence intervals", ANALYSIS_PLOTS["forest"], plots["forest"]))
-    clear = [d for d in analysis.differences if d.excludes_zero]
-    if analysis.differences:
-        ranking.blocks.append(Para((
-            f"{len(clear)} of {len(analysis.differences)} level differences have a 95% CI that excludes 0 "
-            "(differences.csv lists them all).",)))
-    sections = [ranking]
+    sections = [ranking, _levels_section(analysis, plots)]
 
     agreement = Section("Evaluator agreement")
     if analysis.alpha is not None:
         low, high = analysis.alpha_ci or (None, None)
         agreement.blocks.append(Para((
             f"Krippendorff's alpha (interval) = {analysis.alpha:.2f}, 95% CI {_ci(low, high)}: 1 is perfect agreement, "
-            "0 is no more agreement than chance. Evaluators below a 0.3 Spearman correlation with the mean of the "
-            "others are flagged.",)))
+            "0 is no more agreement than chance. An evaluator is flagged only when the whole 95% interval of its "
+            "Spearman correlation with the mean of the others lies below 0.3; a wide interval in a small cohort is "
+            "too few essays to say, not a bad evaluator. The offset is how much higher than the panel average an "
+            "evaluator scores the same essay (calibration, removed from the essay means).",)))
     else:
         agreement.blocks.append(Para((f"Agreement is {analysis.alpha_note}.",)))
     agreement.blocks.append(Table(
-        ("evaluator", "n", "mean", "corr. with consensus", "flagged", "repeated essays", "replicate sd", "ICC"),
-        tuple((e.evaluator, str(e.n), _num(e.mean), _num(e.corr_with_consensus), "yes" if e.flagged else "",
-               str(e.n_repeated), _num(e.replicate_sd), _num(e.icc)) for e in analysis.evaluators),
+        ("evaluator", "n", "offset", "corr. with consensus (95% CI)", "flagged", "repeated essays", "replicate sd",
+         "ICC (95% CI)"),
+        tuple((e.evaluator, str(e.n), _num(e.offset), _with_ci(e.corr_with_consensus, e.corr_ci_low, e.corr_ci_high),
+               "yes" if e.flagged else "", str(e.n_repeated), _num(e.replicate_sd),
+               _with_ci(e.icc, e.icc_ci_low, e.icc_ci_high)) for e in analysis.evaluators),
     ))
     if plots.get("agreement"):
         agreement.blocks.append(Image("agreement heatmap", ANALYSIS_PLOTS["agreement"], plots["agreement"]))
-    if analysis.human_vs_llm:
-        agreement.blocks.append(Table(
-            ("human", "LLM evaluator", "Spearman", "n"),
-            tuple((h.human_evaluator, h.llm_evaluator, _num(h.spearman), str(h.n)) for h in analysis.human_vs_llm),
-        ))
     sections.append(agreement)
+    humans = _humans_section(analysis)
+    if humans is not None:
+        sections.append(humans)
 
     variance = Section("Variance by axis")
-    top = analysis.top_factor
-    if top is not None and top.share is not None:
+    variance.blocks.append(Para((analysis.top_factor_sentence if analysis.variance else
+                                 "Not estimated (fewer than two essays).",)))
+    if analysis.variance:
         variance.blocks.append(Para((
-            f"The axis that matters most is {top.component}: {top.share:.0%} of the score variance "
-            f"(95% CI {_ci(top.ci_low, top.ci_high)}). Shares are ANOVA variance components; "
-            "essay, evaluator and residual are what the axes leave unexplained.",)))
-    elif analysis.variance:
-        variance.blocks.append(Para(("No spec axis varies in this cohort; shares are between essays, evaluators and noise.",)))
-    else:
-        variance.blocks.append(Para(("Not estimated (fewer than two essays).",)))
+            "Shares are ANOVA variance components of one score. Generation axes (how the essay was made) are "
+            "candidates for the axis that matters; evaluation axes and evaluator are calibration. essay is what the "
+            "axes leave unexplained between essays. "
+            + ("With replicates, the rest splits into essay x evaluator (systematic disagreement of an evaluator "
+               "about an essay) and replicate (the scatter of one evaluator's repeated scores)."
+               if analysis.variance_of("replicate") is not None else
+               "residual holds both systematic essay × evaluator disagreement and run-to-run noise: without "
+               "replicates the two cannot be told apart."),)))
     if plots.get("variance"):
         variance.blocks.append(Image("variance shares", ANALYSIS_PLOTS["variance"], plots["variance"]))
     if analysis.variance:
@@ -424,7 +465,14 @@ def _analysis_sections(analysis: Analysis, cohort_id: str, plots: dict[str, byte
             tuple((v.component, v.unit, _num(v.variance, 3), _num(v.share), _ci(v.ci_low, v.ci_high))
                   for v in analysis.variance),
         ))
+    if analysis.design_advice is not None:
+        variance.blocks.append(Para(("Planning the next cohort: ", analysis.design_advice.sentence)))
     sections.append(variance)
+    judges = getattr(analysis.judges, "sentences", None)
+    if callable(judges):
+        lines = judges()
+        if lines:
+            sections.append(Section("Judge diagnostics", [Bullets(tuple((line,) for line in lines))]))
 
     if analysis.diversity is not None:
         diversity = analysis.diversity
@@ -439,7 +487,9 @@ def _analysis_sections(analysis: Analysis, cohort_id: str, plots: dict[str, byte
         if diversity.target:
             closest = sorted((c for c in essays if c.target_similarity is not None),
                              key=lambda c: -(c.target_similarity or 0.0))[:5]
-            section.blocks.append(Para((f"Closest essays to the target text {Path(diversity.target).name}:",)))
+            section.blocks.append(Para((f"Essays that share the most wording with the target text "
+                                        f"{Path(diversity.target).name} ({diversity.method} similarity; shared wording "
+                                        "is not the same idea, and a different wording of the idea scores low):",)))
             section.blocks.append(Table(("essay", "similarity"),
                                         tuple((c.gen_id, _num(c.target_similarity)) for c in closest)))
         sections.append(section)
@@ -579,7 +629,8 @@ def _write_analysis(
     data_root: str | os.PathLike[str] | Path, cohort_id: str, seed: int, n_boot: int | None
 ) -> tuple[Analysis, dict[str, Path], dict[str, bytes | None]]:
     """Analyse the cohort, write ``results/<cohort>/analysis/`` and the analysis plots."""
-    # Imported here: the analysis package reads scores through this package's modules.
+    # Imported here: importing the report (the CLI, the assets) does not load the analysis and
+    # its numerical libraries until a report is written.
     from ..analysis import DEFAULT_BOOTSTRAP, Analysis, AnalysisInputError, write_analysis
     from ..analysis._api import analyze_cohort_keyed
     from ..analysis._prefetch import collect_figures
