@@ -25,7 +25,13 @@ from ..results.aggregates import (
     evaluator_pivot,
     template_model_summaries,
 )
-from ..results.cohort import WITHHELD, CohortRecords, generations_table, load_cohort_records, stage_summary
+from ..results.cohort import (
+    WITHHELD,
+    CohortRecords,
+    generations_table,
+    load_cohort_records,
+    stage_summary,
+)
 from ..results.export import export_tables
 from ..results.figure_cache import content_key, recall
 from ..results.plots import (
