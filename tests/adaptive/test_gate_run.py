@@ -57,8 +57,11 @@ def test_gate_writes_expensive_essays_only_for_kept_drafts(demo_root: Path) -> N
     # Status, the report's tables and the explorer say gated (with the deciding screen), never failed/missing.
     assert any("2 of 8 drafts kept; 6 essays and 12 evaluations gated" in line
                for line in app.spending_status(str(demo_root), "demo"))
-    from daydreaming_dagster.results.cohort import generations_table, load_cohort_records
-    from daydreaming_dagster.results.report import stage_summary
+    from daydreaming_dagster.results.cohort import (
+        generations_table,
+        load_cohort_records,
+        stage_summary,
+    )
     from daydreaming_dagster.web.data import build_cohort_view, essay_detail
 
     summary = {r["stage"]: r for r in stage_summary(generations_table(load_cohort_records(demo_root, "demo")))
