@@ -6,14 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.adaptive.test_gate_run import GATE
 from tests.support.cli import run_cli
 
-SPENDING = """
-gates:
-  essay:
-    templates: [essay-expand]
-    screen: {essay_template: essay-copy, evaluation: [eval-overall], evaluation_llm: [offline]}
-    keep: {top: 25%, per: draft_template}
+SPENDING = GATE + """
 adaptive:
   evaluation:
     goal: {top: 3, confidence: 0.9}
