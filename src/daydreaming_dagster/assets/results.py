@@ -86,7 +86,7 @@ def evaluation_scores(context: AssetExecutionContext, data_root: DataRootResourc
     scored = frame["score"].drop_nulls()
     context.add_output_metadata({
         **_table_metadata(frame),
-        "parse_status": MetadataValue.json({k: statuses.get(k, 0) for k in ("ok", "parse_error", "raw_failed", "missing")}),
+        "parse_status": MetadataValue.json({k: statuses.get(k, 0) for k in results.cohort.STATUSES}),
         "mean_score": float(scored.mean()) if scored.len() else None,
     })
     return frame
