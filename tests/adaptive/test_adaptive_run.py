@@ -44,6 +44,9 @@ def test_adaptive_run_spends_less_and_a_kill_between_rounds_repays_nothing(demo_
     assert progress is not None and progress.ended in ("goal met", "design exhausted")
     assert progress.design == 16 * 6 and len(progress.rounds) >= 2
     assert outcome.plan.stages["evaluation"].to_call == 32  # the first round: 2 per essay
+    # Each round is one range run over the evaluations it adds.
+    assert len(outcome.stages["evaluation"].run_ids) == len(progress.rounds)
+    assert [p.stages["evaluation"].to_call for p in outcome.round_plans] == [len(r.picks) for r in progress.rounds[1:]]
     paid = _evaluation_run_ids(demo_root)
     assert len(paid) == progress.chosen < progress.design
     record = read_rounds(str(demo_root), "demo")["adaptive"]

@@ -177,7 +177,9 @@ def _sections(
     )))
     # Costs are often fractions of a cent: show them with more digits than scores.
     cost_text = pl.col("cost_usd").map_elements(lambda v: f"{v:.4f}", return_dtype=pl.String)
-    overview.blocks.append(_frame_table(per_stage.with_columns(cost_text), "stages"))
+    # Gated/unselected/held columns only for a cohort whose gate or adaptive rounds held some back.
+    unused = [status for status in WITHHELD if not per_stage[status].sum()]
+    overview.blocks.append(_frame_table(per_stage.with_columns(cost_text).drop(unused), "stages"))
     scales = sorted(s for s in scored["scale"].unique().to_list() if s)
     if len(scales) > 1:
         overview.blocks.append(Para((f"Warning: scores use different scales ({', '.join(scales)}); "
