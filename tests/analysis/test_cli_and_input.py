@@ -177,3 +177,33 @@ def test_daydream_analyze_cohort_writes_the_analysis_files(store: Store, capsys:
                                                      "diversity.csv", "summary.json"}
     code, _, err = run_cli(["analyze", "ghost", "--data-root", str(store.root)], capsys)
     assert code == 2 and err.startswith("error: cohort 'ghost' not found")
+
+
+def test_cli_plans_the_next_cohort_and_keeps_humans_apart_unless_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from .simulate_design import simulate_cohort
+
+    path = tmp_path / "scores.csv"
+    simulate_cohort(3, combos=3, humans=1, replicates=2, interaction_sd=0.4).table.write_csv(path)
+    code, out, err = run_cli(["analyze", "--scores", str(path), "--json", "--bootstrap", "30",
+                              "--target-width", "0.4"], capsys)
+    assert code == 0, err
+    data = json.loads(out)
+    advice = data["design_advice"]
+    assert advice["target_half_width"] == 0.4 and advice["recommended"]["half_width"] <= 0.4
+    assert advice["current"]["evaluators"] == 3 and advice["current"]["replicates"] == 2
+    assert data["design"]["unit"] == "draft" and data["include_humans"] is False
+    assert data["humans"]["raters"][0]["rater"] == "human/rater0"
+    assert {e["evaluator"] for e in data["evaluators"]["per_evaluator"]} == {"judge0", "judge1", "judge2"}
+    code, out, _ = run_cli(["analyze", "--scores", str(path), "--bootstrap", "30", "--include-humans"], capsys)
+    assert code == 0 and "human raters pooled into the statistics above" in out
+    code, _, err = run_cli(["analyze", "--scores", str(path), "--target-width", "-1"], capsys)
+    assert code == 2 and "--target-width must be a positive half-width, got -1" in err
+
+
+def test_draft_gen_id_must_be_constant_per_essay(tmp_path: Path) -> None:
+    table = pl.DataFrame({"essay_gen_id": ["e1", "e1"], "evaluator": ["a", "b"], "score": [1.0, 2.0],
+                          "draft_gen_id": ["d1", "d2"]})
+    with pytest.raises(AnalysisInputError, match="column 'draft_gen_id' is not constant for essay 'e1'"):
+        prepare_scores(table)

@@ -68,7 +68,9 @@ def test_demo_cohort_builds_and_runs_on_s3(s3_server: S3Server, monkeypatch: pyt
 
     monkeypatch.setattr(_prefetch, "prefetch_enabled", lambda: True)
     _api.forget_recent_analyses()
-    assert _prefetch.start_prefetch(root, "demo", seed=0, n_boot=50)
+    from daydreaming_dagster.reporting import start_report_prefetch
+
+    assert start_report_prefetch(root, "demo", seed=0, n_boot=50)  # a child that also draws figures
     key, found = _api.analyze_cohort_keyed(root, "demo", n_boot=50)
     assert key in _prefetch._DRAWING and found.n_scores == 32  # the child's analysis was the one used
     _prefetch.discard_prefetch(root, "demo", seed=0, n_boot=50)

@@ -110,13 +110,14 @@ def analyze_scores(
     if isinstance(table, PreparedScores):
         scores = table
     else:
-        llm_rows, human_rows = (table, table.clear()) if include_humans else split_humans(table)
+        llm_rows, human_rows = split_humans(table)
         if llm_rows.height == 0 and human_rows.height:
             notes.append("only human ratings: they are analysed as the evaluators")
             llm_rows, human_rows = human_rows, human_rows.clear()
-        scores = prepare_scores(llm_rows, source)
+        scores = prepare_scores(table if include_humans and human_rows.height else llm_rows, source)
         if human_rows.height:
             human_scores = prepare_scores(human_rows, f"{source} (human ratings)")
+            llm_scores = prepare_scores(llm_rows, source) if include_humans else scores
     seeds = np.random.SeedSequence(seed).spawn(5)
     streams = [np.random.default_rng(s) for s in seeds]
     if scores.normalised:
@@ -138,7 +139,10 @@ def analyze_scores(
     top_tie = _top_tie(essays, ks, scores.n_essays)
     if top_tie.reason:
         notes.append(f"ranking stability {top_tie.reason}")
-    humans = human_panel(human_scores, scores, fit) if human_scores is not None else None
+    humans = None
+    if human_scores is not None:
+        # The panel is always compared with the LLM evaluators alone (pooled or not).
+        humans = human_panel(human_scores, llm_scores, fit if llm_scores is scores else fit_essay_model(llm_scores))
     judges = _judges(scores, fit, essay_lengths, notes)
     return Analysis(
         n_essays=scores.n_essays,
