@@ -55,8 +55,9 @@ def test_gate_writes_expensive_essays_only_for_kept_drafts(demo_root: Path) -> N
     assert json.loads(Path(outcome.rounds_path).read_text()) == record
 
     # Status, the report's tables and the explorer say gated (with the deciding screen), never failed/missing.
-    assert any("2 of 8 drafts kept; 6 essays and 12 evaluations gated" in line
-               for line in app.spending_status(str(demo_root), "demo"))
+    status_lines = app.spending_status(str(demo_root), "demo")
+    assert any("2 of 8 drafts kept; 6 essays and 12 evaluations gated" in line for line in status_lines)
+    assert sum(" gated: screen score " in line for line in status_lines) == 6
     from daydreaming_dagster.results.cohort import (
         generations_table,
         load_cohort_records,

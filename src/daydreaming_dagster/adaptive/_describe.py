@@ -10,6 +10,8 @@ from ._selection import Selection
 
 __all__ = ["spending_lines"]
 
+_GATED_SHOWN = 10
+
 
 def _calls(membership: Membership, allowed: Selection | None) -> dict[str, int]:
     return {stage: sum(1 for r in membership.rows(stage)
@@ -35,6 +37,10 @@ def spending_lines(spec: CohortSpec, selection: Selection, membership: Membershi
             lines.append(f"essay gate ({gate.describe()}): {kept} of {len(selection.gate)} drafts kept; "
                          f"{selection.count('gated', 'essay', membership)} essays and "
                          f"{selection.count('gated', 'evaluation', membership)} evaluations gated (never called)")
+            failed = [d for d in selection.gate if not d.passed]
+            lines += [f"  draft {d.draft_gen_id} {d.reason}" for d in failed[:_GATED_SHOWN]]
+            if len(failed) > _GATED_SHOWN:
+                lines.append(f"  ... and {len(failed) - _GATED_SHOWN} more gated drafts (all in rounds.json)")
     if spec.adaptive is not None:
         rule = spec.adaptive
         rule_text = (f"stop when every essay's P(top {rule.top}) is >= {rule.confidence} or <= "
