@@ -199,11 +199,20 @@ def status(root: str, cohort_id: str) -> dict[Stage, StageStatus]:
 def spending_status(root: str, cohort_id: str) -> list[str]:
     """Lines on a built cohort's gate and adaptive rounds (decisions, rounds done, the stopping
     rule's value, calls saved against the full design); empty without them. No model calls."""
-    from .adaptive import cohort_selection, has_spending, read_rounds, spending_lines
-    from .cohorts import cohort_spec_path, load_membership
+    from .adaptive import (
+        cohort_selection,
+        has_spending,
+        read_rounds,
+        spec_file_or_none,
+        spending_lines,
+    )
+    from .cohorts import load_membership
     from .cohorts.spec import load_spec
 
-    spec = load_spec(cohort_spec_path(root, cohort_id))
+    spec_path = spec_file_or_none(root, cohort_id)
+    if spec_path is None:
+        return []  # a cohort built from a spec since removed: nothing to replay
+    spec = load_spec(spec_path)
     if not has_spending(spec):
         return []
     membership = load_membership(root, cohort_id)
@@ -736,12 +745,12 @@ def launch(root: str, cohort_id: str, *, stages: Sequence[Stage] | None = None, 
 
 
 def _spending_spec_of(root: str, cohort_id: str) -> CohortSpec | None:
-    from .adaptive import has_spending
-    from .cohorts import cohort_spec_path
+    from .adaptive import has_spending, spec_file_or_none
     from .cohorts.spec import load_spec
 
-    spec = load_spec(cohort_spec_path(root, cohort_id))
-    return spec if has_spending(spec) else None
+    path = spec_file_or_none(root, cohort_id)
+    spec = load_spec(path) if path is not None else None
+    return spec if spec is not None and has_spending(spec) else None
 
 
 def _spanning_range(stage_keys: Sequence[str], gen_ids: Sequence[str], chunk: int) -> list[list[str]]:

@@ -79,3 +79,16 @@ def test_gate_writes_expensive_essays_only_for_kept_drafts(demo_root: Path) -> N
     again = app.run(str(demo_root), "demo", report=False)
     assert not again.plan.has_work and not again.round_plans
     assert cohort_selection(demo_root, "demo").gate == selection.gate
+
+
+def test_plain_and_spec_less_cohorts_have_no_spending(demo_root: Path) -> None:
+    from daydreaming_dagster.adaptive import withheld_members
+
+    app.build(str(demo_root), "demo")
+    assert app.spending_status(str(demo_root), "demo") == []
+    assert withheld_members(demo_root, "demo") == frozenset()
+    spec = demo_root / "cohorts" / "demo" / "spec" / "config.yaml"
+    spec.unlink()  # built from a spec since removed: status and tagged runs still work
+    assert app.spending_status(str(demo_root), "demo") == []
+    assert withheld_members(demo_root, "demo") == frozenset()
+    assert withheld_members(demo_root, "no such cohort") == frozenset()

@@ -23,7 +23,7 @@ from ._allocation import (
     next_round,
     stopping_value,
 )
-from ._cohort import cohort_selection, has_spending, withheld_members
+from ._cohort import cohort_selection, has_spending, spec_file_or_none, withheld_members
 from ._describe import spending_lines
 from ._gates import GateDecision, ScreenScore, decide_gate, screen_evaluations
 from ._log import STOP_REASONS, read_rounds, rounds_record, write_rounds
@@ -62,6 +62,7 @@ __all__ = [
     "screen_evaluations",
     "select",
     "selection_summary",
+    "spec_file_or_none",
     "spending_lines",
     "stopping_value",
     "withheld_members",

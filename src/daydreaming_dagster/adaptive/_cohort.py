@@ -11,7 +11,7 @@ from ..cohorts.spec import CohortSpec, load_spec
 from ..data_layer import GensDataLayer
 from ._selection import FitModel, Selection, disk_outcomes, select
 
-__all__ = ["cohort_selection", "has_spending", "withheld_members"]
+__all__ = ["cohort_selection", "has_spending", "spec_file_or_none", "withheld_members"]
 
 
 def has_spending(spec: CohortSpec) -> bool:
@@ -31,6 +31,20 @@ def cohort_selection(root: str | os.PathLike[str] | Path, cohort_id: str, *, mem
     return select(membership, outcome, adaptive=spec.adaptive, gate=spec.essay_gate, seed=spec.seed or 0, fit=fit)
 
 
+def spec_file_or_none(root: str | os.PathLike[str] | Path, cohort_id: str) -> Path | None:
+    """The cohort's spec file, or ``None`` when the cohort has none (any more)."""
+    from ..cohorts.spec import SPEC_FILENAMES
+    from ..data_layer import Paths
+    from ..ids import is_valid_gen_id
+
+    if not is_valid_gen_id(cohort_id):
+        return None
+    spec_dir = Paths.from_str(root).cohort_spec_dir(cohort_id)
+    if not any((spec_dir / name).is_file() for name in SPEC_FILENAMES):
+        return None
+    return cohort_spec_path(root, cohort_id)
+
+
 def withheld_members(root: str | os.PathLike[str] | Path, cohort_id: str) -> frozenset[str]:
     """Gen ids of ``cohort_id`` that no run may call now (gated, or waiting for / left out by an
     adaptive round): empty for a cohort without spending sections or without a spec any more.
@@ -40,11 +54,8 @@ def withheld_members(root: str | os.PathLike[str] | Path, cohort_id: str) -> fro
     from withheld to allowed as outcomes arrive, so a range run may span withheld keys and skip
     them.
     """
-    from ..errors import MembershipError
-
-    try:
-        spec_path = cohort_spec_path(root, cohort_id)
-    except (FileNotFoundError, MembershipError):
+    spec_path = spec_file_or_none(root, cohort_id)
+    if spec_path is None:
         return frozenset()
     spec = load_spec(spec_path)
     if not has_spending(spec):
