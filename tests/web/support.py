@@ -27,8 +27,10 @@ PAYLOADS = (
     "[data](data:text/html,<script>window.__pwned=4</script>)",
     "</textarea><script>window.__pwned = 5</script>",
     "</pre></details><svg onload=\"window.__pwned=6\"></svg>",
+    "![pixel](/cohorts/demo?refresh=1&a=1) ![remote](http://127.0.0.1:9/pixel.png)",
 )
-"""Model text that would run script if a page rendered it as HTML."""
+"""Model text that would run script, or make the browser send a request, if a page rendered it
+as HTML (an image with a same-origin URL made every reader's browser rebuild the cohort)."""
 HOSTILE_TEXT = "# Hostile essay\n\n" + "\n\n".join(PAYLOADS) + "\n"
 
 

@@ -6,8 +6,10 @@ is then planted in one essay's lineage; `daydream view` serves it in a real proc
 scenario of issue 13: open the cohort, filter by a template, open an essay, expand an
 evaluation, rate three essays in blind mode with the keyboard, reload and see the ratings
 kept, and the ratings reach the analysis tables; the planted payloads execute nothing; a POST
-without the CSRF token is refused; ``../`` is a 404. Screenshots of the main pages land in
-``tests/web/screenshots/`` (git-ignored).
+without the CSRF token is refused; ``../`` is a 404. The reading flow of issue 23: the top
+essay by its title, next/previous (keys) through a filtered table, a concept-name search,
+compare with both evaluators' reasons, a half-point score. Screenshots of the main pages land
+in ``tests/web/screenshots/`` (git-ignored).
 """
 
 from __future__ import annotations
@@ -385,3 +387,99 @@ def test_allow_remote_serves_every_interface_only_with_the_printed_token(explore
         assert _http(port, "/cohorts/demo", host=lan, cookie=f"{ACCESS_COOKIE}=forged").status == 401
     finally:
         _stop_server(server)
+
+
+def test_reading_flow_walks_the_filtered_table_searches_and_compares(explorer: Explorer, browser) -> None:  # noqa: ANN001
+    """Issue 23: open the top essay, walk next/previous (keys n/p) through a filtered table,
+    search a concept name, compare two essays and read both evaluators' reasons, type a
+    half-point score."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    driver = browser
+    cohort = explorer.base + "/cohorts/demo"
+
+    def table_ids() -> list[str]:
+        return [row.get_attribute("data-essay") for row in driver.find_elements(By.CSS_SELECTOR, "#essays tbody tr")]
+
+    def current_essay() -> str:
+        return driver.current_url.split("/essays/", 1)[1].split("?", 1)[0]
+
+    # The top essay: its title is the first, linked column and the essay page's heading.
+    driver.get(cohort)
+    first_row = driver.find_element(By.CSS_SELECTOR, "#essays tbody tr")
+    title = first_row.find_element(By.CSS_SELECTOR, "td.title a.essay-link")
+    title_text, top = title.text, first_row.get_attribute("data-essay")
+    assert title_text and not title_text.startswith("[synthetic")
+    header = [th.get_attribute("data-column") for th in driver.find_elements(By.CSS_SELECTOR, "#essays thead th[data-column]")]
+    assert header[0] == "title"
+    assert "disagree" in driver.find_element(By.CSS_SELECTOR, 'th[data-column="spread"]').get_attribute("title")
+    title.click()
+    _wait(driver, lambda d: d.find_elements(By.ID, "essay-title"))
+    assert current_essay() == top and driver.find_element(By.ID, "essay-title").text == title_text
+    assert driver.find_element(By.ID, "essay-position").text == "essay 1 of 16"
+
+    # A filtered table, walked with n to the end and back with p, in the table's order.
+    driver.get(cohort)
+    Select(driver.find_element(By.ID, "filter-essay_template")).select_by_value("essay-expand")
+    _wait(driver, lambda d: "essay_template=essay-expand" in d.current_url)
+    order = table_ids()
+    assert len(order) == 8
+    driver.find_element(By.CSS_SELECTOR, "#essays tbody tr a.essay-link").click()
+    walked = [current_essay()]
+    for step in range(2, len(order) + 1):
+        ActionChains(driver).send_keys("n").perform()
+        _wait(driver, lambda d, n=step: f"essay {n} of 8" in d.find_element(By.ID, "essay-position").text)
+        walked.append(current_essay())
+        assert "essay_template=essay-expand" in driver.current_url
+    assert walked == order and not driver.find_elements(By.ID, "next")
+    _screenshot(driver, "essay-walk")
+    for position in range(len(order) - 1, 0, -1):
+        ActionChains(driver).send_keys("p").perform()
+        _wait(driver, lambda d, p=position: f"essay {p} of 8" in d.find_element(By.ID, "essay-position").text)
+        assert current_essay() == order[position - 1]
+    driver.find_element(By.LINK_TEXT, "back to the table").click()
+    _wait(driver, lambda d: d.find_elements(By.ID, "essays"))
+    assert table_ids() == order
+
+    # A concept name shown in the table finds its essays.
+    driver.get(cohort)
+    search = driver.find_element(By.ID, "search")
+    search.send_keys("tide pools")
+    search.send_keys(Keys.ENTER)
+    _wait(driver, lambda d: "q=tide+pools" in d.current_url)
+    rows = driver.find_elements(By.CSS_SELECTOR, "#essays tbody tr")
+    assert len(rows) == 4 and all("Tide pools" in row.text for row in rows)
+    labels = [o.text for o in Select(driver.find_element(By.ID, "filter-combo_id")).options]
+    assert "Error-correcting codes + Tide pools" in labels  # names, not hashes
+
+    # Compare: one tick is refused in place (the tick stays); two show both evaluators' reasons.
+    boxes = driver.find_elements(By.CSS_SELECTOR, "#essays tbody input[name=essays]")
+    boxes[0].click()
+    driver.find_element(By.ID, "compare-selected").click()
+    _wait(driver, lambda d: "Tick 2 to 4" in d.find_element(By.ID, "compare-problem").text)
+    assert "/compare" not in driver.current_url and boxes[0].is_selected()
+    boxes[1].click()
+    chosen = [rows[0].get_attribute("data-essay"), rows[1].get_attribute("data-essay")]
+    driver.find_element(By.ID, "compare-selected").click()
+    _wait(driver, lambda d: "/compare" in d.current_url and d.find_elements(By.ID, "compare-reasons"))
+    columns = driver.find_elements(By.CSS_SELECTOR, "#compare-reasons .reasons-column")
+    assert [c.get_attribute("data-essay") for c in columns] == chosen
+    for column in columns:
+        reasons = column.find_elements(By.CSS_SELECTOR, "details.reasons pre")
+        assert len(reasons) == 2 and all(r.is_displayed() and "SCORE" in r.text for r in reasons)
+    _screenshot(driver, "compare-reasons")
+
+    # Half a point from the keyboard: 6 . 5 is 6.5.
+    driver.get(f"{cohort}/essays/{chosen[0]}")
+    rater = driver.find_element(By.ID, "rater")
+    rater.clear()
+    rater.send_keys("hal")
+    rater.send_keys(Keys.ESCAPE)
+    ActionChains(driver).send_keys("6").send_keys(".").send_keys("5").perform()
+    assert driver.find_element(By.ID, "score").get_attribute("value") == "6.5"
+    ActionChains(driver).send_keys(Keys.ENTER).perform()
+    _wait(driver, lambda d: d.find_elements(By.ID, "saved-rating"))
+    assert driver.find_element(By.ID, "saved-rating").text.startswith("Your rating: 6.5")

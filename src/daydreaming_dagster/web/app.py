@@ -10,7 +10,13 @@ Pages (stable URLs, linked from the report):
 - ``/cohorts/<id>/ratings`` the human ratings given so far.
 
 Ids from URLs are checked with :func:`~..ids.is_valid_gen_id` before anything touches the
-disk: a bad id, an unknown cohort or essay is a 404.
+disk: a bad id, an unknown cohort or essay is a 404. Other bad input (a query value that is not
+a number, a cohort whose files cannot be read) is a 400 page saying what was wrong.
+
+No GET rebuilds a cohort view: it is rebuilt in the background when the files it was read from
+changed (:class:`~.data.ExplorerStore`), or on ``POST /cohorts/<id>/refresh`` (the *reload
+data* button, CSRF-checked), so neither a URL in model text nor another site can make the server
+rebuild a cohort, and no page waits for a rebuild.
 """
 
 from __future__ import annotations
@@ -20,12 +26,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, quote, urlencode
 
 from jinja2 import Environment, PackageLoader
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import URL
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
@@ -35,18 +40,22 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ..errors import DaydreamError
 from ..ids import is_valid_gen_id
 from ..results.cohort import CohortNotFoundError
 from ..results.human_ratings import HumanRating, HumanRatingError, append_rating
 from ..results.scales import scale_bounds
 from .data import (
     ESSAY_AXES,
+    TABLE_PARAMS,
     Agreement,
     CohortView,
     EssayQuery,
     ExplorerStore,
     blind_order,
+    column_help,
     essay_detail,
+    essay_neighbours,
     query_essays,
     rater_scores,
 )
@@ -56,8 +65,10 @@ from .security import (
     ACCESS_PARAM,
     CSRF_COOKIE,
     CSRF_FIELD,
+    MAX_BODY_BYTES,
     SECURITY_HEADERS,
     Secrets,
+    same_origin,
 )
 
 __all__ = ["ExplorerConfig", "create_app"]
@@ -65,6 +76,8 @@ __all__ = ["ExplorerConfig", "create_app"]
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 RATER_COOKIE = "dd_rater"
 MAX_COMPARE = 4
+MAX_SEED_DIGITS = 9
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _STATIC_DIR = Path(__file__).parent / "static"
 
 
@@ -85,6 +98,7 @@ def _templates() -> Environment:
     env = Environment(loader=PackageLoader("daydreaming_dagster.web", "templates"), autoescape=True)
     env.filters["markdown"] = render_markdown
     env.filters["num"] = _num
+    env.filters["score"] = lambda v: "" if v is None else f"{float(v):g}"
     env.filters["usd"] = lambda v: "" if v is None else f"${v:.4f}"
     return env
 
@@ -111,9 +125,14 @@ def _store(request: Request) -> ExplorerStore:
 def _cohort(request: Request, refresh: bool = False) -> CohortView:
     cohort_id = _valid_id(request.path_params["cohort_id"])
     try:
-        return _store(request).cohort(cohort_id, refresh=refresh)
+        view = _store(request).cohort(cohort_id, refresh=refresh)
+        request.state.cohort_problem = _store(request).problem(cohort_id)
+        return view
     except CohortNotFoundError as exc:
         raise HTTPException(404, str(exc)) from None
+    except (DaydreamError, ValueError, OSError) as exc:
+        # A malformed membership.csv or manifest: say which file and what is wrong with it.
+        raise HTTPException(400, f"cohort {cohort_id} cannot be read: {exc}") from None
 
 
 def _flag(request: Request, name: str, default: bool = False) -> bool:
@@ -144,7 +163,8 @@ def _page(request: Request, name: str, status_code: int = 200, **context: Any) -
     template = request.app.state.templates.get_template(name)
     csrf = config.secrets.csrf_token(request.state.browser_id)
     body = template.render(request=request, csrf_field=CSRF_FIELD, csrf_token=csrf, qs=_qs,
-                           dagster_url=config.dagster_url, **context)
+                           dagster_url=config.dagster_url,
+                           cohort_problem=getattr(request.state, "cohort_problem", None), **context)
     return HTMLResponse(body, status_code=status_code)
 
 
@@ -154,28 +174,46 @@ def index(request: Request) -> Response:
     return _page(request, "index.html", cohorts=cohorts, data_root=str(_store(request).data_root))
 
 
-def cohort_page(request: Request) -> Response:
-    view = _cohort(request, refresh=_flag(request, "refresh"))
+def _table_query(request: Request) -> EssayQuery:
+    """The essay table's filters, search, sort and page from the URL."""
     params = request.query_params
-    query = EssayQuery(
+    return EssayQuery(
         filters={axis: params[axis] for axis in ESSAY_AXES if params.get(axis)},
         search=params.get("q", ""),
         sort=params.get("sort", "rank"),
         descending=_flag(request, "desc"),
         page=_int(params.get("page"), 1),
     )
+
+
+def _table_params(request: Request) -> dict[str, str]:
+    """The parameters that define the table's rows and order (carried to essay pages and back)."""
+    return {k: request.query_params[k] for k in TABLE_PARAMS if request.query_params.get(k)}
+
+
+def _essay_href(cohort_id: str, table: dict[str, Any]) -> Any:
+    """``href(essay_gen_id)``: an essay's page, remembering the table it was opened from."""
+    suffix = _qs(table) if table else ""
+    return lambda essay_gen_id: f"/cohorts/{cohort_id}/essays/{essay_gen_id}{suffix if suffix != '?' else ''}"
+
+
+def cohort_page(request: Request) -> Response:
+    view = _cohort(request)
+    query = _table_query(request)
     ratings = _store(request).current_ratings(view.cohort_id)
     page = query_essays(view, query, ratings)
-    current = {k: v for k, v in params.items() if k != "refresh"}
-    columns = ["rank", "essay_gen_id", "mean"]
+    params = dict(request.query_params)
+    columns = ["title", "rank", "mean"]
     if view.has_analysis:
         columns += ["ci_low", "ci_high", "p_top_5"]
-    columns += ["n", "spread", "human_mean", "human_n", "concepts",
-                *(axis for axis in ESSAY_AXES if axis != "combo_id" and len(view.levels[axis]) > 1), "status"]
-    agreement = _agreement(request, view)
-    return _page(request, "cohort.html", view=view, page=page, query=query, params=current,
-                 columns=columns, axes=view.axis_levels(), summary=view.summary,
-                 n_ratings=ratings.height, agreement=agreement)
+    columns += [*view.evaluator_columns, "n", "spread", "human_mean", "human_n", "concepts",
+                *(axis for axis in ESSAY_AXES if axis != "combo_id" and len(view.levels[axis]) > 1),
+                "status", "essay_gen_id"]
+    return _page(request, "cohort.html", view=view, page=page, query=query, params=params,
+                 columns=columns, column_help=column_help, axes=view.axis_levels(), summary=view.summary,
+                 n_ratings=ratings.height, agreement=_agreement(request, view),
+                 essay_href=_essay_href(view.cohort_id, _table_params(request)),
+                 selected=set(request.query_params.getlist("essays")), max_compare=MAX_COMPARE)
 
 
 def essay_page(request: Request) -> Response:
@@ -187,20 +225,36 @@ def essay_page(request: Request) -> Response:
         raise HTTPException(404, f"essay {essay_id} is not in cohort {view.cohort_id}") from None
     blind = _flag(request, "blind")
     rater = _rater(request)
-    mine = rater_scores(_store(request).current_ratings(view.cohort_id), rater).get(essay_id)
+    ratings = _store(request).current_ratings(view.cohort_id)
+    mine = rater_scores(ratings, rater).get(essay_id)
+    table = _table_params(request)
+    query = _table_query(request)
+    neighbours = essay_neighbours(view, query, ratings, essay_id)
+    walk = {**table, "blind": "1" if blind else None}
+    back = f"/cohorts/{view.cohort_id}" + _qs(table, page=neighbours.page if neighbours and neighbours.page > 1 else None)
     return _page(request, "essay.html", view=view, detail=detail, blind=blind, rater=rater, mine=mine,
-                 scale=view.scale, bounds=scale_bounds(view.scale), next_url=request.url.path
-                 + (("?" + request.url.query) if request.url.query else ""))
+                 scale=view.scale, bounds=scale_bounds(view.scale), neighbours=neighbours,
+                 essay_href=_essay_href(view.cohort_id, walk), table=table, back_url=back.rstrip("?"),
+                 open_reasons=request.query_params.get("reasons", ""),
+                 next_url=request.url.path + (("?" + request.url.query) if request.url.query else ""))
 
 
-def compare_page(request: Request) -> Response:
-    view = _cohort(request)
+def _compare_ids(request: Request) -> list[str]:
     wanted: list[str] = []
     for value in request.query_params.getlist("essays"):
         wanted += [part.strip() for part in value.split(",") if part.strip()]
-    wanted = list(dict.fromkeys(wanted))
-    if not 1 <= len(wanted) <= MAX_COMPARE:
-        raise HTTPException(400, f"compare takes 1 to {MAX_COMPARE} essay ids: ?essays=a,b")
+    return list(dict.fromkeys(wanted))
+
+
+def compare_page(request: Request) -> Response:
+    """Two to four essays side by side, each with its evaluators' scores and reasons.
+
+    With another number of essays the page keeps the selection (ticked, with titles) and says
+    what to change, instead of losing it. Issue 20's human verdict goes in the template's
+    ``verdict`` block, fed by :func:`_compare_context`.
+    """
+    view = _cohort(request)
+    wanted = _compare_ids(request)
     details = []
     for essay_id in wanted:
         _valid_id(essay_id)
@@ -208,36 +262,53 @@ def compare_page(request: Request) -> Response:
             details.append(essay_detail(view, essay_id))
         except KeyError:
             raise HTTPException(404, f"essay {essay_id} is not in cohort {view.cohort_id}") from None
-    return _page(request, "compare.html", view=view, details=details, blind=_flag(request, "blind"))
+    context = _compare_context(request, view, details)
+    if not 2 <= len(details) <= MAX_COMPARE:
+        problem = (f"Compare takes 2 to {MAX_COMPARE} essays; {len(details)} selected: "
+                   + ("untick some below." if len(details) > MAX_COMPARE else "tick more in the essay table."))
+        return _page(request, "compare.html", status_code=400, problem=problem, **context)
+    return _page(request, "compare.html", problem=None, **context)
+
+
+def _compare_context(request: Request, view: CohortView, details: list[Any]) -> dict[str, Any]:
+    """What the compare page shows (one place to add to: a verdict form, pairwise preferences)."""
+    return {"view": view, "details": details, "blind": _flag(request, "blind"), "max_compare": MAX_COMPARE,
+            "ids": ",".join(d.essay.gen_id for d in details)}
 
 
 def rate_page(request: Request) -> Response:
     view = _cohort(request)
     params = dict(request.query_params)
     seed = params.get("seed")
-    if seed is None or not seed.isdigit():
+    if not seed:
         # A fresh seed in the URL: the order is random, and the link can be shared and reloaded.
         fresh = {**params, "seed": str(random.SystemRandom().randrange(1, 1_000_000)), "blind": params.get("blind", "1")}
         return RedirectResponse(request.url.path + _qs(fresh), status_code=303)
+    # str.isdigit accepts "²" and int() refuses 5,000 digits: only short ASCII digit strings.
+    if not (seed.isascii() and seed.isdigit() and len(seed) <= MAX_SEED_DIGITS):
+        shown = seed if len(seed) <= 20 else seed[:20] + "…"
+        raise HTTPException(400, f"seed {shown!r} is not a whole number of 1 to {MAX_SEED_DIGITS} digits "
+                                 "(0-9); leave it out to get a fresh one")
     order = blind_order(view, int(seed))
     blind = _flag(request, "blind", default=True)
     rater = _rater(request)
     ratings = _store(request).current_ratings(view.cohort_id)
     mine = rater_scores(ratings, rater)
-    if not order:
-        return _page(request, "rate.html", view=view, order=order, detail=None, blind=blind, rater=rater,
-                     params=params, position=0, mine=None, rated=0, scale=view.scale,
-                     bounds=scale_bounds(view.scale), next_url="")
+    rated = sum(1 for essay_id in order if essay_id in mine)
+    unrated = [i for i, essay_id in enumerate(order) if essay_id not in mine]
+    common = {"view": view, "order": order, "blind": blind, "rater": rater, "params": params, "rated": rated,
+              "scale": view.scale, "bounds": scale_bounds(view.scale), "unrated": unrated}
     if "i" in params:
-        position = min(max(0, _int(params.get("i"), 0)), len(order) - 1)
-    else:  # a returning rater starts at the first essay they have not rated yet
-        position = next((i for i, essay_id in enumerate(order) if essay_id not in mine), 0)
+        # Past the last essay (i == len(order), where saving the last one leads) is the end.
+        position = min(max(0, _int(params.get("i"), 0)), len(order))
+    else:  # a returning rater starts at the first essay they have not rated yet, or at the end
+        position = unrated[0] if unrated and rater else (0 if not rater else len(order))
+    if position >= len(order):
+        return _page(request, "rate.html", detail=None, position=len(order), mine=None, next_url="", **common)
     detail = essay_detail(view, order[position])
-    next_params = {**params, "i": str(min(position + 1, len(order) - 1))}
-    return _page(request, "rate.html", view=view, order=order, detail=detail, blind=blind, rater=rater,
-                 params=params, position=position, mine=mine.get(order[position]),
-                 rated=sum(1 for essay_id in order if essay_id in mine), scale=view.scale,
-                 bounds=scale_bounds(view.scale), next_url=request.url.path + _qs(next_params))
+    next_params = {**params, "i": str(position + 1)}
+    return _page(request, "rate.html", detail=detail, position=position, mine=mine.get(order[position]),
+                 next_url=request.url.path + _qs(next_params), **common)
 
 
 def ratings_page(request: Request) -> Response:
@@ -253,13 +324,53 @@ def _agreement(request: Request, view: CohortView) -> Agreement:
     return _store(request).agreement(view)
 
 
+async def _checked_form(request: Request) -> dict[str, str] | Response:
+    """The POSTed form, read only after the cheap checks (size, CSRF cookie) and accepted only
+    with a matching CSRF field; else the refusal to send."""
+    config: ExplorerConfig = request.app.state.config
+    if not request.cookies.get(CSRF_COOKIE):
+        return _csrf_refused()
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            return _too_large()
+    form = {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
+    if not config.secrets.csrf_ok(request.cookies.get(CSRF_COOKIE), form.get(CSRF_FIELD)):
+        return _csrf_refused()
+    return form
+
+
+def _csrf_refused() -> Response:
+    return PlainTextResponse("refused: missing or invalid CSRF token (reload the page and submit again)",
+                             status_code=403)
+
+
+def _too_large() -> Response:
+    return PlainTextResponse(f"refused: request body over {MAX_BODY_BYTES // 1024} KiB", status_code=413)
+
+
+async def refresh_cohort(request: Request) -> Response:
+    """``POST /cohorts/<id>/refresh``: re-read the cohort from disk, then back to its table."""
+    form = await _checked_form(request)
+    if isinstance(form, Response):
+        return form
+    view = await run_in_threadpool(_cohort, request, True)
+    return RedirectResponse(_local_target(form.get("next", ""), f"/cohorts/{view.cohort_id}"), status_code=303)
+
+
+def _local_target(target: str, fallback: str) -> str:
+    """``target`` when it is a path on this server, else ``fallback`` (no open redirect)."""
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return fallback
+    return target
+
+
 async def rate_essay(request: Request) -> Response:
     config: ExplorerConfig = request.app.state.config
-    form = {k: v[-1] for k, v in parse_qs((await request.body()).decode("utf-8", "replace"),
-                                          keep_blank_values=True).items()}
-    if not config.secrets.csrf_ok(request.cookies.get(CSRF_COOKIE), form.get(CSRF_FIELD)):
-        return PlainTextResponse("refused: missing or invalid CSRF token (reload the page and submit again)",
-                                 status_code=403)
+    form = await _checked_form(request)
+    if isinstance(form, Response):
+        return form
     view = await run_in_threadpool(_cohort, request)
     essay_id = _valid_id(request.path_params["essay_gen_id"])
     if not view.has_essay(essay_id):
@@ -280,9 +391,7 @@ async def rate_essay(request: Request) -> Response:
         stored = await run_in_threadpool(append_rating, config.data_root, view.cohort_id, rating)
     except HumanRatingError as exc:
         raise HTTPException(400, str(exc)) from None
-    target = form.get("next", "")
-    if not target.startswith("/") or target.startswith("//") or "\\" in target:
-        target = f"/cohorts/{view.cohort_id}/essays/{essay_id}"
+    target = _local_target(form.get("next", ""), f"/cohorts/{view.cohort_id}/essays/{essay_id}")
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(RATER_COOKIE, stored.rater, max_age=365 * 86400, samesite="strict",
                         path="/", httponly=True)
@@ -291,10 +400,11 @@ async def rate_essay(request: Request) -> Response:
 
 async def error_page(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
-    detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
+    detail = exc.detail if isinstance(exc, HTTPException) else f"internal error ({type(exc).__name__}): {exc}"
+    # An unexpected exception is answered outside GuardMiddleware: the headers are set here too.
     if not hasattr(request.state, "browser_id"):
-        return PlainTextResponse(str(detail), status_code=status)
-    return _page(request, "error.html", status_code=status, status=status, detail=detail)
+        return _secured(PlainTextResponse(str(detail), status_code=status))
+    return _secured(_page(request, "error.html", status_code=status, status=status, detail=detail))
 
 
 # -- middleware ------------------------------------------------------------------------------
@@ -308,17 +418,19 @@ class GuardMiddleware(BaseHTTPMiddleware):
         if secrets.access_token is not None:
             if token is not None and secrets.access_ok(token):
                 # Keep the token in a cookie and drop it from the address bar (and history).
-                kept = [(k, v) for k, v in request.query_params.multi_items() if k != ACCESS_PARAM]
-                response: Response = RedirectResponse(str(URL(request.url.path).include_query_params(**dict(kept)))
-                                                      if kept else request.url.path, status_code=303)
+                response: Response = RedirectResponse(_without_token(request), status_code=303)
                 response.set_cookie(ACCESS_COOKIE, token, httponly=True, samesite="strict", path="/")
                 return _secured(response)
             if not secrets.access_ok(request.cookies.get(ACCESS_COOKIE)):
                 return _secured(PlainTextResponse(
                     "this explorer needs the access token printed by `daydream view` at start-up: "
                     "open the URL with ?token=…", status_code=401))
+        if request.method not in SAFE_METHODS:
+            refusal = _unsafe_request_refusal(request)
+            if refusal is not None:
+                return _secured(refusal)
         browser_id = request.cookies.get(CSRF_COOKIE)
-        fresh = not browser_id or len(browser_id) > 100
+        fresh = not browser_id or len(browser_id) > 100 or not browser_id.isascii()
         request.state.browser_id = Secrets.new_browser_id() if fresh else browser_id
         started = time.perf_counter()
         response = await call_next(request)
@@ -327,6 +439,31 @@ class GuardMiddleware(BaseHTTPMiddleware):
         if fresh:
             response.set_cookie(CSRF_COOKIE, request.state.browser_id, httponly=True, samesite="strict", path="/")
         return _secured(response)
+
+
+def _without_token(request: Request) -> str:
+    """The request's own path and query without ``token``: a path on this server whatever the
+    request line held (``//evil.example/`` becomes ``/evil.example/``), every repeated
+    parameter kept."""
+    raw_path = request.scope.get("raw_path") or request.url.path.encode("utf-8")
+    path = "/" + raw_path.decode("latin-1").lstrip("/\\")
+    path = quote(path, safe="/%:@!$&'()*+,;=-._~")
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k != ACCESS_PARAM]
+    return path + ("?" + urlencode(kept) if kept else "")
+
+
+def _unsafe_request_refusal(request: Request) -> Response | None:
+    """Refuse a POST from another origin, or one announcing a body over the limit, before its
+    body is read (the body's own size is checked again while it is read)."""
+    if not same_origin(request.headers.get("origin"), request.headers.get("sec-fetch-site"),
+                       request.url.scheme, request.headers.get("host")):
+        return PlainTextResponse(f"refused: cross-origin request (Origin {request.headers.get('origin')!r} "
+                                 "is not this server)", status_code=403)
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isascii() or not declared.isdigit()
+                                 or len(declared) > 12 or int(declared) > MAX_BODY_BYTES):
+        return _too_large()
+    return None
 
 
 def _secured(response: Response) -> Response:
@@ -340,6 +477,7 @@ def create_app(config: ExplorerConfig) -> Starlette:
     routes = [
         Route("/", index),
         Route("/cohorts/{cohort_id}", cohort_page),
+        Route("/cohorts/{cohort_id}/refresh", refresh_cohort, methods=["POST"]),
         Route("/cohorts/{cohort_id}/essays/{essay_gen_id}", essay_page),
         Route("/cohorts/{cohort_id}/essays/{essay_gen_id}/rating", rate_essay, methods=["POST"]),
         Route("/cohorts/{cohort_id}/compare", compare_page),
@@ -351,7 +489,7 @@ def create_app(config: ExplorerConfig) -> Starlette:
     if not config.allow_remote:
         middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=list(LOOPBACK_HOSTS)))
     app = Starlette(routes=routes, middleware=middleware,
-                    exception_handlers={HTTPException: error_page})
+                    exception_handlers={HTTPException: error_page, Exception: error_page})
     app.state.config = config
     app.state.store = ExplorerStore(config.data_root)
     app.state.templates = _templates()

@@ -10,8 +10,10 @@ are read per page through the data layer.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import random
+import re
 import threading
 import time
 from collections import Counter
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from markupsafe import Markup, escape
 
 from ..analysis import AnalysisInputError, human_llm_agreement
 from ..catalogs import load_concept_description, load_concepts
@@ -30,7 +33,7 @@ from ..combos import ComboRecord, read_combo_mappings
 from ..data_layer import GensDataLayer, Paths
 from ..errors import DaydreamError
 from ..ids import is_valid_gen_id
-from ..results.aggregates import essay_aggregates
+from ..results.aggregates import essay_aggregates, evaluator_pivot
 from ..results.cohort import (
     CohortRecords,
     GenerationRecord,
@@ -55,8 +58,12 @@ __all__ = [
     "EvaluationView",
     "ExplorerStore",
     "GenerationText",
+    "Neighbours",
+    "TABLE_PARAMS",
     "blind_order",
+    "column_help",
     "essay_detail",
+    "essay_neighbours",
     "query_essays",
 ]
 
@@ -74,11 +81,50 @@ BLIND_HIDDEN = frozenset({"draft_template", "draft_llm", "essay_template", "essa
 """Axes hidden in blind mode (model and template names)."""
 ANALYSIS_COLUMNS = ("ci_low", "ci_high", "p_top_1", "p_top_5", "p_top_10")
 """Columns taken from the analysis layer's ``results/<cohort>/analysis/essays.csv`` when it exists."""
-SORTABLE = ("rank", "essay_gen_id", "mean", "n", "spread", "human_mean", "human_n", "status",
+SORTABLE = ("rank", "title", "essay_gen_id", "mean", "n", "spread", "human_mean", "human_n", "status",
             "concepts", *ESSAY_AXES, *ANALYSIS_COLUMNS)
+EVALUATOR_COLUMN_PREFIX = "score:"
+"""Essay-table columns ``score:<evaluator>``: that evaluator's mean score of the essay."""
+TABLE_PARAMS: tuple[str, ...] = (*ESSAY_AXES, "q", "sort", "desc")
+"""Query parameters that define the table's rows and order (kept from the table to an essay page,
+so previous/next walk the same list, and back)."""
 PAGE_SIZE = 50
 _READ_WORKERS = 8
-_TITLE_CHARS = 90
+_TITLE_CHARS = 120
+
+COLUMN_HELP: dict[str, str] = {
+    "title": "The essay's first heading, else its first line that is not a preamble such as \"Sure! Here's…\"",
+    "rank": "Position by mean LLM score (1 = best; ties share the better rank)",
+    "essay_gen_id": "The essay's generation id (its folder under gens/essay/)",
+    "mean": "Mean of the LLM evaluators' parsed scores of this essay",
+    "ci_low": "Lower end of the 95% interval of the essay's mean, from the analysis (results/<cohort>/analysis)",
+    "ci_high": "Upper end of the 95% interval of the essay's mean, from the analysis",
+    "p_top_1": "Probability that this essay is the best one, from the analysis (resampling)",
+    "p_top_5": "Probability that this essay is among the 5 best, from the analysis (resampling)",
+    "p_top_10": "Probability that this essay is among the 10 best, from the analysis (resampling)",
+    "n": "Number of parsed LLM scores of this essay",
+    "spread": "Highest minus lowest LLM score of this essay: how much the evaluators disagree",
+    "human_mean": "Mean of the human ratings of this essay (latest rating per rater)",
+    "human_n": "Number of people who rated this essay (latest rating per rater)",
+    "concepts": "The concepts the essay's combination links",
+    "status": "State of the essay's generation: ok, parse_error, raw_failed or missing",
+    "combo_id": "The concept combination",
+    "draft_template": "Template of the draft (the first stage)",
+    "draft_llm": "Model that wrote the draft",
+    "draft_replicate": "Replicate number of the draft (same inputs, another sample)",
+    "essay_template": "Template that turned the draft into the essay",
+    "essay_llm": "Model that wrote the essay ((copy): the draft copied as is)",
+    "essay_replicate": "Replicate number of the essay",
+}
+"""What each essay-table column means (the header tooltips)."""
+
+
+def column_help(column: str) -> str:
+    """The tooltip of an essay-table column."""
+    if column.startswith(EVALUATOR_COLUMN_PREFIX):
+        evaluator = column[len(EVALUATOR_COLUMN_PREFIX):]
+        return f"Score given by {evaluator} (mean over its replicates); click a score to read its reasons"
+    return COLUMN_HELP.get(column, column)
 
 
 # -- the cached cohort -----------------------------------------------------------------------
@@ -119,6 +165,47 @@ class CohortView:
     concept_names: dict[str, str]
     built_at: float
     build_seconds: float
+    evaluators: list[str] = field(default_factory=list)
+    """LLM evaluators with at least one score (each an essay-table column ``score:<evaluator>``)."""
+    queue_orders: dict[int, tuple[str, ...]] = field(default_factory=dict, repr=False)
+    """Rating-queue orders by seed, computed once per view (:func:`blind_order`)."""
+
+    @functools.cached_property
+    def titles(self) -> dict[str, str]:
+        """``essay_gen_id → title`` (for pages that name essays outside the table)."""
+        return dict(self.essays.select("essay_gen_id", "title").iter_rows())
+
+    @property
+    def evaluator_columns(self) -> list[str]:
+        return [f"{EVALUATOR_COLUMN_PREFIX}{e}" for e in self.evaluators]
+
+    @functools.cached_property
+    def _level_options(self) -> dict[str, str]:
+        # Rendered once per view: a 10,000-essay cohort has thousands of combinations, and
+        # rendering their <option>s on every request would cost more than the rest of the page.
+        return {
+            axis: "".join(f'<option value="{escape(level)}">{escape(self.level_label(axis, level))}</option>'
+                          for level in levels)
+            for axis, levels in self.levels.items()
+        }
+
+    def level_options(self, axis: str, selected: str | None = None) -> Markup:
+        """The ``<option>`` elements of an axis filter (labels from :meth:`level_label`), with
+        ``selected`` marked."""
+        options = self._level_options.get(axis, "")
+        if selected:
+            marker = f'<option value="{escape(selected)}">'
+            options = options.replace(marker, marker[:-1] + " selected>", 1)
+        return Markup(options)
+
+    def level_label(self, axis: str, level: str) -> str:
+        """How a level is shown: a combination by its concepts' names, any other level as is."""
+        if axis != "combo_id":
+            return level
+        record = self.combos.get(level)
+        if record is None:
+            return level
+        return " + ".join(self.concept_names.get(c, c) for c in record.concept_ids)
 
     @property
     def summary(self) -> CohortSummary:
@@ -165,13 +252,38 @@ def _safe_read(reader: Callable[[Stage, str], str], stage: Stage, gen_id: str) -
         return None
 
 
+# Lines models put before the essay itself: "[synthetic text …]", "Sure! Here's the essay:",
+# "Certainly. Below is…", "Here is a revised version…", "Okay, …", and separators.
+_PREAMBLE = re.compile(
+    r"^(\[.*\]|\(.*\)|(sure|certainly|of course|okay|ok|absolutely|great)\b.*|"
+    r"(here'?s|here is|here are|below is|below are|the following)\b.*|.*:|[-*_=~`#]+)$",
+    re.IGNORECASE,
+)
+_TITLE_LABEL = re.compile(r"^(title|essay title)\s*:\s*", re.IGNORECASE)
+
+
+def _plain(line: str) -> str:
+    """A Markdown line as plain text: no heading marks, emphasis, quote marks or label."""
+    line = line.strip().lstrip("#>").strip()
+    line = re.sub(r"^([-*+]|\d+[.)])\s+", "", line)  # a list item's marker
+    line = _TITLE_LABEL.sub("", line)
+    line = re.sub(r"(\*\*|__|\*|_|`)(.+?)\1", r"\2", line)
+    return line.strip().strip('"“”').strip()
+
+
 def _title(text: str | None) -> str:
-    """The essay's first heading (or first non-empty line), for the table."""
+    """The essay's title for tables and headings: its first Markdown heading, else its first
+    line that is not a preamble ("[synthetic text …]", "Sure! Here's …", "Title:" labels are
+    dropped), cut at :data:`_TITLE_CHARS`."""
     if not text:
         return ""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    heading = next((line for line in lines if line.startswith("#")), None)
-    title = (heading or (lines[0] if lines else "")).lstrip("#").strip()
+    heading = next((_plain(line) for line in lines if line.startswith("#") and _plain(line)), None)
+    if heading is None:
+        labelled = next((_plain(line) for line in lines if _TITLE_LABEL.match(line.strip("*_ "))), None)
+        prose = (_plain(line) for line in lines if not _PREAMBLE.match(_plain(line) or line))
+        heading = labelled or next((line for line in prose if line), None) or _plain(lines[0]) if lines else ""
+    title = heading or ""
     return title if len(title) <= _TITLE_CHARS else title[: _TITLE_CHARS - 1] + "…"
 
 
@@ -231,11 +343,13 @@ def build_cohort_view(data_root: str | os.PathLike[str] | Path, cohort_id: str) 
         draft = cohort.parent(essay)
         combo_id = (draft.combo_id if draft else None) or essay.combo_id
         ids = concepts.get(combo_id or "", ())
+        names = ", ".join(concept_names.get(c, c) for c in ids)
+        title = _title(text)
         rows.append({
             "essay_gen_id": essay_id,
             "draft_gen_id": essay.parent_gen_id,
             "combo_id": combo_id,
-            "concepts": ", ".join(concept_names.get(c, c) for c in ids),
+            "concepts": names,
             "draft_template": draft.template_id if draft else None,
             "draft_llm": draft.llm_model_id if draft else None,
             "draft_replicate": str(draft.replicate) if draft and draft.replicate is not None else None,
@@ -243,8 +357,10 @@ def build_cohort_view(data_root: str | os.PathLike[str] | Path, cohort_id: str) 
             "essay_llm": essay.llm_model_id if essay.mode != "copy" else "(copy)",
             "essay_replicate": str(essay.replicate) if essay.replicate is not None else None,
             "status": essay.status,
-            "title": _title(text),
-            "search": (text or "").lower(),
+            "title": title,
+            # The table's search finds what the table shows (title, concept names, ids) as well
+            # as the text.
+            "search": "\n".join((title, names, essay_id, combo_id or "", text or "")).lower(),
         })
     schema = {name: pl.String() for name in ("essay_gen_id", "draft_gen_id", "combo_id", "concepts",
                                              *ESSAY_AXES, "status", "title", "search")}
@@ -252,6 +368,11 @@ def build_cohort_view(data_root: str | os.PathLike[str] | Path, cohort_id: str) 
     aggregates = essay_aggregates(scores).select("essay_gen_id", "rank", "mean", "n", "n_evaluators", "spread")
     essays = essays.join(aggregates, on="essay_gen_id", how="left", maintain_order="left")
     essays = essays.with_columns(pl.col("n").fill_null(0))
+    per_evaluator = evaluator_pivot(scores)
+    evaluators = [c for c in per_evaluator.columns if c != "essay_gen_id"]
+    if evaluators:
+        per_evaluator = per_evaluator.rename({e: f"{EVALUATOR_COLUMN_PREFIX}{e}" for e in evaluators})
+        essays = essays.join(per_evaluator, on="essay_gen_id", how="left", maintain_order="left")
     analysis = _read_analysis(paths, cohort_id)
     if analysis is not None:
         essays = essays.join(analysis, on="essay_gen_id", how="left", maintain_order="left")
@@ -275,6 +396,7 @@ def build_cohort_view(data_root: str | os.PathLike[str] | Path, cohort_id: str) 
         concept_names=concept_names,
         built_at=time.time(),
         build_seconds=time.perf_counter() - started,
+        evaluators=evaluators,
     )
 
 
@@ -322,6 +444,12 @@ class ExplorerStore:
     A cached view is rebuilt when ``membership.csv``, ``manifest.json``, the scores export
     ``results/<id>/evaluation_scores.csv`` (rewritten by every report, so after each run) or the
     analysis table change, or when :meth:`cohort` is called with ``refresh=True``.
+
+    A page never waits for a rebuild: when those files changed, :meth:`cohort` returns the view
+    it has and rebuilds in a background thread (one at a time per cohort); the next page shows
+    the new view. Only a cohort's first view, and an explicit refresh, are built in the caller.
+    A background rebuild that fails keeps the old view and records why (:meth:`problem`); it is
+    not retried until the files change again.
     """
 
     def __init__(self, data_root: str | os.PathLike[str] | Path) -> None:
@@ -331,6 +459,11 @@ class ExplorerStore:
         self._agreements: dict[str, tuple[tuple[float, int | None], Agreement]] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+        self.builds = 0
+        """Cohort views built so far (tests and benchmarks/explorer.py check that GETs build none)."""
+        self._rebuilding: set[str] = set()
+        self._problems: dict[str, tuple[tuple[int | None, ...], str]] = {}
+        self._idle = threading.Condition(self._guard)
 
     def _key(self, cohort_id: str) -> tuple[int | None, ...]:
         paths = self.paths
@@ -347,19 +480,64 @@ class ExplorerStore:
             return self._locks.setdefault(cohort_id, threading.Lock())
 
     def cohort(self, cohort_id: str, *, refresh: bool = False) -> CohortView:
-        """The cohort's view, from the cache when nothing it depends on changed.
+        """The cohort's view: the cached one (rebuilt in the background when its files changed),
+        else built now; ``refresh=True`` rebuilds it now.
 
         Raises :class:`~..results.CohortNotFoundError` for an unknown or unbuilt cohort (and
-        for an id that is not a valid directory name).
+        for an id that is not a valid directory name), or what reading it raised, when there is
+        no view to show yet.
         """
+        key = self._key(cohort_id) if is_valid_gen_id(cohort_id) else ()
+        cached = self._views.get(cohort_id)
+        if cached is not None and not refresh:
+            if cached[0] != key:
+                self._revalidate(cohort_id, key)
+            return cached[1]
         with self._lock(cohort_id):
-            key = self._key(cohort_id) if is_valid_gen_id(cohort_id) else ()
             cached = self._views.get(cohort_id)
-            if cached is not None and cached[0] == key and not refresh:
+            if cached is not None and not refresh:  # built meanwhile by another request
                 return cached[1]
-            view = build_cohort_view(self.data_root, cohort_id)
+            return self._build(cohort_id, key)
+
+    def _build(self, cohort_id: str, key: tuple[int | None, ...]) -> CohortView:
+        view = build_cohort_view(self.data_root, cohort_id)
+        with self._guard:
+            self.builds += 1
             self._views[cohort_id] = (key, view)
-            return view
+            self._problems.pop(cohort_id, None)
+        return view
+
+    def _revalidate(self, cohort_id: str, key: tuple[int | None, ...]) -> None:
+        with self._guard:
+            failed = self._problems.get(cohort_id)
+            if cohort_id in self._rebuilding or (failed is not None and failed[0] == key):
+                return
+            self._rebuilding.add(cohort_id)
+        threading.Thread(target=self._rebuild_in_background, args=(cohort_id, key),
+                         name=f"explorer-rebuild-{cohort_id}", daemon=True).start()
+
+    def _rebuild_in_background(self, cohort_id: str, key: tuple[int | None, ...]) -> None:
+        try:
+            with self._lock(cohort_id):
+                self._build(cohort_id, key)
+        except Exception as exc:  # noqa: BLE001 - any failure: the old view stays, the pages say why
+            with self._guard:
+                self._problems[cohort_id] = (key, f"{type(exc).__name__}: {exc}")
+        finally:
+            with self._guard:
+                self._rebuilding.discard(cohort_id)
+                self._idle.notify_all()
+
+    def problem(self, cohort_id: str) -> str | None:
+        """Why the cohort's files could not be re-read after they changed (the pages then show
+        the previous view), or ``None``."""
+        failed = self._problems.get(cohort_id)
+        return failed[1] if failed is not None else None
+
+    def wait_for_rebuilds(self, timeout: float = 60.0) -> bool:
+        """Wait until no background rebuild runs (tests, benchmarks); False on timeout."""
+        with self._idle:
+            return self._idle.wait_for(lambda: not self._rebuilding, timeout=timeout)
 
     def cohort_ids(self) -> list[str]:
         """Cohorts with a spec or a membership file, sorted."""
@@ -382,8 +560,9 @@ class ExplorerStore:
             except (DaydreamError, FileNotFoundError, ValueError) as exc:
                 out.append(CohortSummary(cohort_id=cohort_id, built=False, status="unreadable", error=str(exc)))
                 continue
-            ratings = read_ratings(self.data_root, cohort_id)
-            out.append(dataclasses.replace(summary, n_ratings=len(ratings.ratings)))
+            # The same count as the cohort and ratings pages: current ratings (latest per rater
+            # and essay), not lines of the file.
+            out.append(dataclasses.replace(summary, n_ratings=self.current_ratings(cohort_id).height))
         return out
 
     def agreement(self, view: CohortView) -> Agreement:
@@ -444,9 +623,8 @@ def _with_human(essays: pl.DataFrame, ratings: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def query_essays(view: CohortView, query: EssayQuery, ratings: pl.DataFrame) -> EssayPage:
-    """Filter by axis levels and a case-insensitive search of the essay text, sort (nulls last),
-    and cut one page out. Unknown axes and sort columns are ignored."""
+def _table(view: CohortView, query: EssayQuery, ratings: pl.DataFrame) -> pl.DataFrame:
+    """Every essay matching the query's filters and search, in the query's order."""
     frame = _with_human(view.essays, ratings)
     for axis, level in query.filters.items():
         if axis in ESSAY_AXES and level:
@@ -454,13 +632,52 @@ def query_essays(view: CohortView, query: EssayQuery, ratings: pl.DataFrame) -> 
     needle = query.search.strip().lower()
     if needle:
         frame = frame.filter(pl.col("search").str.contains(needle, literal=True))
-    sort = query.sort if query.sort in SORTABLE else "rank"
-    frame = frame.sort([sort, "essay_gen_id"], descending=[query.descending, False], nulls_last=True)
+    sort = query.sort if query.sort in SORTABLE or query.sort in view.evaluator_columns else "rank"
+    return frame.sort([sort, "essay_gen_id"], descending=[query.descending, False], nulls_last=True)
+
+
+def query_essays(view: CohortView, query: EssayQuery, ratings: pl.DataFrame) -> EssayPage:
+    """Filter by axis levels and a case-insensitive search of the essay text, title, concept
+    names and ids, sort (nulls last), and cut one page out. Unknown axes and sort columns are
+    ignored."""
+    frame = _table(view, query, ratings)
     total = frame.height
     pages = max(1, -(-total // query.page_size))
     page = min(max(1, query.page), pages)
     shown = frame.slice((page - 1) * query.page_size, query.page_size).drop("search")
     return EssayPage(rows=shown.to_dicts(), total=total, page=page, pages=pages)
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """Where an essay sits in the essay table of a query."""
+
+    position: int
+    """0-based position in the filtered, sorted table."""
+    total: int
+    previous: str | None
+    """The essay before it (``None`` at the top)."""
+    next: str | None
+    """The essay after it (``None`` at the bottom)."""
+    page: int
+    """The table page that shows it."""
+
+
+def essay_neighbours(view: CohortView, query: EssayQuery, ratings: pl.DataFrame, essay_gen_id: str) -> Neighbours | None:
+    """The essays before and after ``essay_gen_id`` in the table of ``query`` (``None`` when the
+    query's filters or search leave the essay out)."""
+    ids = _table(view, query, ratings)["essay_gen_id"]
+    hits = (ids == essay_gen_id).arg_true()
+    if hits.is_empty():
+        return None
+    position = int(hits[0])
+    return Neighbours(
+        position=position,
+        total=ids.len(),
+        previous=ids[position - 1] if position > 0 else None,
+        next=ids[position + 1] if position + 1 < ids.len() else None,
+        page=position // query.page_size + 1,
+    )
 
 
 # -- one essay -------------------------------------------------------------------------------
@@ -493,6 +710,11 @@ class EvaluationView:
     evaluator: str
     score: float | None
     scale: str | None
+
+    @property
+    def reasons(self) -> str | None:
+        """The evaluator's response (its reasoning, ending in the score line)."""
+        return self.generation.raw if self.generation.raw is not None else self.generation.parsed
 
 
 @dataclass(frozen=True)
@@ -615,9 +837,14 @@ def essay_detail(view: CohortView, essay_gen_id: str) -> EssayDetail:
 def blind_order(view: CohortView, seed: int) -> list[str]:
     """The essays to rate (those with a parsed text), in a random order fixed by ``seed`` (so a
     queue URL can be shared and reloaded)."""
-    ids = sorted(view.essays.filter(pl.col("status") == "ok")["essay_gen_id"].to_list())
-    random.Random(seed).shuffle(ids)
-    return ids
+    cached = view.queue_orders.get(seed)
+    if cached is None:
+        ids = sorted(view.essays.filter(pl.col("status") == "ok")["essay_gen_id"].to_list())
+        random.Random(seed).shuffle(ids)
+        if len(view.queue_orders) >= 64:  # a bounded cache: seeds come from URLs
+            view.queue_orders.clear()
+        cached = view.queue_orders[seed] = tuple(ids)
+    return list(cached)
 
 
 def rater_scores(ratings: pl.DataFrame, rater: str) -> dict[str, HumanRating]:

@@ -15,19 +15,37 @@
   }
 
   // Digits type a score: a second digit within a second extends it ("1" then "0" gives 10)
-  // as long as the result stays on the scale.
+  // as long as the result stays on the scale. "." (or ",") then "5" adds a half point: "7", ".",
+  // "5" gives 7.5; a "." alone right after a digit already shows 7.5 when nothing follows.
   var pending = "";
   var pendingAt = 0;
-  function typeDigit(digit) {
+  function typeKey(key) {
     var score = document.getElementById("score");
     if (!score) return false;
     var max = parseFloat(score.dataset.max || "10");
     var now = Date.now();
-    var candidate = (pending && now - pendingAt < 1000) ? pending + digit : digit;
-    if (parseFloat(candidate) > max) candidate = digit;
+    var fresh = !(pending && now - pendingAt < 1000);
+    var half = key === "." || key === ",";
+    var candidate;
+    if (half) {
+      if (fresh || pending.indexOf(".") >= 0) return true;
+      candidate = pending + ".";
+    } else if (!fresh && /\.$/.test(pending) && key === "5") {
+      candidate = pending + "5";
+    } else if (!fresh && pending.indexOf(".") < 0) {
+      candidate = pending + key;
+    } else {
+      candidate = key;
+    }
+    var value = /\.$/.test(candidate) ? parseFloat(candidate) + 0.5 : parseFloat(candidate);
+    if (value > max) {
+      if (half) return true;
+      candidate = key;
+      value = parseFloat(key);
+    }
     pending = candidate;
     pendingAt = now;
-    score.value = String(parseFloat(candidate));
+    score.value = String(value);
     score.dispatchEvent(new Event("input", { bubbles: true }));
     return true;
   }
@@ -53,7 +71,7 @@
       return;
     }
     var handled = false;
-    if (/^[0-9]$/.test(event.key)) handled = typeDigit(event.key);
+    if (/^[0-9.,]$/.test(event.key)) handled = typeKey(event.key);
     else if (event.key === "Enter") handled = submitRating();
     else if (event.key === "n" || event.key === "ArrowRight") { follow("next"); handled = true; }
     else if (event.key === "p" || event.key === "ArrowLeft") { follow("prev"); handled = true; }
@@ -73,6 +91,23 @@
         if (select.form.requestSubmit) select.form.requestSubmit(); else select.form.submit();
       });
     });
+    // Compare needs 2 to N ticked essays: say so instead of leaving the page (the ticks stay).
+    var compare = document.getElementById("compare-form");
+    if (compare) {
+      compare.addEventListener("submit", function (event) {
+        var max = parseInt(compare.dataset.max || "4", 10);
+        var ticked = compare.querySelectorAll("input[name=essays]:checked").length;
+        if (ticked >= 2 && ticked <= max) return;
+        event.preventDefault();
+        var problem = document.getElementById("compare-problem");
+        if (problem) problem.textContent = "Tick 2 to " + max + " essays to compare (" + ticked + " ticked).";
+      });
+    }
+    // A link to an evaluation (#eval-…) opens its response.
+    if (window.location.hash) {
+      var target = document.getElementById(window.location.hash.slice(1));
+      if (target && target.tagName === "DETAILS") target.open = true;
+    }
     // Rating pages start with the keyboard on the essay, not in a field.
     var rater = document.getElementById("rater");
     if (rater && document.body.classList.contains("page-rate") && !rater.value) rater.focus();
