@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -33,8 +33,10 @@ if TYPE_CHECKING:
     import pandas as pd
     import polars as pl
 
+    from .adaptive import Selection
     from .cohorts import CohortBuild, Membership
     from .cohorts.estimate import CohortEstimate, ModelEstimate
+    from .cohorts.spec import CohortSpec
     from .failures import FailedGeneration
     from .preflight import PreflightReport
     from .reporting import CohortReport
@@ -62,6 +64,7 @@ __all__ = [
     "run",
     "scores",
     "scores_pandas",
+    "spending_status",
     "status",
     "stop_requested",
 ]
@@ -105,15 +108,35 @@ def plan(
     """What a run of ``stages`` (default: all) with ``force`` would do, generation by generation.
 
     Compiles the spec in memory (nothing is written: the plan of a dry run); pass the
-    ``membership`` of a build to plan against it instead. ``offline`` plans as a run with
-    ``--offline`` routes models (synthetic text for models without a key).
+    ``membership`` of a build to plan against it instead (planned as given). ``offline`` plans
+    as a run with ``--offline`` routes models (synthetic text for models without a key). A cohort
+    whose spec gates essays or adapts evaluation is planned for its current round (the first,
+    before anything ran); the plan's notes give the worst case (the full design).
     """
+    notes: tuple[str, ...] = ()
     if membership is None:
         from .cohorts import compile_cohort
 
-        membership = compile_cohort(root, cohort_id).membership
-    return plan_cohort(root, cohort_id, membership, stages=_selected(stages), force=force,
-                       served_by=_served_by(root, offline))
+        compiled = compile_cohort(root, cohort_id)
+        membership = compiled.membership
+        if _has_spending(compiled.spec):
+            # A gated or adaptive cohort: plan what the current round may call.
+            from .adaptive import disk_outcomes, select, spending_lines
+
+            selection = select(membership, disk_outcomes(GensDataLayer.from_root(root), membership),
+                               adaptive=compiled.spec.adaptive, gate=compiled.spec.essay_gate,
+                               seed=compiled.spec.seed or 0)
+            notes = tuple(spending_lines(compiled.spec, selection, membership))
+            membership = selection.restrict(membership)
+    cohort_plan = plan_cohort(root, cohort_id, membership, stages=_selected(stages), force=force,
+                              served_by=_served_by(root, offline))
+    return replace(cohort_plan, notes=notes) if notes else cohort_plan
+
+
+def _has_spending(spec: CohortSpec) -> bool:
+    from .adaptive import has_spending
+
+    return has_spending(spec)
 
 
 def _served_by(root: str, offline: bool) -> Callable[[str], str | None]:
@@ -173,6 +196,32 @@ def status(root: str, cohort_id: str) -> dict[Stage, StageStatus]:
     return cohort_status(GensDataLayer.from_root(root), read_membership(root, cohort_id))
 
 
+def spending_status(root: str, cohort_id: str) -> list[str]:
+    """Lines on a built cohort's gate and adaptive rounds (decisions, rounds done, the stopping
+    rule's value, calls saved against the full design); empty without them. No model calls."""
+    from .adaptive import (
+        cohort_selection,
+        has_spending,
+        read_rounds,
+        spec_file_or_none,
+        spending_lines,
+    )
+    from .cohorts import load_membership
+    from .cohorts.spec import load_spec
+
+    spec_path = spec_file_or_none(root, cohort_id)
+    if spec_path is None:
+        return []  # a cohort built from a spec since removed: nothing to replay
+    spec = load_spec(spec_path)
+    if not has_spending(spec):
+        return []
+    membership = load_membership(root, cohort_id)
+    selection = cohort_selection(root, cohort_id, membership=membership, spec=spec)
+    record = read_rounds(root, cohort_id) or {}
+    ended_by = (record.get("adaptive") or {}).get("ended")
+    return spending_lines(spec, selection, membership, ended_by=ended_by)
+
+
 # -- running -------------------------------------------------------------------------------------
 @dataclass
 class StageOutcome:
@@ -194,6 +243,13 @@ class RunOutcome:
     report_path: str | None = None
     stopped: bool = False
     elapsed_s: float = 0.0
+    selection: Selection | None = None
+    """The spec's gate and adaptive rounds as the run left them (``None`` without them)."""
+    round_plans: list[CohortPlan] = field(default_factory=list)
+    """Plans of the rounds after the first (each added what the latest decision allowed)."""
+    rounds_path: str | None = None
+    ended_by: str | None = None
+    """How adaptive evaluation ended (``goal met``, ``design exhausted``, ``budget``, ``stopped``)."""
 
     @property
     def run_ids(self) -> list[str]:
@@ -220,6 +276,7 @@ def run(
     offline: bool = False,
     progress: ProgressListener | None = None,
     on_plan: Callable[[CohortPlan], None] | None = None,
+    on_round: Callable[[CohortPlan], None] | None = None,
 ) -> RunOutcome:
     """Build the cohort, plan it, launch Dagster runs only for the work, then rebuild the
     results when their inputs changed.
@@ -234,16 +291,35 @@ def run(
     lets models without a key get synthetic text (recorded as such, never reused once the key
     is set). Call :func:`request_stop` (another thread, a signal handler) to stop launching new
     model calls.
+
+    A cohort whose spec gates essays or adapts evaluation (docs/adaptive.md) runs round by
+    round: the plan covers what the current decisions allow; after it, the gate and the adaptive
+    rule decide again from the outcomes on disk and each later round's plan (passed to
+    ``on_round``) runs the generations it adds, until nothing is added, ``max_cost`` is spent or
+    a stop is requested. ``outcome.selection`` and ``cohorts/<id>/rounds.json`` say what was
+    decided and how it ended.
     """
     started = time.perf_counter()
     selected = _selected(stages)
     cohort = build(root, cohort_id)
-    cohort_plan = plan(root, cohort_id, stages=selected, force=force, membership=cohort.membership,
+    spending = _spending_spec(cohort)
+    selection = _selection(root, cohort_id, cohort.membership, spending)
+    cohort_plan = plan(root, cohort_id, stages=selected, force=force,
+                       membership=selection.restrict(cohort.membership) if selection else cohort.membership,
                        offline=offline)
+    if selection is not None and spending is not None:
+        from .adaptive import spending_lines
+
+        cohort_plan = replace(cohort_plan, notes=tuple(spending_lines(spending, selection, cohort.membership)))
     if on_plan is not None:
         on_plan(cohort_plan)
-    outcome = RunOutcome(cohort_id=cohort_id, plan=cohort_plan)
+    outcome = RunOutcome(cohort_id=cohort_id, plan=cohort_plan, selection=selection)
+    if selection is not None:
+        _record_rounds(root, cohort_id, cohort.membership, outcome, stopped_by=None)
     instance = _LazyInstance()  # opened (and Dagster imported) only if something runs
+    # One scope per invocation: overlapping chunk runs and every adaptive round share the call
+    # cap, rates and budget.
+    scope = f"daydream-run-{uuid.uuid4().hex[:12]}"
     try:
         if cohort_plan.has_work:
             if report:
@@ -252,13 +328,23 @@ def run(
                 from .reporting import warm_report_prefetch
 
                 warm_report_prefetch(root, cohort_id, **_analysis_settings())
-            outcome.stages = _run_plan(root, cohort_id, cohort.membership, cohort_plan, force=force,
-                                       concurrency=concurrency, max_cost=max_cost, min_lines=min_lines,
-                                       chunks=chunks, offline=offline, progress=progress, instance=instance)
+            run_plan = lambda p, f: _run_plan(root, cohort_id, cohort.membership, p, force=f,  # noqa: E731
+                                              concurrency=concurrency, max_cost=max_cost, min_lines=min_lines,
+                                              chunks=chunks, offline=offline, progress=progress,
+                                              instance=instance, scope=scope)
+            outcome.stages = run_plan(cohort_plan, force)
+            if selection is not None:
+                _run_rounds(root, cohort_id, cohort.membership, spending, outcome, run_plan,
+                            budget_spent=lambda: _budget_spent(scope, max_cost, concurrency),
+                            plan_round=lambda m: plan(root, cohort_id, stages=selected, force=(), membership=m,
+                                                      offline=offline), on_round=on_round)
         outcome.stopped = stop_requested()
         if report and not outcome.stopped:
             outcome.report_state, outcome.report_path = refresh_results(root, cohort_id, instance=instance)
     finally:
+        from .llm.scope import close_call_scope
+
+        close_call_scope(scope)
         instance.close()
         if report and cohort_plan.has_work:
             from .analysis import discard_prefetch
@@ -266,6 +352,71 @@ def run(
             discard_prefetch(root, cohort_id, **_analysis_settings())
     outcome.elapsed_s = time.perf_counter() - started
     return outcome
+
+
+def _spending_spec(cohort: CohortBuild) -> CohortSpec | None:
+    """The cohort's spec when it gates a stage or adapts evaluation (else ``None``)."""
+    from .cohorts.spec import load_spec
+
+    spec = load_spec(cohort.spec_path)
+    return spec if _has_spending(spec) else None
+
+
+def _selection(root: str, cohort_id: str, membership: Membership, spec: CohortSpec | None) -> Selection | None:
+    if spec is None:
+        return None
+    from .adaptive import cohort_selection
+
+    return cohort_selection(root, cohort_id, membership=membership, spec=spec)
+
+
+def _budget_spent(scope: str, max_cost: float | None, concurrency: int | None) -> bool:
+    if max_cost is None:
+        return False
+    from .resources import LLMResource
+
+    ledger = LLMResource(concurrency=concurrency, max_cost=max_cost, scope=scope).call_scope()
+    return ledger is not None and ledger.ledger.exhausted()
+
+
+def _record_rounds(root: str, cohort_id: str, membership: Membership, outcome: RunOutcome, *,
+                   stopped_by: str | None) -> None:
+    from .adaptive import write_rounds
+
+    if outcome.selection is not None:
+        outcome.rounds_path = write_rounds(root, cohort_id, outcome.selection, membership, stopped_by=stopped_by)
+        outcome.ended_by = (outcome.selection.adaptive.ended if outcome.selection.adaptive else None) or stopped_by
+
+
+def _run_rounds(root: str, cohort_id: str, membership: Membership, spec: CohortSpec | None, outcome: RunOutcome,
+                run_plan: Callable[[CohortPlan, Sequence[Stage]], dict[Stage, StageOutcome]], *, budget_spent: Callable[[], bool],
+                plan_round: Callable[[Membership], CohortPlan],
+                on_round: Callable[[CohortPlan], None] | None = None) -> None:
+    """After the first run: decide again from the outcomes on disk (the gate, the next adaptive
+    round), run what the decision adds, until nothing is added, the budget is spent or a stop
+    is requested. Each decision is recorded in ``rounds.json`` before its run starts; each round
+    is one set of range runs over the generations it adds."""
+    while True:
+        outcome.selection = _selection(root, cohort_id, membership, spec)
+        assert outcome.selection is not None
+        if stop_requested():
+            _record_rounds(root, cohort_id, membership, outcome, stopped_by="stopped")
+            return
+        if budget_spent():
+            _record_rounds(root, cohort_id, membership, outcome, stopped_by="budget")
+            return
+        _record_rounds(root, cohort_id, membership, outcome, stopped_by=None)
+        round_plan = plan_round(outcome.selection.restrict(membership))
+        if not round_plan.has_work:
+            return
+        outcome.round_plans.append(round_plan)
+        if on_round is not None:
+            on_round(round_plan)
+        # Later rounds force nothing: a forced stage was regenerated by the first run.
+        for stage, ran in run_plan(round_plan, ()).items():
+            merged = outcome.stages.setdefault(stage, StageOutcome(stage))
+            merged.run_ids += ran.run_ids
+            merged.success = merged.success and ran.success
 
 
 def _analysis_settings() -> dict[str, int]:
@@ -299,7 +450,7 @@ class _LazyInstance:
 def _run_plan(root: str, cohort_id: str, membership: Membership, cohort_plan: CohortPlan, *,
               force: Sequence[Stage], concurrency: int | None, max_cost: float | None, min_lines: int,
               chunks: int | None, offline: bool, progress: ProgressListener | None,
-              instance: _LazyInstance) -> dict[Stage, StageOutcome]:
+              instance: _LazyInstance, scope: str) -> dict[Stage, StageOutcome]:
     """Pre-flight the plan's work, then launch its Dagster runs (in this process, one run per
     stage range)."""
     if _calls_remote_models(root, cohort_plan):
@@ -308,14 +459,11 @@ def _run_plan(root: str, cohort_id: str, membership: Membership, cohort_plan: Co
         threading.Thread(target=_warm_up_http_client, name="daydream-warm-up", daemon=True).start()
     from .assets.generation import GENERATION_ASSETS
     from .definitions import build_resources
-    from .llm.scope import close_call_scope
     from .orchestration import plan_chunks, register_keys, run_cohort
     from .preflight import PREFLIGHT_PASSED, PREFLIGHT_TAG, preflight
     from .resources import LLMResource, StageSettingsResource
     from .stages.batch import add_progress_listener, remove_progress_listener
 
-    # One scope per invocation: overlapping chunk runs share the call cap, rates and budget.
-    scope = f"daydream-run-{uuid.uuid4().hex[:12]}"
     llm = LLMResource(concurrency=concurrency, max_cost=max_cost, scope=scope, offline=offline)
     settings = StageSettingsResource(**{f"force_{s}": s in force for s in STAGES}, draft_min_lines=min_lines)
     work = cohort_plan.work()
@@ -324,14 +472,20 @@ def _run_plan(root: str, cohort_id: str, membership: Membership, cohort_plan: Co
                         llm_config=llm.llm_config(), check_routes=llm.checks_routes())
     checked.raise_for_problems(f"cohort {cohort_id}")
 
-    members: dict[Stage, list[str]] = {s: membership.gen_ids(s) for s in STAGES}
+    # A range run passes over the planned generations between its first and last with work
+    # (reusing them); members the plan left out (gated, or waiting for an adaptive round) must
+    # never fall inside a range, so only planned members may be passed over. They are also the
+    # only ones registered: partitions keep registration order, so what a later round adds is
+    # appended after everything before it and runs as one contiguous range.
+    planned = {g.gen_id for stage_plan in cohort_plan.stages.values() for g in stage_plan.generations}
+    runnable = {s: [g for g in membership.gen_ids(s) if g in planned] for s in STAGES}
     dagster_instance = instance.get()
     for stage in STAGES:
-        register_keys(dagster_instance, stage, members[stage])
+        register_keys(dagster_instance, stage, runnable[stage])
     resources = build_resources(root, stage_settings=settings, llm=llm)
     # Default: one run per stage, overlapping with no stage barrier (a generation starts when its
     # parent is parsed); an explicit --chunks splits the cohort into chunks (1: stage by stage).
-    chunk_plan = plan_chunks(members, membership.parents(), chunks or 1)
+    chunk_plan = plan_chunks(runnable, membership.parents(), chunks or 1)
     phases: dict[Stage, Sequence[Phase]] = {}
     for stage, stage_plan in cohort_plan.stages.items():
         first = stage_plan.first_phase
@@ -346,7 +500,6 @@ def _run_plan(root: str, cohort_id: str, membership: Membership, cohort_plan: Co
     finally:
         if progress is not None:
             remove_progress_listener(progress)
-        close_call_scope(scope)
     return {stage: StageOutcome(stage, r.run_ids, r.success) for stage, r in results.items()}
 
 
@@ -504,6 +657,8 @@ class LaunchedRun:
     run_id: str | None
     success: bool
     error: str = ""
+    round: int = 1
+    """The round of a gated or adaptive cohort (each round launches only what it adds)."""
 
 
 def launch(root: str, cohort_id: str, *, stages: Sequence[Stage] | None = None, split: int | None = None,
@@ -512,12 +667,17 @@ def launch(root: str, cohort_id: str, *, stages: Sequence[Stage] | None = None, 
     """Run a cohort's stages as parallel range runs on the executor the definitions use
     (``DAYDREAMING_EXECUTOR``), each in its own run-coordinator process; yields each run as
     its stage finishes. Pre-flight first: a problem raises before anything runs. ``offline``
-    lets models without a key get synthetic text (inherited by the run processes)."""
+    lets models without a key get synthetic text (inherited by the run processes).
+
+    A cohort whose spec gates essays or adapts evaluation goes round by round, as :func:`run`
+    does: each round launches only the members its decisions add (``round`` on each run), and
+    the next round is decided once its runs have finished."""
     import math
     import os
 
-    from .cohorts import read_membership
-    from .failures import COHORT_TAG, PROVIDER_TAG
+    from .adaptive import write_rounds
+    from .cohorts import load_membership, read_membership
+    from .failures import COHORT_TAG, PROVIDER_TAG, ROUND_TAG
     from .llm.routes import OFFLINE_ENV
     from .orchestration import get_instance, register_keys
     from .partitions import partitions_name
@@ -546,16 +706,58 @@ def launch(root: str, cohort_id: str, *, stages: Sequence[Stage] | None = None, 
     ensure_pool_limit(instance)
     # The run processes must find the same data root and instance.
     env = {**os.environ, "DAYDREAMING_DATA_ROOT": root, "DAGSTER_HOME": os.environ["DAGSTER_HOME"]}
-    for stage in selected:
-        ids = members[stage]
-        if not ids:
-            continue
-        size = chunk or (math.ceil(len(ids) / split) if split else 0)
-        ranges = stage_run_ranges(instance.get_dynamic_partitions(partitions_name(stage)), ids, size)
-        tags = {COHORT_TAG: cohort_id, PROVIDER_TAG: stage_providers(root, stage, ids),
-                PREFLIGHT_TAG: PREFLIGHT_PASSED}
-        for ran in launch_stage_ranges(stage, ranges, tags, parallel=parallel, env=env):
-            yield LaunchedRun(stage, ran.first, ran.last, ran.run_id, ran.success, ran.error)
+    spec = _spending_spec_of(root, cohort_id)
+    membership = load_membership(root, cohort_id) if spec is not None else None
+    launched: dict[Stage, set[str]] = {stage: set() for stage in STAGES}
+    number = 0
+    while True:
+        number += 1
+        selection = _selection(root, cohort_id, membership, spec) if membership is not None else None
+        if selection is not None and membership is not None:
+            write_rounds(root, cohort_id, selection, membership)
+        any_new = False
+        for stage in selected:
+            allowed = [g for g in members[stage] if selection is None or selection.allows(g)]
+            new = [g for g in allowed if g not in launched[stage]]
+            if not new:
+                continue
+            any_new = True
+            launched[stage].update(new)
+            stage_keys = instance.get_dynamic_partitions(partitions_name(stage))
+            if selection is None:
+                size = chunk or (math.ceil(len(new) / split) if split else 0)
+                ranges = stage_run_ranges(stage_keys, new, size)
+            else:
+                # One range from the round's first to its last new key: the steps skip members
+                # the selection holds back and reuse finished ones (assets/generation.py).
+                ranges = _spanning_range(stage_keys, new, chunk or (math.ceil(len(new) / split) if split else 0))
+            tags = {COHORT_TAG: cohort_id, PROVIDER_TAG: stage_providers(root, stage, new),
+                    PREFLIGHT_TAG: PREFLIGHT_PASSED, ROUND_TAG: str(number)}
+            for ran in launch_stage_ranges(stage, ranges, tags, parallel=parallel, env=env):
+                yield LaunchedRun(stage, ran.first, ran.last, ran.run_id, ran.success, ran.error, number)
+        if selection is None or not any_new or stop_requested():
+            return
+
+
+def _spending_spec_of(root: str, cohort_id: str) -> CohortSpec | None:
+    from .adaptive import has_spending, spec_file_or_none
+    from .cohorts.spec import load_spec
+
+    path = spec_file_or_none(root, cohort_id)
+    spec = load_spec(path) if path is not None else None
+    return spec if spec is not None and has_spending(spec) else None
+
+
+def _spanning_range(stage_keys: Sequence[str], gen_ids: Sequence[str], chunk: int) -> list[list[str]]:
+    """The partition keys from the first to the last of ``gen_ids`` (in partition order), cut
+    into chunks of ``chunk`` keys (0: one range)."""
+    from .automation import split_segment
+
+    position = {key: index for index, key in enumerate(stage_keys)}
+    indices = sorted(position[g] for g in gen_ids if g in position)
+    if not indices:
+        return []
+    return split_segment(stage_keys[indices[0]:indices[-1] + 1], chunk)
 
 
 def prune_partitions(root: str, *, dry_run: bool = False) -> dict[str, list[str]]:

@@ -10,6 +10,10 @@
   when set, so several workers share a stage). Finished generations are reused, and a template
   edit re-renders prompts, so only the generations rendered from the edited template (and their
   descendants) call a model again; the tick log names them (:func:`.fingerprints.affected_generations`).
+  A cohort with a gate or adaptive evaluation (docs/adaptive.md) goes round by round: once every
+  stage run of a round has finished (never while one runs), the sensor decides again from the
+  outcomes on disk and, if more members are allowed, launches the essay and evaluation stages
+  again (the steps skip what is still held back and reuse what is done).
 - :data:`generation_failure_sensor` (``@run_failure_sensor``): for a failed generation run it
   lists the unfinished gen ids with their error and ``raw_failure.log`` path in the log and in
   ``cohorts/<cohort>/reports/failures_<run_id>.json`` (:mod:`.failures`).
@@ -56,6 +60,7 @@ from .failures import (
     PROVIDER_TAG,
     RANGE_END_TAG,
     RANGE_START_TAG,
+    ROUND_TAG,
     STAGE_TAG,
     run_failure_report,
     write_failure_report,
@@ -208,7 +213,8 @@ class AutomationCursor:
     """cohort -> fingerprint last requested a build for."""
     pending: dict[str, dict[str, Any]] = field(default_factory=dict)
     """cohort -> auto-run progress: ``fingerprint``, ``stage`` launched (``""``: waiting for
-    the build), ``runs`` (how many runs that stage got)."""
+    the build), ``runs`` (how many runs that stage got); for a gated or adaptive cohort also
+    ``round`` and ``allowed`` (digest of the members its decisions allowed when the round began)."""
 
     @classmethod
     def load(cls, text: str | None) -> "AutomationCursor":
@@ -300,26 +306,64 @@ def _advance_auto_run(
             state.pending.pop(cohort)
             return []
         next_stage: Stage | None = STAGES[0]
+        progress["allowed"] = _allowed_digest(data_root, cohort)
     else:
-        runs = _runs_with_tag(instance, AUTORUN_TAG, f"{cohort}:{fingerprint}:{stage}")
+        round_number = int(progress.get("round", 1))
+        label = f"{cohort}:{fingerprint}:{stage}" + (f":{round_number}" if round_number > 1 else "")
+        runs = _runs_with_tag(instance, AUTORUN_TAG, label)
         if len(runs) < progress["runs"] or not all(r.is_finished for r in runs):
             return []
         index = STAGES.index(stage)
         next_stage = STAGES[index + 1] if index + 1 < len(STAGES) else None
     ensure_pool_limit(instance)
-    while next_stage is not None:
-        requests = stage_run_requests(instance, data_root, cohort, next_stage, chunk=chunk,
-                                      extra_tags={AUTORUN_TAG: f"{cohort}:{fingerprint}:{next_stage}",
-                                                  FINGERPRINT_TAG: fingerprint})
-        if requests:
-            state.pending[cohort] = {"fingerprint": fingerprint, "stage": next_stage, "runs": len(requests)}
-            _log(log, f"cohort {cohort}: launching {len(requests)} {next_stage} run(s)")
-            return requests
-        index = STAGES.index(next_stage)
-        next_stage = STAGES[index + 1] if index + 1 < len(STAGES) else None
+    round_number = int(progress.get("round", 1))
+    while True:
+        while next_stage is not None:
+            # Runs of a later round carry its number: the auto-run tag of round 1's stage runs
+            # must not count them.
+            label = f"{cohort}:{fingerprint}:{next_stage}" + (f":{round_number}" if round_number > 1 else "")
+            requests = stage_run_requests(instance, data_root, cohort, next_stage, chunk=chunk,
+                                          extra_tags={AUTORUN_TAG: label, FINGERPRINT_TAG: fingerprint,
+                                                      ROUND_TAG: str(round_number)})
+            if requests:
+                state.pending[cohort] = {**progress, "stage": next_stage, "runs": len(requests), "round": round_number}
+                _log(log, f"cohort {cohort}: launching {len(requests)} {next_stage} run(s)"
+                     + (f" (round {round_number})" if round_number > 1 else ""))
+                return requests
+            index = STAGES.index(next_stage)
+            next_stage = STAGES[index + 1] if index + 1 < len(STAGES) else None
+        # Every stage of the round has finished: a gate or adaptive rule may now allow more
+        # (the steps skip what it still holds back, so a round re-runs the later stages' ranges).
+        allowed = _allowed_digest(data_root, cohort)
+        if not allowed or allowed == progress.get("allowed"):
+            break
+        round_number += 1
+        progress = {**progress, "allowed": allowed, "round": round_number}
+        next_stage = STAGES[1]
+        _log(log, f"cohort {cohort}: its gate or adaptive rule allows more members; round {round_number}")
     state.pending.pop(cohort)
     _log(log, f"cohort {cohort}: every stage launched for {fingerprint}")
     return []
+
+
+def _allowed_digest(data_root: str, cohort: str) -> str:
+    """A digest of the members the cohort's gate and adaptive rounds allow now ('' without
+    them); a new round starts when it changes. Writes ``rounds.json`` as ``daydream run`` does."""
+    import hashlib
+
+    from .adaptive import cohort_selection, has_spending, write_rounds
+    from .cohorts import load_membership
+    from .cohorts.build import cohort_spec_path
+    from .cohorts.spec import load_spec
+
+    spec = load_spec(cohort_spec_path(data_root, cohort))
+    if not has_spending(spec):
+        return ""
+    membership = load_membership(data_root, cohort)
+    selection = cohort_selection(data_root, cohort, membership=membership, spec=spec)
+    write_rounds(data_root, cohort, selection, membership)
+    allowed = sorted(r.gen_id for r in membership.all_rows() if selection.allows(r.gen_id))
+    return hashlib.sha256("\n".join(allowed).encode()).hexdigest()[:16]
 
 
 def _preflight_problems(data_root: str, cohort: str) -> str:

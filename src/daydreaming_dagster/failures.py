@@ -21,6 +21,8 @@ from .stages.status import GenerationState, generation_state
 from .types import STAGES, Stage
 
 COHORT_TAG = "daydream/cohort"
+ROUND_TAG = "daydream/round"
+"""The round of a gated or adaptive cohort a run belongs to (docs/adaptive.md)."""
 STAGE_TAG = "daydream/stage"
 PROVIDER_TAG = "daydream/provider"
 RANGE_START_TAG = "dagster/asset_partition_range_start"

@@ -135,6 +135,9 @@ class CohortPlan:
 
     cohort_id: str
     stages: dict[Stage, StagePlan] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    """Lines about members the plan leaves out on purpose (a gate, adaptive rounds: the plan is
+    then this round's, and the notes give the worst case)."""
 
     @property
     def has_work(self) -> bool:
@@ -161,6 +164,7 @@ class CohortPlan:
             out.append(f"  ... and {len(blocked) - 10} more blocked")
         if not self.has_work:
             out.append("nothing to run: every requested generation is reused" + (" or blocked" if blocked else ""))
+        out += self.notes
         return "\n".join(out)
 
 

@@ -114,3 +114,37 @@ def test_offline_is_fast() -> None:
     asyncio.run(run_all())
     per_call = (time.perf_counter() - started) / len(requests)
     assert per_call < 0.002, f"{per_call * 1e6:.0f} us per call"
+
+
+def test_evaluation_scores_follow_the_essay_not_only_the_template() -> None:
+    """Two evaluation templates and two models agree on which essays are better (each essay has
+    a planted quality), and a model's planted offset shifts all its scores."""
+    import re
+
+    import numpy as np
+
+    from daydreaming_dagster.llm.offline import (
+        essay_quality,
+        evaluator_offset,
+        quoted_essay,
+        synthetic_completion,
+    )
+
+    def score(essay: str, template: str, model: str) -> float:
+        prompt = template.replace("{{ response }}", essay)
+        text = synthetic_completion(prompt, "evaluation", model)
+        return float(re.search(r"SCORE: ([0-9.]+)", text).group(1))
+
+    rubric = "Evaluate the following essay.\n\n---\n{{ response }}\n---\n\nRate it. End with SCORE: <0-10>"
+    overall = "You are reviewing a short essay.\n\n---\n{{ response }}\n---\n\nJudge it. SCORE: <0-10>"
+    essays = [f"# On topic {i}\n\nAn essay about idea number {i} and its consequences." for i in range(60)]
+    assert quoted_essay(rubric.replace("{{ response }}", essays[3])).strip() == essays[3]
+    a = np.array([score(e, rubric, "judge-a") for e in essays])
+    b = np.array([score(e, overall, "judge-b") for e in essays])
+    quality = np.array([essay_quality(e) for e in essays])
+    assert np.corrcoef(a, b)[0, 1] > 0.6
+    assert np.corrcoef(a, quality)[0, 1] > 0.8
+    shift = 10 * (evaluator_offset("judge-a") - evaluator_offset("judge-b"))
+    assert abs((a - b).mean() - shift) < 0.5
+    # Same essay, same template, same model: the same text (deterministic).
+    assert score(essays[0], rubric, "judge-a") == score(essays[0], rubric, "judge-a")

@@ -39,8 +39,9 @@ from dagster import (
     asset,
 )
 
+from ..adaptive import withheld_members
 from ..data_layer import GensDataLayer
-from ..failures import is_transient, judged_in_run
+from ..failures import COHORT_TAG, is_transient, judged_in_run
 from ..partitions import STAGE_PARTITIONS
 from ..preflight import PREFLIGHT_METADATA_KEY, PREFLIGHT_PASSED, PREFLIGHT_TAG, cohort_preflight
 from ..resources import DataRootResource, LLMResource, StageSettingsResource
@@ -139,6 +140,21 @@ def _context_for(data_root: DataRootResource) -> StageContext:
     return StageContext(data_root.layer())
 
 
+def _callable_keys(context: AssetExecutionContext, data_root: DataRootResource, stage: Stage) -> list[str]:
+    """The run's partition keys minus the members its cohort's gate or adaptive rounds hold back
+    (a run tagged with a cohort never calls those, whoever launched it; docs/adaptive.md)."""
+    keys = list(context.partition_keys)
+    cohort = context.run.tags.get(COHORT_TAG)
+    if not cohort or stage == "draft":  # drafts are never held back
+        return keys
+    withheld = withheld_members(data_root.root, cohort)
+    skipped = [k for k in keys if k in withheld]
+    if skipped:
+        context.log.info(f"{len(skipped)} {stage} member(s) of cohort {cohort} held back by its gate or adaptive "
+                         "rounds: skipped (not called)")
+    return [k for k in keys if k not in withheld]
+
+
 def build_stage_assets(
     stage: Stage, *, retry_policy: RetryPolicy | None = None, pool: str | None = None
 ) -> list[AssetsDefinition]:
@@ -177,10 +193,11 @@ def _stage_assets(stage: Stage, *, retry_policy: RetryPolicy | None, pool: str |
         llm: LLMResource,
     ) -> dict[str, str]:
         ctx = _context_for(data_root)
+        keys = _callable_keys(context, data_root, stage)
         if context.run.tags.get(PREFLIGHT_TAG) != PREFLIGHT_PASSED:
-            _preflight_or_fail(ctx, stage, list(context.partition_keys), stage_settings, llm)
-        report, prompts = run_prompt_batch(ctx, stage, context.partition_keys, stage_settings.for_stage(stage),
-                                           run_id=context.run_id, board=producer_board(context.run.tags.get(PIPELINE_TAG)))
+            _preflight_or_fail(ctx, stage, keys, stage_settings, llm)
+        report, prompts = run_prompt_batch(ctx, stage, keys, stage_settings.for_stage(stage), run_id=context.run_id,
+                                           board=producer_board(context.run.tags.get(PIPELINE_TAG)))
         context.add_output_metadata(build_stage_metadata(ctx.layer, report))
         _raise_on_failures(context, ctx.layer, report)
         return prompts
@@ -204,7 +221,7 @@ def _stage_assets(stage: Stage, *, retry_policy: RetryPolicy | None, pool: str |
         llm: LLMResource,
     ) -> MaterializeResult:
         ctx = _context_for(data_root)
-        keys = list(context.partition_keys)
+        keys = _callable_keys(context, data_root, stage)
         judged = judged_in_run(ctx.layer, stage, keys, context.run_id) if context.retry_number else {}
         todo = [k for k in keys if k not in judged]
         report = _run_raw(ctx, stage, todo, stage_settings, llm, prompts, context.run_id,
@@ -235,7 +252,7 @@ def _stage_assets(stage: Stage, *, retry_policy: RetryPolicy | None, pool: str |
         context: AssetExecutionContext, data_root: DataRootResource, stage_settings: StageSettingsResource
     ) -> MaterializeResult:
         ctx = _context_for(data_root)
-        keys = list(context.partition_keys)
+        keys = _callable_keys(context, data_root, stage)
         report = run_parsed_batch(ctx, stage, keys, stage_settings.for_stage(stage), run_id=context.run_id)
         _raise_on_failures(context, ctx.layer, report)
         return MaterializeResult(

@@ -86,7 +86,9 @@ def evaluation_scores(context: AssetExecutionContext, data_root: DataRootResourc
     scored = frame["score"].drop_nulls()
     context.add_output_metadata({
         **_table_metadata(frame),
-        "parse_status": MetadataValue.json({k: statuses.get(k, 0) for k in ("ok", "parse_error", "raw_failed", "missing")}),
+        # Statuses of members a gate or adaptive evaluation held back only appear when present.
+        "parse_status": MetadataValue.json({k: statuses.get(k, 0) for k in results.cohort.STATUSES
+                                            if k not in results.cohort.WITHHELD or statuses.get(k)}),
         "mean_score": float(scored.mean()) if scored.len() else None,
     })
     return frame

@@ -4,7 +4,9 @@ definitions use (``DAYDREAMING_EXECUTOR=celery`` sends the steps to celery worke
 Each stage's gen ids are cut into contiguous key ranges (``--split N`` runs per stage, or
 ``--chunk K`` keys per run); up to ``--parallel`` runs execute at once, each in its own
 run-coordinator process, so workers share a stage. Stages run in order. Finished generations
-are reused, so launching again after a failure pays only for what is missing.
+are reused, so launching again after a failure pays only for what is missing. A cohort with a
+gate or adaptive evaluation goes round by round (docs/adaptive.md): each round launches what its
+decisions add, once the previous round's runs have finished.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ def launch(cohort_id: str, stages: tuple[str, ...], split: int | None, chunk: in
     for run in app.launch(root, cohort_id, stages=[s for s in STAGES if not stages or s in stages], split=split,
                           chunk=chunk, parallel=parallel, build_first=not no_build, offline=offline):
         state = "ok" if run.success else "FAILED"
-        click.echo(f"{run.stage:<11} {run.first}..{run.last}  run {run.run_id}  {state}")
+        round_label = f"  (round {run.round})" if run.round > 1 else ""
+        click.echo(f"{run.stage:<11} {run.first}..{run.last}  run {run.run_id}  {state}{round_label}")
         if run.error:
             click.echo(f"  {run.error}", err=True)
         any_failed = any_failed or not run.success

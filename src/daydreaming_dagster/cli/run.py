@@ -36,6 +36,8 @@ class StageTally:
     failed: set[str] = field(default_factory=set)
     cost_usd: float = 0.0
     calls: int = 0
+    seen: set[str] = field(default_factory=set)
+    """Generations counted in ``total`` (later rounds add theirs)."""
 
     @property
     def finished(self) -> int:
@@ -71,11 +73,23 @@ class ProgressBoard:
         )
         self.tasks = {}
         for stage, stage_plan in plan.stages.items():
-            tally = StageTally(total=len(stage_plan.generations))
+            tally = StageTally(total=len(stage_plan.generations), seen={g.gen_id for g in stage_plan.generations})
             tally.reused = {g.gen_id for g in stage_plan.generations if not g.has_work and not g.blocked}
             self.tallies[stage] = tally
             self.tasks[stage] = self.progress.add_task(stage, total=tally.total, completed=tally.finished,
                                                        detail=tally.describe(), visible=bool(stage_plan.work))
+
+    def add_round(self, plan: CohortPlan) -> None:
+        """A later round (a gate's decision, an adaptive round) adds its new generations."""
+        with self._lock:
+            for stage, stage_plan in plan.stages.items():
+                tally = self.tallies.get(stage)
+                if tally is None:
+                    continue
+                new = {g.gen_id for g in stage_plan.generations} - tally.seen
+                tally.seen |= new
+                tally.total += len(new)
+                self.progress.update(self.tasks[stage], total=tally.total, visible=True)
 
     def listener(self, stage: Stage, phase: Phase, status) -> None:  # noqa: ANN001 - GenerationStatus
         with self._lock:
@@ -168,7 +182,8 @@ def run(cohort_id: str, stages: tuple[str, ...], force: tuple[str, ...], concurr
     def work() -> None:
         outcomes.append(app.run(root, cohort_id, stages=selected, force=forced, concurrency=concurrency,
                                 max_cost=max_cost, min_lines=min_lines, chunks=chunks, report=not no_report,
-                                offline=offline, progress=listener, on_plan=show_plan))
+                                offline=offline, progress=listener, on_plan=show_plan,
+                                on_round=lambda plan: boards[0].add_round(plan) if boards else None))
 
     try:
         with graceful_interrupt("stopping: no new model calls; calls in flight will finish and persist "
@@ -198,6 +213,8 @@ def _print_summary(outcome: app.RunOutcome, board: ProgressBoard) -> None:
         click.echo(f"{stage:<11} {tally.finished}/{tally.total}  {tally.describe()}  calls {tally.calls}", err=True)
     for blocked in outcome.plan.blocked[:10]:
         click.echo(f"  blocked {blocked.stage}/{blocked.gen_id}: {blocked.reason}", err=True)
+    for line in _spending_summary(outcome):
+        click.echo(line, err=True)
     if outcome.stopped:
         click.echo("stopped early: re-run the same command to resume (finished work is reused)", err=True)
     if outcome.report_path:
@@ -205,6 +222,20 @@ def _print_summary(outcome: app.RunOutcome, board: ProgressBoard) -> None:
         click.echo(f"report: {outcome.report_path}{current}")
         echo_explorer_hint(outcome.cohort_id)
     click.echo(f"finished in {outcome.elapsed_s:.1f}s ({len(outcome.run_ids)} Dagster run(s))", err=True)
+
+
+def _spending_summary(outcome: app.RunOutcome) -> list[str]:
+    """How the gate and the adaptive rounds ended (nothing for a plain cohort)."""
+    if outcome.selection is None:
+        return []
+    lines = [f"runs after the first plan, one set per decision: {len(outcome.round_plans)}"]
+    if outcome.selection.adaptive is not None:
+        lines.append(outcome.selection.adaptive.describe())
+    if outcome.ended_by and not (outcome.selection.adaptive and outcome.selection.adaptive.ended):
+        lines.append(f"adaptive evaluation ended: {outcome.ended_by}")
+    if outcome.rounds_path:
+        lines.append(f"decisions: {outcome.rounds_path}")
+    return lines
 
 
 def _print_check(cohort_id: str, report) -> None:  # noqa: ANN001 - PreflightReport

@@ -30,6 +30,8 @@ def status(cohort_id: str, max_failures: int, data_root: str | None) -> None:
                       f"{statuses[stage].cost_usd:.4f}")
     console = Console(width=160)
     console.print(table)
+    for line in app.spending_status(root, cohort_id):
+        console.print(line, markup=False, highlight=False)
     for stage in STAGES:
         busy = statuses[stage].in_progress
         if busy:

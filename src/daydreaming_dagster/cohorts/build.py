@@ -43,6 +43,7 @@ from .membership import (
     membership_problems,
 )
 from .spec import SPEC_FILENAMES, CohortSpec, DesignRows, compile_spec, find_spec_file, load_spec
+from .spending import spending_problems
 
 __all__ = [
     "CohortBuild",
@@ -179,6 +180,7 @@ def compile_cohort(data_root: str | os.PathLike[str] | Path, cohort_id: str) -> 
         *_concept_problems(data_root, spec, catalogs),
         *membership_problems(membership, catalogs, extra_combo_ids=generated),
         *_template_file_problems(data_root, membership, catalogs),
+        *spending_problems(spec.adaptive, spec.essay_gate, membership),
     ]
     if problems:
         raise MembershipError(format_problems(source, problems))

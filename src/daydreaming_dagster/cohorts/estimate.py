@@ -48,6 +48,11 @@ class CohortEstimate:
     generations: dict[Stage, int]
     copies: dict[Stage, int]
     lines: list[ModelEstimate] = field(default_factory=list)
+    """Every member's calls (the worst case when a gate or adaptive rounds hold some back)."""
+    round_lines: list[ModelEstimate] | None = None
+    """A gated or adaptive cohort: the calls its current round (the first, before anything ran)
+    may make; ``None`` otherwise."""
+    notes: tuple[str, ...] = ()
 
     @property
     def total_cost(self) -> float:
@@ -69,6 +74,12 @@ class CohortEstimate:
         out.append(f"estimated cost of the calls to run: ${self.total_cost:.4f}")
         if self.unpriced:
             out.append("no price in llm_models.csv for: " + ", ".join(self.unpriced))
+        if self.round_lines is not None:
+            calls = sum(line.remaining for line in self.round_lines)
+            cost = round(sum(line.cost_usd or 0.0 for line in self.round_lines), 6)
+            out.append(f"this round (the first, before anything ran): {calls} calls to run, estimated ${cost:.4f}; "
+                       f"the table above is the worst case (the full design)")
+        out += self.notes
         return "\n".join(out)
 
 
@@ -102,7 +113,24 @@ def estimate_cohort(
             tally[1] += 1
     lines = price_calls(models, {key: (total, remaining) for key, (total, remaining) in calls.items()},
                         prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
-    return CohortEstimate(cohort_id=cohort_id, generations=generations, copies=copies, lines=lines)
+    round_lines, notes = None, ()
+    if compiled.spec.adaptive is not None or compiled.spec.essay_gate is not None:
+        from ..adaptive import disk_outcomes, select, spending_lines
+
+        membership = compiled.membership
+        selection = select(membership, disk_outcomes(layer, membership), adaptive=compiled.spec.adaptive,
+                           gate=compiled.spec.essay_gate, seed=compiled.spec.seed or 0)
+        now: dict[tuple[Stage, str], list[int]] = defaultdict(lambda: [0, 0])
+        for row in membership.all_rows():
+            if row.mode == "llm" and row.llm_model_id and selection.allows(row.gen_id):
+                tally = now[(row.stage, row.llm_model_id)]
+                tally[0] += 1
+                tally[1] += not layer.raw_exists(row.stage, row.gen_id, served_by=served_by)
+        round_lines = price_calls(models, {key: (total, left) for key, (total, left) in now.items()},
+                                  prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+        notes = tuple(spending_lines(compiled.spec, selection, membership))
+    return CohortEstimate(cohort_id=cohort_id, generations=generations, copies=copies, lines=lines,
+                          round_lines=round_lines, notes=notes)
 
 
 def price_calls(

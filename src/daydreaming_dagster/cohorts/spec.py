@@ -79,6 +79,9 @@ Semantics (those of the established DayDreaming tool, with its YAML shapes):
 * ``analysis`` (optional, outside the design: ids do not change): ``target`` names a text file
   (relative to the spec; it must exist) every essay is compared with, and ``similarity`` picks
   the text-similarity method (``tfidf`` or ``wordllama``) of the analysis.
+* ``adaptive`` and ``gates`` (optional, outside the design: ids do not change) decide which
+  members a run calls and when: evaluations added round by round, expensive essay templates
+  only for drafts that pass a screen (:mod:`.spending`, docs/adaptive.md).
 * ``output.field_order`` puts the named columns first (the others follow in axis order);
   ``output.seed`` shuffles the rows deterministically.
 
@@ -108,6 +111,7 @@ import yaml
 from ..combos import ComboRequest, k_combinations
 from ..data_layer.paths import DESCRIPTION_LEVELS, as_root_path
 from ..errors import SpecError
+from .spending import AdaptiveEvaluation, EssayGate, parse_adaptive, parse_gates
 
 __all__ = [
     "SPEC_FILENAMES",
@@ -126,7 +130,7 @@ __all__ = [
 SPEC_FILENAMES: tuple[str, ...] = ("config.yaml", "config.yml", "config.json", "config.toml")
 """Names a cohort's spec file may have under ``cohorts/<id>/spec/`` (first found wins)."""
 
-_TOP_LEVEL = {"analysis", "axes", "rules", "output", "replicates", "combos", "description", "name", "notes"}
+_TOP_LEVEL = {"adaptive", "analysis", "axes", "gates", "rules", "output", "replicates", "combos", "description", "name", "notes"}
 _RULE_SECTIONS = ("subsets", "ties", "pairs", "tuples")
 SIMILARITY_METHODS = ("tfidf", "wordllama")
 """Text-similarity methods ``analysis.similarity`` accepts (see docs/analysis.md)."""
@@ -202,6 +206,10 @@ class CohortSpec:
     analysis_similarity: str = "tfidf"
     """``analysis.similarity``: ``tfidf`` (default, no model) or ``wordllama`` (semantic
     embeddings from the optional ``embeddings`` extra)."""
+    adaptive: AdaptiveEvaluation | None = None
+    """``adaptive.evaluation`` (outside the design: ids do not change); see :mod:`.spending`."""
+    essay_gate: EssayGate | None = None
+    """``gates.essay`` (outside the design: ids do not change); see :mod:`.spending`."""
 
     def combo_requests(self) -> list[ComboRequest]:
         """Combinations the ``combos`` section asks for (to register before a build)."""
@@ -548,6 +556,8 @@ def parse_spec(data: Any, *, source: str | Path = "<memory>", base_dir: Path | N
 
     return CohortSpec(
         path=path,
+        adaptive=parse_adaptive(ctx.error, data.get("adaptive"), seed),
+        essay_gate=parse_gates(ctx.error, data.get("gates")),
         analysis_target=analysis_target,
         analysis_similarity=similarity,
         axes=axes,

@@ -182,6 +182,10 @@ class Paths:
     def cohort_membership_path(self, cohort_id: str) -> Path:
         return self.cohort_dir(cohort_id) / "membership.csv"
 
+    def cohort_rounds_path(self, cohort_id: str) -> Path:
+        """The record of a cohort's gate decisions and adaptive rounds (docs/adaptive.md)."""
+        return self.cohort_dir(cohort_id) / "rounds.json"
+
     def cohort_reports_dir(self, cohort_id: str) -> Path:
         return self.cohort_dir(cohort_id) / "reports"
 

@@ -6,7 +6,8 @@ SDK, on plain ``asyncio`` streams, so thousands of requests can sleep in ``--lat
 Endpoints:
 
 - ``POST /v1/chat/completions`` and ``POST /api/v1/chat/completions`` (OpenRouter-style):
-  answers with :func:`~.offline.synthetic_completion` text, usage and an OpenRouter-style
+  answers with :func:`~.offline.synthetic_completion` text (evaluation scores follow the quoted
+  essay's planted quality plus the model's planted offset), usage and an OpenRouter-style
   ``usage.cost``; ``finish_reason`` ``length`` with cut text at the truncate rate or when the
   text exceeds ``max_tokens``; 429 with ``Retry-After`` over the rate limit, over a model's
   requests- or tokens-per-minute quota (a sliding 60 s window, per model), or (with 500) at

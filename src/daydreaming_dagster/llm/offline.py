@@ -7,7 +7,11 @@ seeded by (prompt, stage, model, replicate) and shaped like what each stage expe
   asks for ``<essay-idea>`` tags, one to three ``<essay-idea stage="N">`` blocks;
 - ``essay``: a title and several paragraphs;
 - ``evaluation``: brief reasoning, sub-scores such as ``Originality: 2/3`` and a final
-  ``SCORE: N`` line (N in 0-10, possibly ``.5``).
+  ``SCORE: N`` line (N in 0-10, possibly ``.5``). Scores depend on the essay, not only on the
+  template: each essay the prompt quotes has a planted quality (:func:`essay_quality`, fixed
+  by its text) and each model a planted offset (:func:`evaluator_offset`); sub-scores are
+  drawn around quality + offset, so evaluators agree about which essays are better, as real
+  judges do, and adaptive evaluation has a signal to find.
 
 Every text says in its first line that it is synthetic, so nobody mistakes it for a model's
 answer. :func:`synthetic_completion` is pure and is shared with the mock HTTP server.
@@ -149,11 +153,45 @@ def _essay(rng: random.Random, words: list[str]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def _evaluation(rng: random.Random, words: list[str]) -> str:
+_QUOTE_LINE = re.compile(r"^\s*(?:---+|```+|\*\*\*+)\s*$", re.MULTILINE)
+_QUALITY_NOISE = 0.12
+"""SD of one criterion's draw around the essay's planted quality (share of the criterion's points)."""
+
+
+def quoted_essay(prompt: str) -> str:
+    """The essay an evaluation prompt quotes: the text between its first and last delimiter line
+    (``---``, as the project's evaluation templates quote ``response``); failing that, the text
+    after the last synthetic marker; failing that, the whole prompt."""
+    delimiters = list(_QUOTE_LINE.finditer(prompt))
+    if len(delimiters) >= 2:
+        return prompt[delimiters[0].end():delimiters[-1].start()]
+    marker = prompt.rfind(SYNTHETIC_MARKER)
+    return prompt[marker:] if marker >= 0 else prompt
+
+
+def _unit(text: str) -> float:
+    """A number in [0, 1) fixed by ``text`` (sha256: identical across processes and machines)."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") / 2**64
+
+
+def essay_quality(essay: str) -> float:
+    """The planted quality of an essay in [0.1, 0.9]: fixed by its text (whitespace ignored), so
+    every evaluator sees the same quality and adaptive allocation has something to find."""
+    return 0.1 + 0.8 * _unit("quality\0" + " ".join(essay.split()))
+
+
+def evaluator_offset(model: str) -> float:
+    """The planted offset of an evaluation model, in [-0.1, 0.1] of the scale (a harsh or a
+    lenient judge)."""
+    return 0.2 * _unit("offset\0" + model) - 0.1
+
+
+def _evaluation(rng: random.Random, words: list[str], quality: float) -> str:
     lines = [SYNTHETIC_MARKER, "Brief reasoning:"]
     total = 0.0
     for criterion, out_of in _CRITERIA:
-        value = rng.randint(0, out_of)
+        share = min(1.0, max(0.0, rng.gauss(quality, _QUALITY_NOISE)))
+        value = round(share * out_of)
         total += value
         lines.append(f"- The response touches on {rng.choice(words)} ({criterion.lower()}).")
         lines.append(f"{criterion}: {value}/{out_of}")
@@ -182,7 +220,8 @@ def synthetic_completion(prompt: str, stage: Stage | str, model: str, replicate:
     rng = _rng(prompt, str(stage), model, replicate)
     words = _vocabulary(prompt)
     if stage == "evaluation":
-        return _evaluation(rng, words)
+        quality = essay_quality(quoted_essay(prompt)) + evaluator_offset(model)
+        return _evaluation(rng, words, quality)
     if stage == "essay":
         return _essay(rng, words)
     return _draft(rng, words, wants_tags="essay-idea" in prompt)

@@ -25,7 +25,13 @@ from ..results.aggregates import (
     evaluator_pivot,
     template_model_summaries,
 )
-from ..results.cohort import CohortRecords, generations_table, load_cohort_records, stage_summary
+from ..results.cohort import (
+    WITHHELD,
+    CohortRecords,
+    generations_table,
+    load_cohort_records,
+    stage_summary,
+)
 from ..results.export import export_tables
 from ..results.figure_cache import content_key, recall
 from ..results.plots import (
@@ -171,7 +177,9 @@ def _sections(
     )))
     # Costs are often fractions of a cent: show them with more digits than scores.
     cost_text = pl.col("cost_usd").map_elements(lambda v: f"{v:.4f}", return_dtype=pl.String)
-    overview.blocks.append(_frame_table(per_stage.with_columns(cost_text), "stages"))
+    # Gated/unselected/held columns only for a cohort whose gate or adaptive rounds held some back.
+    unused = [status for status in WITHHELD if not per_stage[status].sum()]
+    overview.blocks.append(_frame_table(per_stage.with_columns(cost_text).drop(unused), "stages"))
     scales = sorted(s for s in scored["scale"].unique().to_list() if s)
     if len(scales) > 1:
         overview.blocks.append(Para((f"Warning: scores use different scales ({', '.join(scales)}); "
@@ -185,6 +193,9 @@ def _sections(
         Link(cohort_url(cohort.cohort_id), cohort_url(cohort.cohort_id)),
     )))
     sections.append(overview)
+    spending = _spending_section(cohort)
+    if spending is not None:
+        sections.append(spending)
 
     top_section = Section(f"Top {top.top_n} essays")
     if top.essays:
@@ -229,7 +240,7 @@ def _sections(
     if analysis is not None:
         sections += _analysis_sections(analysis, cohort.cohort_id, analysis_plots or {})
 
-    failed = generations.filter(pl.col("member") & (pl.col("status") != "ok"))
+    failed = generations.filter(pl.col("member") & (pl.col("status") != "ok") & ~pl.col("status").is_in(WITHHELD))
     failure_section = Section(f"Failed and missing generations ({failed.height})")
     if failed.height:
         shown = failed.head(_MAX_TABLE_ROWS)
@@ -252,6 +263,62 @@ def _sections(
     )))
     sections.append(files)
     return sections
+
+
+def _spending_section(cohort: CohortRecords) -> Section | None:
+    """The gate's decisions and the adaptive rounds, from ``rounds.json`` (``None`` without)."""
+    path = Paths.from_str(cohort.data_root).cohort_rounds_path(cohort.cohort_id)
+    if not path.is_file():
+        return None
+    record = _storage.read_json_object(path)
+    section = Section("Spending: gates and adaptive rounds")
+    calls = record.get("calls") or {}
+    full, allowed = calls.get("full_design") or {}, calls.get("allowed") or {}
+    if full:
+        spent = sum(allowed.values())
+        section.blocks.append(Para((
+            f"Model calls allowed by the decisions: {spent} of the full design's {sum(full.values())} ("
+            + ", ".join(f"{stage} {allowed.get(stage, 0)} of {full[stage]}" for stage in full) + "). "
+            "Members held back are listed as gated, unselected or held, never as failed or missing.",)))
+    adaptive = record.get("adaptive")
+    if adaptive:
+        rule = adaptive["rule"]
+        value = adaptive.get("stopping_value")
+        ended = adaptive.get("ended") or "not yet (a re-run continues)"
+        section.blocks.append(Para((
+            f"Adaptive evaluation. Stopping rule: stop when every essay's probability of being in the top "
+            f"{rule['top']} is at least {rule['confidence']} or at most {1 - rule['confidence']:.2g} (value now: "
+            f"{_num(value, 3)}); first round {rule['first']} evaluations per essay, then {rule['batch']} per round, "
+            f"seed {rule['seed']}. Ended: {ended}. Evaluations chosen: {adaptive['chosen']} of {adaptive['design']} "
+            f"({adaptive['saved']} not called).",)))
+        section.blocks.append(Table(
+            ("round", "evaluations added", "stopping value before", "undecided essays before", "complete"),
+            tuple((str(r["round"]), str(len(r["evaluations"])), _num(r.get("stopping_value_before"), 3),
+                   _cell(r.get("undecided_before")), "yes" if r.get("complete") else "no")
+                  for r in adaptive["rounds"]),
+        ))
+        section.blocks.append(Para((
+            "How the intervals treat the selection: which evaluations exist depends on earlier scores, but "
+            "only on scores that were observed, so the selection is ignorable for the likelihood: the essay "
+            "model conditions on the evaluations made and its estimates and intervals are computed as for a "
+            "design fixed in advance (essays with fewer evaluations get wider intervals). Their coverage under "
+            "adaptive selection is not guaranteed by that argument; benchmarks/adaptive.py measures it on "
+            "simulated cohorts. As in any design, the top essays are selected by the same scores, so their "
+            "intervals are optimistic (winner's curse).",)))
+    gate = record.get("gate")
+    if gate:
+        kept = sum(1 for d in gate if d.get("passed"))
+        section.blocks.append(Para((f"Essay gate: {kept} of {len(gate)} drafts passed the screen.",)))
+        shown = sorted(gate, key=lambda d: (d.get("group") or "", d.get("rank") or 0))[:_MAX_TABLE_ROWS]
+        section.blocks.append(Table(
+            ("draft", "group", "screen score", "rank", "kept", "screen scores"),
+            tuple((d["draft_gen_id"], _cell(d.get("group")), _num(d.get("screen_score")),
+                   f"{d.get('rank')} of {d.get('group_size')}", "yes" if d.get("passed") else "gated",
+                   "; ".join(f"{s['evaluator']}: {_num(s.get('score'))}" for s in d.get("scores") or []))
+                  for d in shown),
+            f"First {len(shown)} of {len(gate)}; all are in rounds.json." if len(gate) > len(shown) else None,
+        ))
+    return section
 
 
 ANALYSIS_PLOTS = {"forest": "analysis_forest.png", "agreement": "analysis_agreement.png",

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from .cohort import WITHHELD
+
 __all__ = [
     "ESSAY_AGGREGATE_SCHEMA",
     "ESSAY_LINEAGE_COLUMNS",
@@ -151,7 +153,8 @@ def group_summary(scores: pl.DataFrame, by: str) -> pl.DataFrame:
         .group_by("level")
         .agg(
             pl.len().cast(pl.Int64).alias("n_evaluations"),
-            (pl.col("parse_status") != "ok").sum().cast(pl.Int64).alias("n_failed"),
+            # Held back on purpose by a gate or adaptive evaluation: not a failure.
+            (~pl.col("parse_status").is_in(["ok", *WITHHELD])).sum().cast(pl.Int64).alias("n_failed"),
             scored_score.count().cast(pl.Int64).alias("n"),
             scored_score.mean().alias("mean"),
             scored_score.std().alias("std"),

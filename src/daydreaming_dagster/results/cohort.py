@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,10 +35,13 @@ __all__ = [
     "stage_summary",
 ]
 
-Status = Literal["ok", "parse_error", "raw_failed", "missing"]
+Status = Literal["ok", "parse_error", "raw_failed", "missing", "gated", "unselected", "held"]
 """``ok``: parsed output exists; ``parse_error``: raw kept but the parser found nothing;
 ``raw_failed``: raw output rejected (truncated, too short, provider error...);
-``missing``: not generated yet (or its directory/metadata is gone)."""
+``missing``: not generated yet (or its directory/metadata is gone). For a cohort with a gate or
+adaptive evaluation (docs/adaptive.md), a member not generated on purpose is ``gated`` (a
+gate's screen decided against it), ``unselected`` (adaptive evaluation ended without it) or
+``held`` (waits for a later round), as the last run recorded in ``rounds.json``."""
 
 # Reading many small JSON files is I/O bound (and slow per request on object storage):
 # a few threads overlap the waits without changing results.
@@ -63,6 +66,8 @@ class GenerationRecord:
     """``parsed_metadata.json`` (``None`` when the parsed phase has not run)."""
     read_error: str | None = None
     """Why a metadata file could not be read (malformed JSON...), if one could not."""
+    withheld: tuple[str, str] | None = None
+    """``(state, reason)`` when the cohort's gate or adaptive rounds held this member back."""
 
     @property
     def exists(self) -> bool:
@@ -119,6 +124,8 @@ class GenerationRecord:
         raw = self.raw_metadata
         if raw is not None and raw.get("failed"):
             return "raw_failed"
+        if self.withheld is not None and raw is None:
+            return self.withheld[0]  # type: ignore[return-value]
         return "missing"
 
     @property
@@ -284,7 +291,29 @@ def load_cohort_records(data_root: str | os.PathLike[str] | Path, cohort_id: str
         }
         missing = sorted(k for k in wanted if k not in cohort.records)  # type: ignore[misc]
         cohort.records.update(_read_many(layer, missing))  # type: ignore[arg-type]
+    for (stage, gen_id), state in _withheld(data_root, cohort_id).items():
+        record = cohort.records.get((stage, gen_id))
+        if record is not None:
+            cohort.records[(stage, gen_id)] = replace(record, withheld=state)
     return cohort
+
+
+def _withheld(data_root: str | os.PathLike[str] | Path, cohort_id: str) -> dict[tuple[Stage, str], tuple[str, str]]:
+    """Members the last run's gate and adaptive rounds held back (``rounds.json``; none without)."""
+    path = Paths.from_str(data_root).cohort_rounds_path(cohort_id)
+    if not path.is_file():
+        return {}
+    try:
+        record = _storage.read_json_object(path)
+    except (ValueError, OSError):
+        return {}
+    found: dict[tuple[Stage, str], tuple[str, str]] = {}
+    for stage, members in (record.get("withheld") or {}).items():
+        if stage in STAGES and isinstance(members, dict):
+            for gen_id, entry in members.items():
+                if isinstance(entry, dict):
+                    found[(stage, gen_id)] = (str(entry.get("state")), str(entry.get("reason") or ""))
+    return found
 
 
 GENERATION_SCHEMA: dict[str, pl.DataType] = {
@@ -339,7 +368,9 @@ def generations_table(cohort: CohortRecords) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=GENERATION_SCHEMA)
 
 
-STATUSES: tuple[Status, ...] = ("ok", "parse_error", "raw_failed", "missing")
+WITHHELD: tuple[Status, ...] = ("gated", "unselected", "held")
+"""Statuses of members a gate or adaptive evaluation held back on purpose (not failures)."""
+STATUSES: tuple[Status, ...] = ("ok", "parse_error", "raw_failed", "missing", *WITHHELD)
 
 
 def stage_summary(generations: pl.DataFrame) -> pl.DataFrame:

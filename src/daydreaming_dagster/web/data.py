@@ -212,13 +212,17 @@ class CohortView:
         counts = {row["stage"]: row["members"] for row in self.stages.iter_rows(named=True)}
         ok = {row["stage"]: row["ok"] for row in self.stages.iter_rows(named=True)}
         failed = int(self.stages.select(pl.col("parse_error") + pl.col("raw_failed")).sum().item())
-        missing = int(self.stages["missing"].sum())
+        missing = int(self.stages["missing"].sum()) + int(self.stages["held"].sum())
+        withheld = int(self.stages.select(pl.col("gated") + pl.col("unselected")).sum().item())
         if failed == 0 and missing == 0:
             status = "complete"
         elif sum(ok.values()) == 0 and failed == 0:
             status = "not run"
         else:
             status = f"{sum(ok.values())} ok, {failed} failed, {missing} not run"
+        if withheld:
+            # Held back on purpose by a gate or adaptive evaluation: neither failed nor missing.
+            status += f" ({withheld} gated or not chosen)"
         return CohortSummary(
             cohort_id=self.cohort_id,
             built=True,
@@ -468,6 +472,7 @@ class ExplorerStore:
             _mtime(paths.cohort_manifest_path(cohort_id)),
             _mtime(paths.cohort_results_dir(cohort_id) / "evaluation_scores.csv"),
             _mtime(_analysis_path(paths, cohort_id)),
+            _mtime(paths.cohort_rounds_path(cohort_id)),  # a gate's or an adaptive round's decisions
         )
 
     def _lock(self, cohort_id: str) -> threading.Lock:
@@ -693,6 +698,8 @@ class GenerationText:
     prompt_tokens: int | None
     completion_tokens: int | None
     cost_usd: float | None
+    note: str | None = None
+    """Why a gate or adaptive evaluation held this generation back (status gated/unselected/held)."""
 
 
 @dataclass(frozen=True)
@@ -754,6 +761,7 @@ def _generation_text(layer: GensDataLayer, record: GenerationRecord) -> Generati
         prompt_tokens=record.tokens("prompt_tokens"),
         completion_tokens=record.tokens("completion_tokens"),
         cost_usd=record.cost_usd,
+        note=record.withheld[1] if record.withheld is not None and record.status == record.withheld[0] else None,
     )
 
 
