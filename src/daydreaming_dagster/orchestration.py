@@ -6,11 +6,13 @@ range of their stage's dynamic partitions; each contiguous segment becomes one D
 When a step fails because some generations failed, the phases after it run again over the same
 range, so the generations that succeeded still go all the way through.
 
-A whole cohort (:func:`run_cohort`) can also be split into a few chunks (drafts in slices, each
-essay with its draft, each evaluation with its essay) whose stage runs overlap: while one
-chunk's essays are being prompted, another chunk's drafts keep the model calls flowing, so no
-stage waits for the slowest call of the previous one. The chunks' raw steps share one cap on
-calls in flight (``LLMResource.scope``), which serves later stages first.
+A whole cohort (:func:`run_cohort`) runs by default with no stage barrier
+(:func:`run_pipelined`): one run per stage, the runs overlapping while calls are slow, each
+generation starting as soon as its parent is parsed. It can instead be split into a few chunks
+(drafts in slices, each essay with its draft, each evaluation with its essay) whose stage runs
+overlap: while one chunk's essays are being prompted, another chunk's drafts keep the model
+calls flowing. Either way the raw steps share one cap on calls in flight
+(``LLMResource.scope``).
 """
 
 from __future__ import annotations

@@ -79,6 +79,23 @@ def test_mock_llm_rejects_bad_rates(capsys: pytest.CaptureFixture[str]) -> None:
     assert "between 0 and 1" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--model-quota", "mock/model"], "MODEL=RPM[:TPM]"),
+        (["--model-quota", "mock/model=fast"], "MODEL=RPM[:TPM]"),
+        (["--latency-dist", "lognormal", "--latency-median", "5", "--latency-p99", "2"], "--latency-median"),
+        (["--latency-dist", "gamma"], "lognormal"),
+    ],
+)
+def test_mock_llm_rejects_bad_quotas_and_latencies(argv: list[str], message: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["mock-llm", *argv])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
 def test_mock_llm_reports_a_busy_port(capsys: pytest.CaptureFixture[str]) -> None:
     from daydreaming_dagster.llm.mock_server import MockLLMServer
 
@@ -107,5 +124,12 @@ def test_mock_llm_help_lists_the_options() -> None:
         "--rate-limit",
         "--truncate-rate",
         "--seed",
+        "--latency-dist",
+        "--latency-median",
+        "--latency-p99",
+        "--rpm",
+        "--tpm",
+        "--model-quota",
+        "--request-log",
     ):
         assert option in done.stdout

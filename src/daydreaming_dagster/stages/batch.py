@@ -335,7 +335,10 @@ async def run_raw_batch(
         prompt = prompts.get(gen_id) if prompts else None
         if index in render_here:
             try:
-                prompt = run_prompt_phase(ctx, stage, gen_id, settings, run_id=run_id).text
+                # Off the event loop: a wave of answers makes many children ready at once, and
+                # rendering their prompts one by one here would hold back every other call.
+                rendered = await asyncio.to_thread(run_prompt_phase, ctx, stage, gen_id, settings, run_id=run_id)
+                prompt = rendered.text
             except (GenerationFailure, ValueError, FileNotFoundError) as exc:
                 return _failed(gen_id, exc)
         try:
@@ -390,12 +393,12 @@ async def run_raw_batch(
                 pause = min(pause, set_aside[0][0] - loop.time())
             await asyncio.sleep(max(0.0, pause))
 
-    def parse_now(status: GenerationStatus) -> None:
+    async def parse_now(status: GenerationStatus) -> None:
         """Pipelined runs parse each raw output at once (children wait for it); a failure here
         is left for the parsed step to record and report. The parsed files become durable with
         the batch's next group commit (at the latest its final flush), as a parsed batch's do."""
         try:
-            outcome = run_parsed_phase(ctx, stage, status.gen_id, settings, run_id=run_id)
+            outcome = await asyncio.to_thread(run_parsed_phase, ctx, stage, status.gen_id, settings, run_id=run_id)
         except (GenerationFailure, ValueError, FileNotFoundError):
             return
         assert board is not None
@@ -410,7 +413,7 @@ async def run_raw_batch(
                 continue
             results[index] = _notify(progress, status, stage, "raw")
             if board is not None and status.status in ("done", "reused", "claimed"):
-                parse_now(status)
+                await parse_now(status)
 
     # Twice as many workers as call slots: while one worker handles a finished response (files,
     # metadata), another has its next request prepared and waiting for the freed slot, so the
