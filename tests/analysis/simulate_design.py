@@ -95,10 +95,9 @@ def simulate_cohort(
     table = pl.DataFrame(rows, schema=["essay_gen_id", "evaluator", "score", "draft_gen_id", "combo_id",
                                        "draft_template", "essay_template"], orient="row")
     if human_scale is not None:
-        llm_scale = "0-10" if human_scale != "0-10" else "0-10"
         table = table.with_columns(
             pl.when(pl.col("evaluator").str.starts_with("human/")).then(pl.lit(human_scale))
-            .otherwise(pl.lit(llm_scale)).alias("scale"),
+            .otherwise(pl.lit("0-10")).alias("scale"),
             pl.col("score").clip(0.0, 10.0),
         )
     mean_essay = float(np.mean(list(essay_effects.values())))

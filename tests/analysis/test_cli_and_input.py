@@ -127,8 +127,7 @@ def test_cohort_table_with_human_ratings(store: Store) -> None:
     append_rating(store.root, COHORT, HumanRating(store.e_copy, "ada", 9.0, "0-9"))
     table = load_score_table(store.root, COHORT)
     assert table.columns == ["essay_gen_id", "evaluator", "score", "scale", "draft_gen_id", "combo_id", "draft_template",
-                             "draft_llm",
-                             "essay_template", "essay_llm", "evaluation_template", "evaluation_llm"]
+                             "draft_llm", "essay_template", "essay_llm", "evaluation_template", "evaluation_llm"]
     human = table.filter(pl.col("evaluator") == "human/ada")
     assert human.height == 2 and set(human["evaluation_template"]) == {"human"}
     assert human.filter(pl.col("essay_gen_id") == store.e_copy)["essay_llm"].to_list() == ["(copy)"]

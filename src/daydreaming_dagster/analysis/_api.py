@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
-from scipy.special import stdtrit
 
 from ..data_layer import Paths, _storage
 from ..results.export import write_csv
@@ -24,7 +23,8 @@ from ._dstudy import design_advice
 from ._essay_model import EssayModelFit, fit_essay_model
 from ._estimates import percentile_ci
 from ._humans import human_panel
-from ._levels import DifferenceRow, LevelRow, level_outcome
+from ._judges import judge_diagnostics
+from ._levels import level_outcome
 from ._model import (
     CONTENDER_FROM,
     TIE_BELOW,
@@ -32,8 +32,6 @@ from ._model import (
     Diversity,
     EssayResult,
     EvaluatorResult,
-    LevelDifference,
-    LevelResult,
     TopTie,
     VarianceShare,
 )
@@ -143,7 +141,7 @@ def analyze_scores(
     if human_scores is not None:
         # The panel is always compared with the LLM evaluators alone (pooled or not).
         humans = human_panel(human_scores, llm_scores, fit if llm_scores is scores else fit_essay_model(llm_scores))
-    judges = _judges(scores, fit, essay_lengths, notes)
+    judges = judge_diagnostics(scores, fit, essay_lengths)
     return Analysis(
         n_essays=scores.n_essays,
         n_scores=scores.n_scores,
@@ -154,8 +152,8 @@ def analyze_scores(
         n_boot=n_boot,
         top_k=ks,
         essays=essays,
-        levels=tuple(_level_result(row) for row in outcome.levels),
-        differences=tuple(_difference(row) for row in outcome.differences),
+        levels=outcome.levels,
+        differences=outcome.differences,
         variance=variance,
         alpha=alpha.alpha,
         alpha_ci=alpha.ci,
@@ -174,16 +172,6 @@ def analyze_scores(
         judges=judges,
         generation_axes=scores.essay_factors,
     )
-
-
-def _judges(scores: PreparedScores, fit: EssayModelFit, essay_lengths: Mapping[str, int] | None,
-            notes: list[str]) -> object | None:
-    """Judge diagnostics (self-preference, length bias, scale use) when the module is present."""
-    try:
-        from ._judges import judge_diagnostics
-    except ImportError:
-        return None
-    return judge_diagnostics(scores, fit, essay_lengths)
 
 
 @dataclass(frozen=True)
@@ -225,18 +213,6 @@ def _essay_model_summary(fit: EssayModelFit) -> dict[str, object]:
     return {"residual_sd": _float(fit.residual_sd), "df": fit.df_resid, "connected_parts": fit.n_parts,
             "replicate_variance": fit.replicate_var, "disagreement_variance": fit.interaction_var,
             "mean_replicates": fit.mean_replicates}
-
-
-def _level_result(row: LevelRow) -> LevelResult:
-    ok = row.note is None or row.note.startswith("rests on")
-    half = float(stdtrit(row.df, 0.975)) * row.se if ok and row.df >= 1 else float("nan")
-    return LevelResult(row.factor, row.level, row.mean, _float(row.mean - half), _float(row.mean + half), row.n,
-                       row.n_essays, row.n_units, row.n_evaluators, row.note)
-
-
-def _difference(row: DifferenceRow) -> LevelDifference:
-    return LevelDifference(row.factor, row.level_a, row.level_b, row.difference, row.ci_low, row.ci_high,
-                           row.ci_low_unadjusted, row.ci_high_unadjusted, row.method, row.family_size, row.note)
 
 
 def _top_tie(essays: tuple[EssayResult, ...], ks: tuple[int, ...], n_essays: int) -> TopTie:

@@ -37,6 +37,7 @@ import numpy as np
 from scipy.special import stdtrit
 
 from ._essay_model import EssayModelFit
+from ._model import LevelDifference, LevelResult
 from ._table import DRAFT_COLUMN, PreparedScores
 
 __all__ = ["DesignSummary", "LevelOutcome", "level_outcome"]
@@ -50,34 +51,13 @@ MIN_UNITS = 2
 TOO_FEW = "too few to say"
 
 
-@dataclass(frozen=True)
-class LevelRow:
-    factor: str
-    level: str
-    mean: float
-    se: float
-    df: int
-    n: int
-    n_essays: int
-    n_units: int
-    n_evaluators: int
-    """Evaluators behind an evaluator-level level (0 for generation axes)."""
-    note: str | None
-
-
-@dataclass(frozen=True)
-class DifferenceRow:
-    factor: str
-    level_a: str
-    level_b: str
-    difference: float
-    ci_low: float | None
-    ci_high: float | None
-    ci_low_unadjusted: float | None
-    ci_high_unadjusted: float | None
-    method: str
-    family_size: int
-    note: str | None
+def _level(factor: str, level: str, mean: float, variance: float, df: int, n: int, n_essays: int, n_units: int,
+           n_evaluators: int, note: str | None) -> LevelResult:
+    """A level with its t interval; no interval when the note says "too few to say"."""
+    half = _t(df) * float(np.sqrt(max(variance, 0.0))) if note != TOO_FEW else float("nan")
+    low, high = mean - half, mean + half
+    return LevelResult(factor, level, float(mean), float(low) if np.isfinite(low) else None,
+                       float(high) if np.isfinite(high) else None, n, n_essays, n_units, n_evaluators, note)
 
 
 @dataclass(frozen=True)
@@ -100,8 +80,8 @@ class DesignSummary:
 
 @dataclass(frozen=True)
 class LevelOutcome:
-    levels: tuple[LevelRow, ...]
-    differences: tuple[DifferenceRow, ...]
+    levels: tuple[LevelResult, ...]
+    differences: tuple[LevelDifference, ...]
     design: DesignSummary | None
     notes: tuple[str, ...]
 
@@ -176,7 +156,7 @@ def _pairs(n_levels: int, order: list[int]) -> list[tuple[int, int]] | None:
 
 
 def _family(factor: str, names: list[str], means: np.ndarray, cov: np.ndarray, df: int, ok: np.ndarray,
-            rng: np.random.Generator) -> list[DifferenceRow]:
+            rng: np.random.Generator) -> list[LevelDifference]:
     """Differences of one factor's levels with simultaneous (max-|t|) intervals."""
     order = sorted(range(len(names)), key=lambda i: (-means[i], names[i]))
     pairs = _pairs(len(names), order)
@@ -202,12 +182,13 @@ def _family(factor: str, names: list[str], means: np.ndarray, cov: np.ndarray, d
     out = []
     for i, (a, b, _, _) in enumerate(rows):
         if not usable[i]:
-            out.append(DifferenceRow(factor, a, b, float(estimates[i]), None, None, None, None, method,
+            out.append(LevelDifference(factor, a, b, float(estimates[i]), None, None, None, None, method,
                                      int(usable.sum()), TOO_FEW))
             continue
         se = float(np.sqrt(contrast_cov[i, i]))
-        out.append(DifferenceRow(factor, a, b, float(estimates[i]), estimates[i] - q * se, estimates[i] + q * se,
-                                 estimates[i] - t * se, estimates[i] + t * se, method, int(usable.sum()), None))
+        est = float(estimates[i])
+        out.append(LevelDifference(factor, a, b, est, est - q * se, est + q * se, est - t * se, est + t * se, method,
+                                   int(usable.sum()), None))
     return out
 
 
@@ -253,8 +234,8 @@ def level_outcome(scores: PreparedScores, fit: EssayModelFit, rng: np.random.Gen
         notes.append("no degrees of freedom for the variance of drafts within cells: level intervals are not computable")
     design = DesignSummary("draft" if has_drafts else "essay", n_units, cells.shape[0], model.kind, model.df,
                            tuple(unit_factors), tuple(within))
-    levels: list[LevelRow] = []
-    differences: list[DifferenceRow] = []
+    levels: list[LevelResult] = []
+    differences: list[LevelDifference] = []
     n_per_essay = fit.n_scores
     for factor in unit_factors:
         names, per_unit = unit_level_codes[factor]
@@ -266,10 +247,10 @@ def level_outcome(scores: PreparedScores, fit: EssayModelFit, rng: np.random.Gen
         means, cov = model.emm(weights)
         ok = (units_in >= MIN_UNITS) & (model.df >= 1)
         for code, name in enumerate(names):
-            essays_in = unit_of_essay[np.isin(unit_of_essay, np.flatnonzero(per_unit == code))]
-            levels.append(LevelRow(factor, name, float(means[code]), float(np.sqrt(max(cov[code, code], 0.0))),
-                                   model.df, int(n_per_essay[np.isin(unit_of_essay, np.flatnonzero(per_unit == code))].sum()),
-                                   int(essays_in.size), int(units_in[code]), 0, None if ok[code] else TOO_FEW))
+            in_level = per_unit[unit_of_essay] == code
+            levels.append(_level(factor, name, float(means[code]), float(cov[code, code]), model.df,
+                                 int(n_per_essay[in_level].sum()), int(in_level.sum()), int(units_in[code]), 0,
+                                 None if ok[code] else TOO_FEW))
         differences += _family(factor, names, means, cov, model.df, ok, rng)
     for factor in within:
         lv, dv = _within_factor(scores, factor, essay_response, unit_of_essay, n_units, cell_of_unit, cells,
@@ -286,7 +267,7 @@ def level_outcome(scores: PreparedScores, fit: EssayModelFit, rng: np.random.Gen
 
 def _within_factor(scores: PreparedScores, factor: str, essay_response: np.ndarray, unit_of_essay: np.ndarray,
                    n_units: int, cell_of_unit: np.ndarray, cells: np.ndarray,
-                   n_per_essay: np.ndarray) -> tuple[list[LevelRow], list[DifferenceRow]]:
+                   n_per_essay: np.ndarray) -> tuple[list[LevelResult], list[LevelDifference]]:
     """A factor that varies inside drafts: per-draft means at each level; level means over
     (cell, level) cells; differences paired within drafts, Bonferroni over the family."""
     names, codes = _codes(scores.essay_levels(factor))
@@ -301,15 +282,15 @@ def _within_factor(scores: PreparedScores, factor: str, essay_response: np.ndarr
     pseudo_codes = np.column_stack([cells[cell_of_unit[pair_unit]], pair_level]) if cells.shape[1] else pair_level[:, None]
     pseudo_cells, pseudo_cell_of = np.unique(pseudo_codes, axis=0, return_inverse=True)
     model = _unit_model(r, pseudo_cell_of.ravel(), pseudo_cells)
-    rows: list[LevelRow] = []
+    rows: list[LevelResult] = []
     for code, name in enumerate(names):
         w = model.cell_rows[pseudo_cells[:, -1] == code].mean(axis=0, keepdims=True)
         mean, var = model.emm(w)
         units_in = int((pair_level == code).sum())
         ok = units_in >= MIN_UNITS and model.df >= 1
         mask = codes == code
-        rows.append(LevelRow(factor, name, float(mean[0]), float(np.sqrt(max(var[0, 0], 0.0))), model.df,
-                             int(n_per_essay[mask].sum()), int(mask.sum()), units_in, 0, None if ok else TOO_FEW))
+        rows.append(_level(factor, name, float(mean[0]), float(var[0, 0]), model.df, int(n_per_essay[mask].sum()),
+                           int(mask.sum()), units_in, 0, None if ok else TOO_FEW))
     level_means = {row.level: row.mean for row in rows}
     order = sorted(range(k), key=lambda i: (-level_means[names[i]], names[i]))
     pairs = _pairs(k, order)
@@ -318,7 +299,7 @@ def _within_factor(scores: PreparedScores, factor: str, essay_response: np.ndarr
         pairs = [(a, -1) for a in order]
     family = len(pairs)
     alpha = (1 - CONFIDENCE) / family
-    out: list[DifferenceRow] = []
+    out: list[LevelDifference] = []
     for a, b in pairs:
         other = np.nanmean(np.delete(table, a, axis=1), axis=1) if b == -1 else table[:, b]
         z_all = table[:, a] - other
@@ -326,31 +307,31 @@ def _within_factor(scores: PreparedScores, factor: str, essay_response: np.ndarr
         label_b = MEAN_OF_LEVELS if b == -1 else names[b]
         z = z_all[have]
         if z.size < MIN_UNITS:
-            out.append(DifferenceRow(factor, names[a], label_b, float(np.nanmean(z)) if z.size else float("nan"),
+            out.append(LevelDifference(factor, names[a], label_b, float(np.nanmean(z)) if z.size else float("nan"),
                                      None, None, None, None, "Bonferroni (paired within drafts)", family, TOO_FEW))
             continue
         used_cells, cell_of = np.unique(cell_of_unit[have], return_inverse=True)
         pair_model = _unit_model(z, cell_of.ravel(), cells[used_cells] if cells.shape[1] else np.zeros((used_cells.size, 0), np.int64))
         est, var = pair_model.emm(pair_model.cell_rows.mean(axis=0, keepdims=True))
         if pair_model.df < 1:
-            out.append(DifferenceRow(factor, names[a], label_b, float(est[0]), None, None, None, None,
+            out.append(LevelDifference(factor, names[a], label_b, float(est[0]), None, None, None, None,
                                      "Bonferroni (paired within drafts)", family, TOO_FEW))
             continue
         se = float(np.sqrt(max(var[0, 0], 0.0)))
         q = float(stdtrit(pair_model.df, 1 - alpha / 2))
         t = _t(pair_model.df)
-        out.append(DifferenceRow(factor, names[a], label_b, float(est[0]), float(est[0] - q * se), float(est[0] + q * se),
+        out.append(LevelDifference(factor, names[a], label_b, float(est[0]), float(est[0] - q * se), float(est[0] + q * se),
                                  float(est[0] - t * se), float(est[0] + t * se), "Bonferroni (paired within drafts)",
                                  family, None))
     return rows, out
 
 
 def _evaluator_factors(scores: PreparedScores, fit: EssayModelFit, grand: float, grand_var: float,
-                       rng: np.random.Generator) -> tuple[list[LevelRow], list[DifferenceRow]]:
+                       rng: np.random.Generator) -> tuple[list[LevelResult], list[LevelDifference]]:
     """Evaluator-level axes are calibration: a level's mean is the score its evaluators would
     give the cohort's average essay (grand mean plus their average offset)."""
-    rows: list[LevelRow] = []
-    diffs: list[DifferenceRow] = []
+    rows: list[LevelResult] = []
+    diffs: list[LevelDifference] = []
     counts = np.bincount(scores.evaluator_index, minlength=len(scores.evaluators))
     for factor in scores.evaluator_factors:
         names, codes = _codes(scores.evaluator_levels(factor))
@@ -365,8 +346,7 @@ def _evaluator_factors(scores: PreparedScores, fit: EssayModelFit, grand: float,
             members = codes == code
             n_eval = int(members.sum())
             note = f"rests on {n_eval} evaluator{'s' if n_eval != 1 else ''}" if n_eval < 3 else None
-            rows.append(LevelRow(factor, name, grand + float(offsets[code]),
-                                 float(np.sqrt(max(grand_var + cov[code, code], 0.0))), fit.df_resid,
-                                 int(counts[members].sum()), 0, 0, n_eval, note))
+            rows.append(_level(factor, name, grand + float(offsets[code]), grand_var + float(cov[code, code]),
+                               fit.df_resid, int(counts[members].sum()), 0, 0, n_eval, note))
         diffs += _family(factor, names, offsets, cov, fit.df_resid, ok, rng)
     return rows, diffs
