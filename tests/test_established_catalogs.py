@@ -92,7 +92,7 @@ def test_established_data_root_runs_end_to_end_against_the_mock(
     code, out, err = run_cli(["run", COHORT, "--data-root", str(established_root)], capsys)
     assert code == 0, err
     members = read_membership(established_root, COHORT)
-    assert {s: len(ids) for s, ids in members.items()} == {"draft": 8, "essay": 16, "evaluation": 64}
+    assert {s: len(ids) for s, ids in members.items()} == {"draft": 8, "essay": 16, "evaluation": 64, "comparison": 0}
     layer = GensDataLayer.from_root(established_root)
     assert all(layer.parsed_exists(s, g) for s, ids in members.items() for g in ids)
     stats = openrouter_mock.stats()

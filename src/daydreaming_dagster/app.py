@@ -34,9 +34,10 @@ if TYPE_CHECKING:
     import polars as pl
 
     from .adaptive import Selection
-    from .cohorts import CohortBuild, Membership
+    from .cohorts import CohortBuild, CompiledCohort, Membership
     from .cohorts.estimate import CohortEstimate, ModelEstimate
     from .cohorts.spec import CohortSpec
+    from .cohorts.tournament import TournamentState
     from .failures import FailedGeneration
     from .preflight import PreflightReport
     from .reporting import CohortReport
@@ -119,14 +120,16 @@ def plan(
 
         compiled = compile_cohort(root, cohort_id)
         membership = compiled.membership
+        selection = None
         if _has_spending(compiled.spec):
             # A gated or adaptive cohort: plan what the current round may call.
-            from .adaptive import disk_outcomes, select, spending_lines
+            from .adaptive import disk_outcomes, select
 
             selection = select(membership, disk_outcomes(GensDataLayer.from_root(root), membership),
                                adaptive=compiled.spec.adaptive, gate=compiled.spec.essay_gate,
                                seed=compiled.spec.seed or 0)
-            notes = tuple(spending_lines(compiled.spec, selection, membership))
+        notes = _round_notes(compiled, compiled.spec if selection is not None else None, selection)
+        if selection is not None:
             membership = selection.restrict(membership)
     cohort_plan = plan_cohort(root, cohort_id, membership, stages=_selected(stages), force=force,
                               served_by=_served_by(root, offline))
@@ -198,7 +201,8 @@ def status(root: str, cohort_id: str) -> dict[Stage, StageStatus]:
 
 def spending_status(root: str, cohort_id: str) -> list[str]:
     """Lines on a built cohort's gate and adaptive rounds (decisions, rounds done, the stopping
-    rule's value, calls saved against the full design); empty without them. No model calls."""
+    rule's value, calls saved against the full design) and its tournament (rounds complete,
+    what the next round waits for); empty without them. No model calls."""
     from .adaptive import (
         cohort_selection,
         has_spending,
@@ -213,13 +217,19 @@ def spending_status(root: str, cohort_id: str) -> list[str]:
     if spec_path is None:
         return []  # a cohort built from a spec since removed: nothing to replay
     spec = load_spec(spec_path)
-    if not has_spending(spec):
-        return []
     membership = load_membership(root, cohort_id)
+    lines = []
+    if spec.tournament is not None:
+        from .cohorts.tournament import decide_tournament
+
+        lines.append(decide_tournament(root, spec.tournament, membership, gate=spec.essay_gate,
+                                       adaptive=spec.adaptive, seed=spec.seed or 0).describe())
+    if not has_spending(spec):
+        return lines
     selection = cohort_selection(root, cohort_id, membership=membership, spec=spec)
     record = read_rounds(root, cohort_id) or {}
     ended_by = (record.get("adaptive") or {}).get("ended")
-    return spending_lines(spec, selection, membership, ended_by=ended_by)
+    return [*spending_lines(spec, selection, membership, ended_by=ended_by), *lines]
 
 
 # -- running -------------------------------------------------------------------------------------
@@ -250,6 +260,8 @@ class RunOutcome:
     rounds_path: str | None = None
     ended_by: str | None = None
     """How adaptive evaluation ended (``goal met``, ``design exhausted``, ``budget``, ``stopped``)."""
+    tournament: TournamentState | None = None
+    """The tournament as the run left it (``None`` without a ``tournament`` section)."""
 
     @property
     def run_ids(self) -> list[str]:
@@ -307,18 +319,17 @@ def run(
     cohort_plan = plan(root, cohort_id, stages=selected, force=force,
                        membership=selection.restrict(cohort.membership) if selection else cohort.membership,
                        offline=offline)
-    if selection is not None and spending is not None:
-        from .adaptive import spending_lines
-
-        cohort_plan = replace(cohort_plan, notes=tuple(spending_lines(spending, selection, cohort.membership)))
+    notes = _round_notes(cohort, spending, selection)
+    if notes:
+        cohort_plan = replace(cohort_plan, notes=notes)
     if on_plan is not None:
         on_plan(cohort_plan)
-    outcome = RunOutcome(cohort_id=cohort_id, plan=cohort_plan, selection=selection)
+    outcome = RunOutcome(cohort_id=cohort_id, plan=cohort_plan, selection=selection, tournament=cohort.tournament)
     if selection is not None:
         _record_rounds(root, cohort_id, cohort.membership, outcome, stopped_by=None)
     instance = _LazyInstance()  # opened (and Dagster imported) only if something runs
-    # One scope per invocation: overlapping chunk runs and every adaptive round share the call
-    # cap, rates and budget.
+    # One scope per invocation: overlapping chunk runs and every round share the call cap, rates
+    # and budget.
     scope = f"daydream-run-{uuid.uuid4().hex[:12]}"
     try:
         if cohort_plan.has_work:
@@ -328,16 +339,20 @@ def run(
                 from .reporting import warm_report_prefetch
 
                 warm_report_prefetch(root, cohort_id, **_analysis_settings())
-            run_plan = lambda p, f: _run_plan(root, cohort_id, cohort.membership, p, force=f,  # noqa: E731
-                                              concurrency=concurrency, max_cost=max_cost, min_lines=min_lines,
-                                              chunks=chunks, offline=offline, progress=progress,
-                                              instance=instance, scope=scope)
-            outcome.stages = run_plan(cohort_plan, force)
-            if selection is not None:
+
+            def run_plan(p: CohortPlan, f: Sequence[Stage], membership: Membership) -> dict[Stage, StageOutcome]:
+                return _run_plan(root, cohort_id, membership, p, force=f, concurrency=concurrency,
+                                 max_cost=max_cost, min_lines=min_lines, chunks=chunks, offline=offline,
+                                 progress=progress, instance=instance, scope=scope)
+
+            outcome.stages = run_plan(cohort_plan, force, cohort.membership)
+            if selection is not None or cohort.tournament is not None:
                 _run_rounds(root, cohort_id, cohort.membership, spending, outcome, run_plan,
                             budget_spent=lambda: _budget_spent(scope, max_cost, concurrency),
                             plan_round=lambda m: plan(root, cohort_id, stages=selected, force=(), membership=m,
-                                                      offline=offline), on_round=on_round)
+                                                      offline=offline),
+                            rebuild=(lambda: build(root, cohort_id)) if cohort.tournament is not None else None,
+                            on_round=on_round)
         outcome.stopped = stop_requested()
         if report and not outcome.stopped:
             outcome.report_state, outcome.report_path = refresh_results(root, cohort_id, instance=instance)
@@ -388,32 +403,54 @@ def _record_rounds(root: str, cohort_id: str, membership: Membership, outcome: R
         outcome.ended_by = (outcome.selection.adaptive.ended if outcome.selection.adaptive else None) or stopped_by
 
 
+def _round_notes(cohort: CohortBuild | CompiledCohort, spending: CohortSpec | None,
+                 selection: Selection | None) -> tuple[str, ...]:
+    """Plan notes: the gate and adaptive decisions, and the tournament's state and total calls."""
+    notes: list[str] = []
+    if selection is not None and spending is not None:
+        from .adaptive import spending_lines
+
+        notes += spending_lines(spending, selection, cohort.membership)
+    if cohort.tournament is not None:
+        state = cohort.tournament
+        essays = len(cohort.membership.essays)
+        notes.append(state.describe())
+        notes.append(f"the tournament makes {state.spec.total_calls(essays)} judge calls in all "
+                     f"({state.spec.rounds} rounds x {state.spec.pool_size(essays) // 2} pairs x "
+                     f"{state.spec.calls_per_pair()} calls per pair); this plan covers the decided rounds")
+    return tuple(notes)
+
+
 def _run_rounds(root: str, cohort_id: str, membership: Membership, spec: CohortSpec | None, outcome: RunOutcome,
-                run_plan: Callable[[CohortPlan, Sequence[Stage]], dict[Stage, StageOutcome]], *, budget_spent: Callable[[], bool],
-                plan_round: Callable[[Membership], CohortPlan],
+                run_plan: Callable[[CohortPlan, Sequence[Stage], Membership], dict[Stage, StageOutcome]], *,
+                budget_spent: Callable[[], bool], plan_round: Callable[[Membership], CohortPlan],
+                rebuild: Callable[[], CohortBuild] | None = None,
                 on_round: Callable[[CohortPlan], None] | None = None) -> None:
     """After the first run: decide again from the outcomes on disk (the gate, the next adaptive
-    round), run what the decision adds, until nothing is added, the budget is spent or a stop
-    is requested. Each decision is recorded in ``rounds.json`` before its run starts; each round
-    is one set of range runs over the generations it adds."""
+    round, the next tournament round: ``rebuild`` re-builds the cohort, whose membership grows by
+    the rounds the verdicts now decide), run what the decisions add, until nothing is added, the
+    budget is spent or a stop is requested. Each gate or adaptive decision is recorded in
+    ``rounds.json`` before its run starts; each round is one set of range runs over the
+    generations it adds."""
     while True:
+        stopped_by = "stopped" if stop_requested() else "budget" if budget_spent() else None
+        if rebuild is not None and stopped_by is None:
+            cohort = rebuild()
+            membership, outcome.tournament = cohort.membership, cohort.tournament
         outcome.selection = _selection(root, cohort_id, membership, spec)
-        assert outcome.selection is not None
-        if stop_requested():
-            _record_rounds(root, cohort_id, membership, outcome, stopped_by="stopped")
+        if outcome.selection is not None:
+            _record_rounds(root, cohort_id, membership, outcome, stopped_by=stopped_by)
+        if stopped_by is not None:
             return
-        if budget_spent():
-            _record_rounds(root, cohort_id, membership, outcome, stopped_by="budget")
-            return
-        _record_rounds(root, cohort_id, membership, outcome, stopped_by=None)
-        round_plan = plan_round(outcome.selection.restrict(membership))
+        allowed = outcome.selection.restrict(membership) if outcome.selection is not None else membership
+        round_plan = plan_round(allowed)
         if not round_plan.has_work:
             return
         outcome.round_plans.append(round_plan)
         if on_round is not None:
             on_round(round_plan)
         # Later rounds force nothing: a forced stage was regenerated by the first run.
-        for stage, ran in run_plan(round_plan, ()).items():
+        for stage, ran in run_plan(round_plan, (), membership).items():
             merged = outcome.stages.setdefault(stage, StageOutcome(stage))
             merged.run_ids += ran.run_ids
             merged.success = merged.success and ran.success
@@ -669,9 +706,9 @@ def launch(root: str, cohort_id: str, *, stages: Sequence[Stage] | None = None, 
     its stage finishes. Pre-flight first: a problem raises before anything runs. ``offline``
     lets models without a key get synthetic text (inherited by the run processes).
 
-    A cohort whose spec gates essays or adapts evaluation goes round by round, as :func:`run`
-    does: each round launches only the members its decisions add (``round`` on each run), and
-    the next round is decided once its runs have finished."""
+    A cohort whose spec gates essays, adapts evaluation or plays a tournament goes round by
+    round, as :func:`run` does: each round launches only the members its decisions add
+    (``round`` on each run), and the next round is decided once its runs have finished."""
     import math
     import os
 
@@ -708,10 +745,18 @@ def launch(root: str, cohort_id: str, *, stages: Sequence[Stage] | None = None, 
     env = {**os.environ, "DAYDREAMING_DATA_ROOT": root, "DAGSTER_HOME": os.environ["DAGSTER_HOME"]}
     spec = _spending_spec_of(root, cohort_id)
     membership = load_membership(root, cohort_id) if spec is not None else None
+    tournament = _has_tournament(root, cohort_id)
     launched: dict[Stage, set[str]] = {stage: set() for stage in STAGES}
     number = 0
     while True:
         number += 1
+        if tournament and number > 1:
+            # The verdicts of the round that just finished decide the next tournament round.
+            build(root, cohort_id)
+            members = read_membership(root, cohort_id)
+            register_keys(instance, "comparison", members["comparison"])
+            if membership is not None:
+                membership = load_membership(root, cohort_id)
         selection = _selection(root, cohort_id, membership, spec) if membership is not None else None
         if selection is not None and membership is not None:
             write_rounds(root, cohort_id, selection, membership)
@@ -735,7 +780,7 @@ def launch(root: str, cohort_id: str, *, stages: Sequence[Stage] | None = None, 
                     PREFLIGHT_TAG: PREFLIGHT_PASSED, ROUND_TAG: str(number)}
             for ran in launch_stage_ranges(stage, ranges, tags, parallel=parallel, env=env):
                 yield LaunchedRun(stage, ran.first, ran.last, ran.run_id, ran.success, ran.error, number)
-        if selection is None or not any_new or stop_requested():
+        if (selection is None and not tournament) or not any_new or stop_requested():
             return
 
 
@@ -746,6 +791,14 @@ def _spending_spec_of(root: str, cohort_id: str) -> CohortSpec | None:
     path = spec_file_or_none(root, cohort_id)
     spec = load_spec(path) if path is not None else None
     return spec if spec is not None and has_spending(spec) else None
+
+
+def _has_tournament(root: str, cohort_id: str) -> bool:
+    from .adaptive import spec_file_or_none
+    from .cohorts.spec import load_spec
+
+    path = spec_file_or_none(root, cohort_id)
+    return path is not None and load_spec(path).tournament is not None
 
 
 def _spanning_range(stage_keys: Sequence[str], gen_ids: Sequence[str], chunk: int) -> list[list[str]]:

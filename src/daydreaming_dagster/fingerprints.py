@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .data_layer import GensDataLayer, Paths
-from .types import STAGES, Stage
+from .types import STAGES, Stage, parent_stage
 
 _DIGEST_CHARS = 16  # 64 bits per file keeps the sensor cursor small; collisions are not a concern here
 
@@ -95,10 +95,12 @@ def affected_generations(
     layer = GensDataLayer.from_root(data_root)
     affected: dict[Stage, list[str]] = {s: [] for s in STAGES}
     start = STAGES.index(stage)
-    parents: set[str] = set()
+    chosen_by_stage: dict[Stage, set[str]] = {}
     for index, current in enumerate(STAGES):
         if index < start:
             continue
+        above = parent_stage(current)
+        parents = chosen_by_stage.get(above, set()) if above is not None else set()
         candidates = list(gen_ids.get(current, [])) if gen_ids is not None else layer.list_generations(current)
         chosen = []
         for gen_id in candidates:
@@ -109,12 +111,21 @@ def affected_generations(
             if index == start:
                 hit = meta.get("template_id") == template_id
             else:
-                hit = meta.get("parent_gen_id") in parents
+                hit = bool(set(_parents_in(meta)) & parents)
             if hit:
                 chosen.append(gen_id)
         affected[current] = chosen
-        parents = set(chosen)
+        chosen_by_stage[current] = set(chosen)
     return affected
+
+
+def _parents_in(meta: dict[str, object]) -> list[str]:
+    """Every parent a metadata file names (both essays of a comparison)."""
+    listed = meta.get("parent_gen_ids")
+    if isinstance(listed, list):
+        return [str(p) for p in listed]
+    parent = meta.get("parent_gen_id")
+    return [str(parent)] if parent else []
 
 
 # -- results: rebuilt only when their inputs changed ---------------------------------------------

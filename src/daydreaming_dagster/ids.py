@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from .types import Stage, ensure_stage
 
-GEN_ID_PREFIX: dict[str, str] = {"draft": "d_", "essay": "e_", "evaluation": "v_"}
+GEN_ID_PREFIX: dict[str, str] = {"draft": "d_", "essay": "e_", "evaluation": "v_", "comparison": "p_"}
 DIGEST_LENGTH = 16
 COMBO_DIGEST_LENGTH = 12
 COPY_MODEL_MARKER = "copy"
@@ -137,6 +137,20 @@ def evaluation_gen_id(parent_gen_id: str, template_id: str, llm_model_id: str, r
     return gen_id_from_signature(
         "evaluation",
         {"parent_gen_id": parent_gen_id, "template_id": template_id, "llm_model_id": llm_model_id, "replicate": replicate},
+    )
+
+
+def comparison_gen_id(
+    essay_a: str, essay_b: str, template_id: str, llm_model_id: str, replicate: int = 1
+) -> str:
+    """Id of a comparison: (essay shown first, essay shown second, comparison template, judge
+    model, replicate). The order matters: (A, B) and (B, A) are two generations."""
+    if normalise_part("essay_a", essay_a) == normalise_part("essay_b", essay_b):
+        raise ValueError(f"a comparison needs two different essays, got {essay_a!r} twice")
+    return gen_id_from_signature(
+        "comparison",
+        {"parent_gen_id": essay_a, "second_parent_gen_id": essay_b, "template_id": template_id,
+         "llm_model_id": llm_model_id, "replicate": replicate},
     )
 
 

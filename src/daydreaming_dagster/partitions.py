@@ -10,12 +10,14 @@ from .types import Stage
 draft_gens_partitions = DynamicPartitionsDefinition(name="draft_gens")
 essay_gens_partitions = DynamicPartitionsDefinition(name="essay_gens")
 evaluation_gens_partitions = DynamicPartitionsDefinition(name="evaluation_gens")
+comparison_gens_partitions = DynamicPartitionsDefinition(name="comparison_gens")
 cohort_partitions = DynamicPartitionsDefinition(name="cohorts")
 
 STAGE_PARTITIONS: dict[Stage, DynamicPartitionsDefinition] = {
     "draft": draft_gens_partitions,
     "essay": essay_gens_partitions,
     "evaluation": evaluation_gens_partitions,
+    "comparison": comparison_gens_partitions,
 }
 
 

@@ -192,6 +192,7 @@ def _metadata(row: MembershipRow, cohort_id: str) -> GenerationMetadata:
         parent_stage=parent_stage(row.stage) if row.parent_gen_id else None,
         parent_gen_id=row.parent_gen_id, mode=row.mode, combo_id=row.combo_id or None,
         cohort_id=cohort_id, llm_model_id=row.llm_model_id, replicate=row.replicate,
+        parent_gen_ids=row.parents(), round=row.round,
     )
 
 
@@ -209,19 +210,29 @@ class _Planner:
     def settings(self, stage: Stage) -> StageSettings:
         return StageSettings(force=stage in self.force)
 
-    def parent_text(self, row: MembershipRow) -> _ParentText | None:
-        if row.parent_gen_id is None:
+    def parent_text(self, row: MembershipRow) -> _ParentText | tuple[str, ...] | None:
+        """The parent's parsed text after the run; for a comparison, both essays' texts (or the
+        first parent that will be pending or missing)."""
+        parents = row.parents()
+        if not parents:
             return None
-        planned = self.outcome.get(row.parent_gen_id)
+        texts = [self._one_parent_text(row.stage, parent) for parent in parents]
+        for text in texts:
+            if not isinstance(text, str):
+                return text
+        return texts[0] if len(texts) == 1 else tuple(texts)  # type: ignore[return-value]
+
+    def _one_parent_text(self, stage: Stage, parent_gen_id: str) -> _ParentText:
+        planned = self.outcome.get(parent_gen_id)
         if planned is not None:
             return planned
         # Parent not planned (its stage not requested, or not in this cohort): what is on disk.
-        stage = parent_stage(row.stage)
-        assert stage is not None
+        above = parent_stage(stage)
+        assert above is not None
         try:
-            return self.layer.read_parsed(stage, row.parent_gen_id)
+            return self.layer.read_parsed(above, parent_gen_id)
         except FileNotFoundError:
-            return _Missing(f"parent {stage}/{row.parent_gen_id} has no parsed output; run the {stage} stage")
+            return _Missing(f"parent {above}/{parent_gen_id} has no parsed output; run the {above} stage")
 
     def plan(self, row: MembershipRow) -> GenerationPlan:
         stage, gen_id = row.stage, row.gen_id

@@ -43,13 +43,16 @@ class StageSettingsResource(ConfigurableResource):
     force_draft: bool = False
     force_essay: bool = False
     force_evaluation: bool = False
+    force_comparison: bool = False
     draft_min_lines: int = 3
     max_tokens_draft: int | None = 4096
     max_tokens_essay: int | None = 8192
     max_tokens_evaluation: int | None = 4096
+    max_tokens_comparison: int | None = 4096
     temperature_draft: float | None = 0.7
     temperature_essay: float | None = 0.7
     temperature_evaluation: float | None = 0.0
+    temperature_comparison: float | None = 0.0
 
     def for_stage(self, stage: Stage) -> StageSettings:
         return StageSettings(

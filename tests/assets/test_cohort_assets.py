@@ -25,7 +25,7 @@ def _resources(root) -> dict:
     """The data root plus the dev storage (JSON files + DuckDB) under it."""
     return {"data_root": DataRootResource(root=str(root)), **io_managers_for_environment("dev", data_root=str(root))}
 
-STAGE_PARTITIONS = {"draft": "draft_gens", "essay": "essay_gens", "evaluation": "evaluation_gens"}
+STAGE_PARTITIONS = {"draft": "draft_gens", "essay": "essay_gens", "evaluation": "evaluation_gens", "comparison": "comparison_gens"}
 
 
 
@@ -71,7 +71,7 @@ def test_materialize_demo_registers_partitions_in_membership_order(instance: Dag
     result = run_cohort(instance, demo_root, "demo")
 
     manifest = result.output_for_node("cohort_id")
-    assert manifest["cohort_id"] == "demo" and manifest["counts"] == {"draft": 8, "essay": 16, "evaluation": 32}
+    assert manifest["cohort_id"] == "demo" and manifest["counts"] == {"draft": 8, "essay": 16, "evaluation": 32, "comparison": 0}
     frame = result.output_for_node("cohort_membership")
     assert isinstance(frame, pl.DataFrame) and frame.height == 56
     assert set(frame["cohort_id"].to_list()) == {"demo"}
@@ -81,7 +81,7 @@ def test_materialize_demo_registers_partitions_in_membership_order(instance: Dag
     first = next(iter(combos.values()))
     assert first["description_level"] == "paragraph" and len(first["concepts"]) == 2
     assert set(first["concepts"][0]) == {"concept_id", "name", "content"}
-    assert result.output_for_node("register_cohort_partitions") == {"draft": 8, "essay": 16, "evaluation": 32}
+    assert result.output_for_node("register_cohort_partitions") == {"draft": 8, "essay": 16, "evaluation": 32, "comparison": 0}
 
     members = read_membership(demo_root, "demo")
     for stage, name in STAGE_PARTITIONS.items():
@@ -101,7 +101,7 @@ def test_registration_is_add_only_and_a_cohorts_new_keys_are_contiguous(instance
     second = read_membership(demo_root, "second")
     # One draft, its copy essay and that essay's first rubric evaluation are shared with demo;
     # they keep their place.
-    assert added == {"draft": 1, "essay": 1, "evaluation": 3}
+    assert added == {"draft": 1, "essay": 1, "evaluation": 3, "comparison": 0}
     for stage, name in STAGE_PARTITIONS.items():
         keys = instance.get_dynamic_partitions(name)
         assert keys[: len(demo_keys[name])] == demo_keys[name]
@@ -113,7 +113,7 @@ def test_registration_is_add_only_and_a_cohorts_new_keys_are_contiguous(instance
     # Materializing again adds nothing and keeps the order.
     snapshot = {name: instance.get_dynamic_partitions(name) for name in STAGE_PARTITIONS.values()}
     again = run_cohort(instance, demo_root, "second")
-    assert again.output_for_node("register_cohort_partitions") == {"draft": 0, "essay": 0, "evaluation": 0}
+    assert again.output_for_node("register_cohort_partitions") == {"draft": 0, "essay": 0, "evaluation": 0, "comparison": 0}
     assert {name: instance.get_dynamic_partitions(name) for name in STAGE_PARTITIONS.values()} == snapshot
 
 
@@ -133,6 +133,7 @@ def test_prune_removes_keys_no_cohort_lists(instance: DagsterInstance, demo_root
         "draft_gens": exclusive["draft"],
         "essay_gens": exclusive["essay"],
         "evaluation_gens": exclusive["evaluation"],
+        "comparison_gens": exclusive["comparison"],
         "cohorts": ["second"],
     }
     assert {name: instance.get_dynamic_partitions(name) for name in before} == before

@@ -109,7 +109,7 @@ def test_sensor_builds_new_cohort_and_auto_runs_its_stages(demo_root: Path, inst
     cursor, launched = _drain(instance, demo_root, first.cursor)
     by_stage = {s: [r for r in launched if r.tags.get(STAGE_TAG) == s] for s in STAGES}
     # 8 drafts, 16 essays, 32 evaluations in chunks of at most 5 keys: 2, 4 and 7 runs.
-    assert {s: len(rs) for s, rs in by_stage.items()} == {"draft": 2, "essay": 4, "evaluation": 7}
+    assert {s: len(rs) for s, rs in by_stage.items()} == {"draft": 2, "essay": 4, "evaluation": 7, "comparison": 0}
     assert [r.tags[STAGE_TAG] for r in launched] == ["draft"] * 2 + ["essay"] * 4 + ["evaluation"] * 7
     evaluation_keys = instance.get_dynamic_partitions("evaluation_gens")
     covered = []

@@ -43,7 +43,7 @@ def test_retry_failed_reruns_only_failed_generations(tmp_path: Path, monkeypatch
         assert all(f.raw_failure_log and Path(f.raw_failure_log).is_file() for f in failed_drafts)
         targets = retry_targets(layer, members)
         # Every unfinished generation descends from a failed draft: 4 drafts, their 8 essays, 16 evaluations.
-        assert {s: len(ids) for s, ids in targets.items()} == {"draft": 4, "essay": 8, "evaluation": 16}
+        assert {s: len(ids) for s, ids in targets.items()} == {"draft": 4, "essay": 8, "evaluation": 16, "comparison": 0}
         llm_targets = {s: sum(layer.read_main_metadata(s, g)["mode"] == "llm" for g in ids) for s, ids in targets.items()}
         calls_before = server.app.stats()["total"]
         finished_before = _raw_mtimes(layer, members)

@@ -35,7 +35,7 @@ def spec_path(root: Path, cohort: str = "demo") -> Path:
 
 def test_demo_build_writes_membership_manifest_and_metadata(demo_root: Path) -> None:
     build = build_cohort(demo_root, "demo")
-    assert build.counts == {"draft": 8, "essay": 16, "evaluation": 32}
+    assert build.counts == {"draft": 8, "essay": 16, "evaluation": 32, "comparison": 0}
     assert build.metadata_written == 56 and build.metadata_kept == 0
     lines = build.membership_path.read_text().splitlines()
     assert lines[0] == "stage,gen_id" and len(lines) == 57
@@ -47,7 +47,7 @@ def test_demo_build_writes_membership_manifest_and_metadata(demo_root: Path) -> 
     manifest = json.loads(build.manifest_path.read_text())
     assert manifest["cohort_id"] == "demo" and manifest["spec"] == "spec/config.yaml"
     assert manifest["counts"] == build.counts
-    assert manifest["model_calls"] == {"draft": 8, "essay": 8, "evaluation": 32}
+    assert manifest["model_calls"] == {"draft": 8, "essay": 8, "evaluation": 32, "comparison": 0}
     assert manifest["essay_templates"] == ["essay-expand", "essay-copy"]
     assert manifest["essay_llms"] == ["offline"] and len(manifest["combos"]) == 4
     assert list(read_combo_mappings(demo_root)) == manifest["combos"]
@@ -88,7 +88,7 @@ def test_changed_spec_adds_generations_without_rewriting_others(demo_root: Path)
     spec = spec_path(demo_root)
     spec.write_text(spec.read_text().replace("evaluation_llm: [offline]", "evaluation_llm: [offline]\n  evaluation_template_replicate: [1, 2]"))
     second = build_cohort(demo_root, "demo")
-    assert second.counts == {"draft": 8, "essay": 16, "evaluation": 64}
+    assert second.counts == {"draft": 8, "essay": 16, "evaluation": 64, "comparison": 0}
     assert second.metadata_written == 32 and second.metadata_kept == 56
     after = snapshot(demo_root)
     for name, state in before.items():
@@ -190,7 +190,7 @@ def test_spec_in_json_and_toml_is_found(demo_root: Path) -> None:
         '[axes]\ndraft_template = ["links-notes"]\ndraft_llm = ["offline"]\n'
     )
     assert discover_cohorts(demo_root) == ["demo"]
-    assert build_cohort(demo_root, "demo").counts == {"draft": 1, "essay": 0, "evaluation": 0}
+    assert build_cohort(demo_root, "demo").counts == {"draft": 1, "essay": 0, "evaluation": 0, "comparison": 0}
 
 
 def test_read_membership_rejects_malformed_files(demo_root: Path) -> None:

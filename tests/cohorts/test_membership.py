@@ -80,7 +80,7 @@ def test_copy_mode_collapses_the_essay_model() -> None:
     assert essay.mode == "copy" and essay.llm_model_id is None
     assert essay.gen_id == essay_gen_id(membership.drafts[0].gen_id, "e-copy", None, 1)
     assert len(membership.evaluations) == 1
-    assert membership.model_calls() == {"draft": 1, "essay": 0, "evaluation": 1}
+    assert membership.model_calls() == {"draft": 1, "essay": 0, "evaluation": 1, "comparison": 0}
 
 
 def test_copy_mode_needs_no_essay_llm_axis_but_llm_essays_do() -> None:
@@ -105,7 +105,7 @@ def test_replicates_default_to_one_and_enter_the_ids() -> None:
 def test_partial_designs() -> None:
     drafts_only = [{"combo_id": "c1", "draft_template": "d1", "draft_llm": "m1"}]
     membership = build_membership(drafts_only, catalogs())
-    assert membership.counts() == {"draft": 1, "essay": 0, "evaluation": 0}
+    assert membership.counts() == {"draft": 1, "essay": 0, "evaluation": 0, "comparison": 0}
     with pytest.raises(MembershipError, match="no combo_id, draft_llm column"):
         build_membership([{"draft_template": "d1"}], catalogs(), source="spec.yaml")
     with pytest.raises(MembershipError, match="evaluation axes need an essay_template axis"):
@@ -161,7 +161,7 @@ def test_demo_ids_are_pinned() -> None:
     assert [e.gen_id for e in membership.essays[:2]] == ["e_q7q0z7k3x2niifzr", "e_rgz8f3ynkb6x7if6"]
     assert membership.essays[1].mode == "copy"
     assert membership.evaluations[0].gen_id == "v_ojd3i82w4xp8ykro"
-    assert membership.counts() == {"draft": 8, "essay": 16, "evaluation": 32}
+    assert membership.counts() == {"draft": 8, "essay": 16, "evaluation": 32, "comparison": 0}
 
 
 _CHILD = """

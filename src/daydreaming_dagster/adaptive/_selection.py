@@ -123,7 +123,7 @@ class Selection:
         """The membership a run may call now."""
         keep = lambda rows: tuple(r for r in rows if self.allows(r.gen_id))  # noqa: E731
         return Membership(keep(membership.drafts), keep(membership.essays), keep(membership.evaluations),
-                          membership.design_rows)
+                          membership.design_rows, keep(membership.comparisons))
 
     def count(self, state: str, stage: Stage, membership: Membership) -> int:
         return sum(1 for r in membership.rows(stage) if (h := self.withheld.get(r.gen_id)) and h.state == state)

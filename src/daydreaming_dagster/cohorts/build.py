@@ -12,8 +12,13 @@
    cohorts sharing a draft share its directory and the first cohort stays its ``cohort_id``;
    existing metadata that contradicts the cohort (another template, parent, model...) is an
    error, not something to overwrite;
-5. writes ``membership.csv`` (``stage,gen_id``, drafts then essays then evaluations, each in
-   membership order) and ``manifest.json``.
+5. writes ``membership.csv`` (``stage,gen_id``, drafts, essays, evaluations, then the
+   comparisons of the tournament rounds decided so far, each in membership order) and
+   ``manifest.json``.
+
+A spec with a ``tournament`` section compiles to a membership that grows: each build replays
+the tournament from the verdicts on disk (:mod:`.tournament`) and adds the rounds it can now
+decide.
 
 Every write is skipped when the file already holds the same content, so re-building an
 unchanged cohort touches no file (contents and mtimes stay). No Dagster here.
@@ -44,6 +49,7 @@ from .membership import (
 )
 from .spec import SPEC_FILENAMES, CohortSpec, DesignRows, compile_spec, find_spec_file, load_spec
 from .spending import spending_problems
+from .tournament import TournamentState, decide_tournament, tournament_problems
 
 __all__ = [
     "CohortBuild",
@@ -80,6 +86,8 @@ class CohortBuild:
     """Generations whose ``metadata.json`` already existed (left untouched)."""
     files_changed: tuple[str, ...]
     """Cohort files (``membership.csv``, ``manifest.json``) rewritten by this build."""
+    tournament: TournamentState | None = None
+    """The tournament's decided rounds (``None`` without a ``tournament`` section)."""
 
     @property
     def counts(self) -> dict[str, int]:
@@ -126,6 +134,8 @@ class CompiledCohort:
     design: DesignRows
     catalogs: Catalogs
     membership: Membership
+    tournament: TournamentState | None = None
+    """The tournament as the disk decides it now (``None`` without a ``tournament`` section)."""
 
 
 def _concept_problems(data_root: Any, spec: CohortSpec, catalogs: Catalogs) -> list[str]:
@@ -181,10 +191,19 @@ def compile_cohort(data_root: str | os.PathLike[str] | Path, cohort_id: str) -> 
         *membership_problems(membership, catalogs, extra_combo_ids=generated),
         *_template_file_problems(data_root, membership, catalogs),
         *spending_problems(spec.adaptive, spec.essay_gate, membership),
+        *(tournament_problems(spec.tournament, catalogs, _paths(data_root), bool(membership.evaluations))
+          if spec.tournament is not None else []),
     ]
     if problems:
         raise MembershipError(format_problems(source, problems))
-    return CompiledCohort(spec=spec, design=design, catalogs=catalogs, membership=membership)
+    tournament = None
+    if spec.tournament is not None:
+        if not membership.essays:
+            raise MembershipError(f"{source}: tournament: the cohort has no essays to compare (add essay axes)")
+        tournament = decide_tournament(data_root, spec.tournament, membership, gate=spec.essay_gate,
+                                       adaptive=spec.adaptive, seed=spec.seed or 0)
+        membership = membership.with_comparisons(tournament.comparisons)
+    return CompiledCohort(spec=spec, design=design, catalogs=catalogs, membership=membership, tournament=tournament)
 
 
 # -- seeding -------------------------------------------------------------------------------
@@ -348,6 +367,7 @@ def build_cohort(data_root: str | os.PathLike[str] | Path, cohort_id: str, *, wo
         metadata_written=written,
         metadata_kept=kept,
         files_changed=tuple(changed),
+        tournament=compiled.tournament,
     )
 
 
@@ -403,12 +423,15 @@ def load_membership(data_root: str | os.PathLike[str] | Path, cohort_id: str) ->
                 ) from None
             stage_rows.append(_row_from_metadata(stage, gen_id, meta))
         rows[stage] = stage_rows
-    return Membership(drafts=tuple(rows["draft"]), essays=tuple(rows["essay"]), evaluations=tuple(rows["evaluation"]))
+    return Membership(drafts=tuple(rows["draft"]), essays=tuple(rows["essay"]), evaluations=tuple(rows["evaluation"]),
+                      comparisons=tuple(rows["comparison"]))
 
 
 def _row_from_metadata(stage: Stage, gen_id: str, meta: dict[str, Any]) -> MembershipRow:
     model = meta.get("llm_model_id")
     parent = meta.get("parent_gen_id")
+    parents = meta.get("parent_gen_ids")
+    round_number = meta.get("round")
     return MembershipRow(
         stage=stage,
         gen_id=gen_id,
@@ -418,4 +441,6 @@ def _row_from_metadata(stage: Stage, gen_id: str, meta: dict[str, Any]) -> Membe
         combo_id=str(meta.get("combo_id") or ""),
         replicate=int(meta.get("replicate") or 1),
         mode=str(meta.get("mode") or "llm"),
+        parent_gen_ids=tuple(str(p) for p in parents) if isinstance(parents, list) else (),
+        round=round_number if isinstance(round_number, int) and not isinstance(round_number, bool) else None,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,12 +18,14 @@ from ..catalog_types import ModelInfo
 from ..data_layer import GensDataLayer
 from ..types import STAGES, Stage
 from .build import compile_cohort
+from .tournament import TournamentSpec, TournamentState
 
 # Typical (prompt, completion) tokens per call; override with estimate_cohort's arguments.
 DEFAULT_TOKENS: dict[Stage, tuple[int, int]] = {
     "draft": (700, 900),
     "essay": (1100, 1600),
     "evaluation": (1900, 700),
+    "comparison": (3200, 500),
 }
 
 
@@ -103,6 +105,8 @@ def estimate_cohort(
     generations = {s: 0 for s in STAGES}
     copies = {s: 0 for s in STAGES}
     for row in compiled.membership.all_rows():
+        if row.stage == "comparison":
+            continue  # counted below: the whole tournament, not only its decided rounds
         generations[row.stage] += 1
         if row.mode != "llm" or not row.llm_model_id:
             copies[row.stage] += 1
@@ -111,6 +115,11 @@ def estimate_cohort(
         tally[0] += 1
         if not layer.raw_exists(row.stage, row.gen_id, served_by=served_by):
             tally[1] += 1
+    notes_head: list[str] = []
+    if compiled.spec.tournament is not None and compiled.tournament is not None:
+        generations["comparison"] = _tournament_calls(compiled.spec.tournament, compiled.tournament,
+                                                      len(compiled.membership.essays), layer, served_by, calls)
+        notes_head.append(compiled.tournament.describe())
     lines = price_calls(models, {key: (total, remaining) for key, (total, remaining) in calls.items()},
                         prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
     round_lines, notes = None, ()
@@ -129,8 +138,26 @@ def estimate_cohort(
         round_lines = price_calls(models, {key: (total, left) for key, (total, left) in now.items()},
                                   prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
         notes = tuple(spending_lines(compiled.spec, selection, membership))
+    notes = (*notes_head, *notes)
     return CohortEstimate(cohort_id=cohort_id, generations=generations, copies=copies, lines=lines,
                           round_lines=round_lines, notes=notes)
+
+
+def _tournament_calls(spec: TournamentSpec, state: TournamentState, essays: int, layer: GensDataLayer,
+                      served_by: Callable[[str], str | None], calls: dict[tuple[Stage, str], list[int]]) -> int:
+    """Add every judge call of the tournament to ``calls`` (rounds x floor(pool / 2) pairs x
+    orders x templates x replicates per judge; the comparisons of decided rounds whose raw output
+    is on disk are done) and return how many comparisons the tournament makes."""
+    pool = len(state.pool) if state.pool else spec.pool_size(essays)
+    total = spec.rounds * (pool // 2) * spec.calls_per_pair()
+    per_judge = total // len(spec.judges)
+    for judge in spec.judges:
+        made = sum(1 for row in state.comparisons
+                   if row.llm_model_id == judge and layer.raw_exists("comparison", row.gen_id, served_by=served_by))
+        tally = calls[("comparison", judge)]
+        tally[0] += per_judge
+        tally[1] += per_judge - made
+    return total
 
 
 def price_calls(

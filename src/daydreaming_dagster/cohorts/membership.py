@@ -20,7 +20,7 @@ Validation against the catalogs collects every unknown template, model and combo
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ..catalogs import Catalogs
@@ -90,10 +90,21 @@ class MembershipRow:
     replicate: int
     mode: str
     """``llm`` or ``copy``."""
+    parent_gen_ids: tuple[str, ...] = ()
+    """Both parent essays of a comparison, in the order shown to the judge (A, B); empty for
+    the single-parent stages (their parent is ``parent_gen_id``)."""
+    round: int | None = None
+    """The tournament round that paired a comparison's essays (``None`` for other stages)."""
+
+    def parents(self) -> tuple[str, ...]:
+        """Every parent gen id (none for drafts, two for comparisons)."""
+        if self.parent_gen_ids:
+            return self.parent_gen_ids
+        return (self.parent_gen_id,) if self.parent_gen_id else ()
 
     def metadata(self, cohort_id: str) -> dict[str, Any]:
         """The ``metadata.json`` a cohort build seeds for this generation."""
-        return {
+        meta: dict[str, Any] = {
             "stage": self.stage,
             "gen_id": self.gen_id,
             "template_id": self.template_id,
@@ -104,6 +115,11 @@ class MembershipRow:
             "cohort_id": cohort_id,
             "replicate": self.replicate,
         }
+        if self.parent_gen_ids:
+            meta["parent_gen_ids"] = list(self.parent_gen_ids)
+        if self.round is not None:
+            meta["round"] = self.round
+        return meta
 
     def as_dict(self) -> dict[str, Any]:
         return {column: getattr(self, column) for column in MEMBERSHIP_COLUMNS}
@@ -118,12 +134,15 @@ class Membership:
     evaluations: tuple[MembershipRow, ...] = ()
     design_rows: int = 0
     """Number of design rows the membership came from."""
+    comparisons: tuple[MembershipRow, ...] = ()
+    """Tournament comparisons decided so far (round by round; see :mod:`.tournament`)."""
 
     def rows(self, stage: Stage) -> tuple[MembershipRow, ...]:
-        return {"draft": self.drafts, "essay": self.essays, "evaluation": self.evaluations}[stage]
+        return {"draft": self.drafts, "essay": self.essays, "evaluation": self.evaluations,
+                "comparison": self.comparisons}[stage]
 
     def all_rows(self) -> Iterator[MembershipRow]:
-        """Drafts, then essays, then evaluations (the order of ``membership.csv``)."""
+        """Drafts, essays, evaluations, then comparisons (the order of ``membership.csv``)."""
         for stage in STAGES:
             yield from self.rows(stage)
 
@@ -131,8 +150,16 @@ class Membership:
         return [row.gen_id for row in self.rows(stage)]
 
     def parents(self) -> dict[str, str | None]:
-        """Gen id -> parent gen id (``None`` for drafts), every stage."""
+        """Gen id -> parent gen id (``None`` for drafts; essay A for comparisons), every stage."""
         return {row.gen_id: row.parent_gen_id for row in self.all_rows()}
+
+    def all_parents(self) -> dict[str, tuple[str, ...]]:
+        """Gen id -> every parent gen id (both essays of a comparison), every stage."""
+        return {row.gen_id: row.parents() for row in self.all_rows()}
+
+    def with_comparisons(self, comparisons: Sequence[MembershipRow]) -> Membership:
+        """This membership with ``comparisons`` as its comparison stage."""
+        return replace(self, comparisons=tuple(comparisons))
 
     def counts(self) -> dict[str, int]:
         return {stage: len(self.rows(stage)) for stage in STAGES}
@@ -142,7 +169,7 @@ class Membership:
         return {stage: sum(1 for r in self.rows(stage) if r.mode == "llm") for stage in STAGES}
 
     def __len__(self) -> int:
-        return len(self.drafts) + len(self.essays) + len(self.evaluations)
+        return len(self.drafts) + len(self.essays) + len(self.evaluations) + len(self.comparisons)
 
     def combo_ids(self) -> list[str]:
         """Distinct combos of the drafts, in membership order."""

@@ -82,6 +82,8 @@ Semantics (those of the established DayDreaming tool, with its YAML shapes):
 * ``adaptive`` and ``gates`` (optional, outside the design: ids do not change) decide which
   members a run calls and when: evaluations added round by round, expensive essay templates
   only for drafts that pass a screen (:mod:`.spending`, docs/adaptive.md).
+* ``tournament`` (optional, outside the design) adds Swiss-system rounds of pairwise
+  comparisons between the cohort's essays, decided round by round (:mod:`.tournament`).
 * ``output.field_order`` puts the named columns first (the others follow in axis order);
   ``output.seed`` shuffles the rows deterministically.
 
@@ -112,6 +114,7 @@ from ..combos import ComboRequest, k_combinations
 from ..data_layer.paths import DESCRIPTION_LEVELS, as_root_path
 from ..errors import SpecError
 from .spending import AdaptiveEvaluation, EssayGate, parse_adaptive, parse_gates
+from .tournament import TournamentSpec, parse_tournament
 
 __all__ = [
     "SPEC_FILENAMES",
@@ -130,7 +133,7 @@ __all__ = [
 SPEC_FILENAMES: tuple[str, ...] = ("config.yaml", "config.yml", "config.json", "config.toml")
 """Names a cohort's spec file may have under ``cohorts/<id>/spec/`` (first found wins)."""
 
-_TOP_LEVEL = {"adaptive", "analysis", "axes", "gates", "rules", "output", "replicates", "combos", "description", "name", "notes"}
+_TOP_LEVEL = {"adaptive", "analysis", "tournament", "axes", "gates", "rules", "output", "replicates", "combos", "description", "name", "notes"}
 _RULE_SECTIONS = ("subsets", "ties", "pairs", "tuples")
 SIMILARITY_METHODS = ("tfidf", "wordllama")
 """Text-similarity methods ``analysis.similarity`` accepts (see docs/analysis.md)."""
@@ -210,6 +213,8 @@ class CohortSpec:
     """``adaptive.evaluation`` (outside the design: ids do not change); see :mod:`.spending`."""
     essay_gate: EssayGate | None = None
     """``gates.essay`` (outside the design: ids do not change); see :mod:`.spending`."""
+    tournament: TournamentSpec | None = None
+    """``tournament``: Swiss rounds of pairwise comparisons (outside the design); see :mod:`.tournament`."""
 
     def combo_requests(self) -> list[ComboRequest]:
         """Combinations the ``combos`` section asks for (to register before a build)."""
@@ -558,6 +563,7 @@ def parse_spec(data: Any, *, source: str | Path = "<memory>", base_dir: Path | N
         path=path,
         adaptive=parse_adaptive(ctx.error, data.get("adaptive"), seed),
         essay_gate=parse_gates(ctx.error, data.get("gates")),
+        tournament=parse_tournament(ctx.error, data.get("tournament"), seed),
         analysis_target=analysis_target,
         analysis_similarity=similarity,
         axes=axes,

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..ids import ensure_gen_id, is_valid_gen_id
-from ..types import Stage, ensure_stage, parent_stage
+from ..types import Stage, ensure_stage, parent_count, parent_stage
 from . import _storage
 from .paths import (
     PARSED_FILENAME,
@@ -348,6 +348,11 @@ class GenerationMetadata:
     """Model id from ``llm_models.csv`` (``None`` in copy mode)."""
     replicate: int = 1
     """Replicate number (1-based)."""
+    parent_gen_ids: tuple[str, ...] = ()
+    """Every parent, in order: ``(parent_gen_id,)`` for essays and evaluations, both essays
+    (A, B, as shown to the judge) for comparisons, empty for drafts."""
+    round: int | None = None
+    """The tournament round of a comparison (``None`` for the other stages)."""
 
 
 def resolve_generation_metadata(layer: GensDataLayer, stage: Stage, gen_id: str) -> GenerationMetadata:
@@ -379,6 +384,7 @@ def resolve_generation_metadata(layer: GensDataLayer, stage: Stage, gen_id: str)
         raise ValueError(f"metadata of {where}: parent_gen_id is required for {stage} generations")
     if parent_gen_id:
         ensure_gen_id(parent_gen_id)
+    parents = _parent_ids(meta, stage, parent_gen_id, where)
 
     model = meta.get("llm_model_id")
     replicate = _replicate(meta.get("replicate"), where)
@@ -393,7 +399,35 @@ def resolve_generation_metadata(layer: GensDataLayer, stage: Stage, gen_id: str)
         cohort_id=str(meta.get("cohort_id") or "").strip() or None,
         llm_model_id=str(model).strip() if model else None,
         replicate=replicate,
+        parent_gen_ids=parents,
+        round=_round(meta.get("round"), where),
     )
+
+
+def _parent_ids(meta: dict[str, Any], stage: Stage, parent_gen_id: str | None, where: str) -> tuple[str, ...]:
+    """Every parent of a generation: a comparison's ``parent_gen_ids`` (two different essays,
+    the first being ``parent_gen_id``), else ``parent_gen_id`` alone."""
+    wanted = parent_count(stage)
+    if wanted < 2:
+        return (parent_gen_id,) if parent_gen_id else ()
+    listed = meta.get("parent_gen_ids")
+    if not isinstance(listed, list) or len(listed) != wanted or not all(isinstance(p, str) for p in listed):
+        raise ValueError(f"metadata of {where}: parent_gen_ids must list the {wanted} parent {parent_stage(stage)} ids "
+                         f"(A first, as shown to the judge), got {listed!r}")
+    parents = tuple(ensure_gen_id(p.strip()) for p in listed)
+    if parents[0] != parent_gen_id:
+        raise ValueError(f"metadata of {where}: parent_gen_ids[0] ({parents[0]!r}) must be parent_gen_id ({parent_gen_id!r})")
+    if len(set(parents)) != len(parents):
+        raise ValueError(f"metadata of {where}: a {stage} needs {wanted} different parents, got {list(parents)!r}")
+    return parents
+
+
+def _round(value: Any, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"metadata of {where}: round must be an integer >= 1, got {value!r}")
+    return value
 
 
 def _replicate(value: Any, where: str) -> int:

@@ -113,9 +113,9 @@ def parents_of(layer: GensDataLayer, stage: Stage, gen_id: str) -> list[tuple[St
     Raises ``FileNotFoundError`` / ``ValueError`` for missing or malformed metadata."""
     metadata = resolve_generation_metadata(layer, stage, gen_id)
     above = parent_stage(stage)
-    if above is None or not metadata.parent_gen_id:
+    if above is None:
         return []
-    return [(above, metadata.parent_gen_id)]
+    return [(above, parent) for parent in metadata.parent_gen_ids]
 
 
 def known_parents(layer: GensDataLayer, stage: Stage, gen_id: str) -> list[tuple[Stage, str]]:

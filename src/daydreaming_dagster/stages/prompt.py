@@ -86,43 +86,83 @@ def render_template(template_text: str, variables: dict[str, Any], *, template_n
         raise TemplateError(f"template {template_name!r} tried an unsafe operation{at}: {exc}", line) from None
 
 
-def _parent_parsed_text(layer: GensDataLayer, metadata: GenerationMetadata) -> str:
-    assert metadata.parent_stage and metadata.parent_gen_id  # guaranteed by resolve_generation_metadata
+def _read_parent(layer: GensDataLayer, metadata: GenerationMetadata, parent_gen_id: str) -> str:
+    assert metadata.parent_stage  # guaranteed by resolve_generation_metadata
     try:
-        return layer.read_parsed(metadata.parent_stage, metadata.parent_gen_id)
+        return layer.read_parsed(metadata.parent_stage, parent_gen_id)
     except FileNotFoundError:
         raise GenerationFailure(
             metadata.stage,
             metadata.gen_id,
             "parent_missing",
-            f"parent {metadata.parent_stage}/{metadata.parent_gen_id} has no parsed output yet; "
+            f"parent {metadata.parent_stage}/{parent_gen_id} has no parsed output yet; "
             f"run the {metadata.parent_stage} stage first",
         ) from None
 
 
-def compute_prompt_values(ctx: StageContext, metadata: GenerationMetadata, parent_text: str | None = None) -> dict[str, Any]:
+def _parent_parsed_text(layer: GensDataLayer, metadata: GenerationMetadata) -> str:
+    assert metadata.parent_gen_id  # guaranteed by resolve_generation_metadata
+    return _read_parent(layer, metadata, metadata.parent_gen_id)
+
+
+ParentText = str | tuple[str, ...]
+"""A parent's parsed text, or the texts of every parent in order (comparisons read two)."""
+
+
+def _comparison_values(ctx: StageContext, metadata: GenerationMetadata, parent_text: ParentText | None) -> dict[str, Any]:
+    """``essay_a``/``essay_b`` (parsed essays in the order shown to the judge) and each essay's
+    concepts, ``concepts_a``/``concepts_b``."""
+    if isinstance(parent_text, tuple):
+        texts = parent_text
+    else:
+        texts = tuple(_read_parent(ctx.layer, metadata, parent) for parent in metadata.parent_gen_ids)
+    if len(texts) != 2 or len(metadata.parent_gen_ids) != 2:
+        raise GenerationFailure(metadata.stage, metadata.gen_id, "metadata",
+                                "a comparison needs exactly two parent essays (parent_gen_ids)")
+    values: dict[str, Any] = {"essay_a": texts[0], "essay_b": texts[1]}
+    for side, essay_id in zip(("a", "b"), metadata.parent_gen_ids, strict=True):
+        values[f"concepts_{side}"] = _essay_concepts(ctx, essay_id)
+    return values
+
+
+def _essay_concepts(ctx: StageContext, essay_id: str) -> list[Any]:
+    """The concepts of an essay's combination (empty when its metadata names none)."""
+    try:
+        combo_id = str(ctx.layer.read_main_metadata("essay", essay_id).get("combo_id") or "")
+    except (FileNotFoundError, ValueError):
+        return []
+    return list(ctx.combination(combo_id).contents) if combo_id else []
+
+
+def compute_prompt_values(ctx: StageContext, metadata: GenerationMetadata, parent_text: ParentText | None = None) -> dict[str, Any]:
     """Template variables for an ``llm``-mode generation (DESIGN §2); ``parent_text`` stands in
-    for the parent's parsed text on disk (the planner passes the text a parse will produce)."""
+    for the parent's parsed text on disk (the planner passes the text a parse will produce; for
+    a comparison, the texts of both essays)."""
     stage = metadata.stage
     if stage == "draft":
         if not metadata.combo_id:
             raise GenerationFailure(stage, metadata.gen_id, "metadata", "draft metadata has no combo_id")
         combination = ctx.combination(metadata.combo_id)
         return {"concepts": combination.contents, "combo_id": combination.combo_id}
+    if stage == "comparison":
+        return _comparison_values(ctx, metadata, parent_text)
     if parent_text is None:
         parent_text = _parent_parsed_text(ctx.layer, metadata)
+    assert isinstance(parent_text, str)
     if stage == "essay":
         return {"draft_block": parent_text, "links_block": parent_text}
     return {"response": parent_text}
 
 
-def build_prompt(ctx: StageContext, metadata: GenerationMetadata, parent_text: str | None = None) -> str:
+def build_prompt(ctx: StageContext, metadata: GenerationMetadata, parent_text: ParentText | None = None) -> str:
     """The prompt text of a generation: the parent's parsed text (copy) or the rendered template.
 
     ``parent_text`` (default: read from the parent's ``parsed.txt``) lets the planner render
     with the text a pending parse of the parent will produce.
     """
     if metadata.mode == "copy":
+        if isinstance(parent_text, tuple):
+            raise GenerationFailure(metadata.stage, metadata.gen_id, "metadata", "copy mode takes one parent")
         return parent_text if parent_text is not None else _parent_parsed_text(ctx.layer, metadata)
     ctx.template(metadata.stage, metadata.template_id)  # fails early with the known templates listed
     text = ctx.template_text(metadata.stage, metadata.template_id)
