@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-Stage = Literal["draft", "essay", "evaluation"]
+Stage = Literal["draft", "essay", "evaluation", "comparison"]
 Phase = Literal["prompt", "raw", "parsed"]
 
 STAGES: tuple[Stage, ...] = get_args(Stage)
 PHASES: tuple[Phase, ...] = get_args(Phase)
 
-_PARENT_STAGE: dict[str, Stage | None] = {"draft": None, "essay": "draft", "evaluation": "essay"}
-_CHILD_STAGE: dict[str, Stage | None] = {"draft": "essay", "essay": "evaluation", "evaluation": None}
+_PARENT_STAGE: dict[str, Stage | None] = {
+    "draft": None, "essay": "draft", "evaluation": "essay", "comparison": "essay"
+}
+_CHILD_STAGE: dict[str, Stage | None] = {
+    "draft": "essay", "essay": "evaluation", "evaluation": None, "comparison": None
+}
 
 
 def ensure_stage(stage: object) -> Stage:
