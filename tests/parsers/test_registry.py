@@ -34,7 +34,7 @@ def test_parser_names_per_stage() -> None:
     assert parser_names("evaluation") == ["final_score", "in_last_line"]
 
 
-@pytest.mark.parametrize("stage", ["draft", "essay", "evaluation"])
+@pytest.mark.parametrize("stage", ["draft", "essay", "evaluation", "comparison"])
 @pytest.mark.parametrize("name", [None, "", "  "])
 def test_empty_name_gives_the_stage_default(stage: str, name: str | None) -> None:
     resolved, parser = get_parser(stage, name)
@@ -48,6 +48,7 @@ def test_defaults() -> None:
         "draft": "identity",
         "essay": "identity",
         "evaluation": "final_score",
+        "comparison": "pairwise_verdict",
     }
 
 

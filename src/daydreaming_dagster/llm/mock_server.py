@@ -7,7 +7,8 @@ Endpoints:
 
 - ``POST /v1/chat/completions`` and ``POST /api/v1/chat/completions`` (OpenRouter-style):
   answers with :func:`~.offline.synthetic_completion` text (evaluation scores follow the quoted
-  essay's planted quality plus the model's planted offset), usage and an OpenRouter-style
+  essay's planted quality plus the model's planted offset; comparison verdicts follow the two
+  quoted essays' planted qualities with a planted bias for essay A), usage and an OpenRouter-style
   ``usage.cost``; ``finish_reason`` ``length`` with cut text at the truncate rate or when the
   text exceeds ``max_tokens``; 429 with ``Retry-After`` over the rate limit, over a model's
   requests- or tokens-per-minute quota (a sliding 60 s window, per model), or (with 500) at
@@ -25,8 +26,10 @@ whatever the order, concurrency or retries of its calls, so schedulers compare f
 ``request_log``, appended as one JSON line to that file.
 
 **Stage** of a request: the ``X-Daydream-Stage`` header, which the project's provider sends,
-wins. Without it the prompt decides: a prompt mentioning ``SCORE``/``score`` is an
-evaluation; else one mentioning ``essay-idea`` is a draft; else one mentioning ``essay`` is an
+wins. Without it the prompt decides: a prompt quoting two essays in ``<essay id="A">…</essay>``
+and ``<essay id="B">…</essay>`` blocks is a comparison (answered with reasons and a last line
+``WINNER: A|B|tie`` following the essays' planted qualities); else a prompt mentioning
+``SCORE``/``score`` is an evaluation; else one mentioning ``essay-idea`` is a draft; else one mentioning ``essay`` is an
 essay; anything else is a draft. ``X-Daydream-Replicate`` seeds the text like the offline
 provider's replicate (default 1).
 
@@ -53,7 +56,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from .offline import count_tokens, synthetic_completion, truncate_to_tokens
+from .offline import count_tokens, quoted_pair, synthetic_completion, truncate_to_tokens
 
 _MAX_ARRIVALS = 100_000
 _MAX_REQUEST_LOG = 20_000
@@ -208,8 +211,10 @@ class _Stats:
 
 def infer_stage(prompt: str, header: str | None = None) -> str:
     """The stage a request serves: the header when valid, else rules on the prompt text."""
-    if header in ("draft", "essay", "evaluation"):
+    if header in ("draft", "essay", "evaluation", "comparison"):
         return header
+    if quoted_pair(prompt) is not None:
+        return "comparison"
     if _SCORE.search(prompt):
         return "evaluation"
     if "essay-idea" in prompt:

@@ -12,6 +12,15 @@ seeded by (prompt, stage, model, replicate) and shaped like what each stage expe
   by its text) and each model a planted offset (:func:`evaluator_offset`); sub-scores are
   drawn around quality + offset, so evaluators agree about which essays are better, as real
   judges do, and adaptive evaluation has a signal to find.
+- ``comparison``: a few lines of reasons and a last line ``WINNER: A``, ``WINNER: B`` or
+  ``WINNER: tie``. The prompt quotes two essays in ``<essay id="A">…</essay>`` and
+  ``<essay id="B">…</essay>`` blocks (:func:`quoted_pair`); the verdict follows the same planted
+  :func:`essay_quality` the evaluation scores use (so a tournament and the scores agree on the
+  truth): A wins when ``quality(A) - quality(B) + bias + noise`` exceeds
+  :data:`COMPARISON_TIE_MARGIN`, B when it is below minus that margin, else a tie. ``bias`` is
+  :data:`COMPARISON_POSITION_BIAS` (a planted preference for the essay shown first, as real
+  judges have) and ``noise`` is normal with SD :data:`COMPARISON_NOISE_SD`, seeded by (prompt,
+  model, replicate). Model offsets cancel in a comparison, so no judge is harsher than another.
 
 Every text says in its first line that it is synthetic, so nobody mistakes it for a model's
 answer. :func:`synthetic_completion` is pure and is shared with the mock HTTP server.
@@ -186,6 +195,47 @@ def evaluator_offset(model: str) -> float:
     return 0.2 * _unit("offset\0" + model) - 0.1
 
 
+COMPARISON_POSITION_BIAS = 0.05
+"""Planted advantage of the essay shown first (position A), on the quality scale."""
+COMPARISON_NOISE_SD = 0.1
+"""SD of a comparison's noise on the quality difference."""
+COMPARISON_TIE_MARGIN = 0.02
+"""A comparison whose noisy difference is within this margin is a tie."""
+
+_ESSAY_BLOCK = re.compile(r"""<essay\s+id\s*=\s*["']?([AB])["']?\s*>""", re.IGNORECASE)
+_ESSAY_END = re.compile(r"</essay\s*>", re.IGNORECASE)
+
+
+def quoted_pair(prompt: str) -> tuple[str, str] | None:
+    """The two essays a comparison prompt quotes, ``(A, B)``: the text of the first
+    ``<essay id="A">…</essay>`` and the first ``<essay id="B">…</essay>`` block; ``None`` when
+    either block is missing."""
+    found: dict[str, str] = {}
+    for opener in _ESSAY_BLOCK.finditer(prompt):
+        letter = opener.group(1).upper()
+        closer = _ESSAY_END.search(prompt, opener.end())
+        if letter not in found and closer is not None:
+            found[letter] = prompt[opener.end():closer.start()]
+        if len(found) == 2:
+            return found["A"], found["B"]
+    return None
+
+
+def _comparison(rng: random.Random, words: list[str], pair: tuple[str, str] | None) -> str:
+    quality_a, quality_b = (essay_quality(pair[0]), essay_quality(pair[1])) if pair else (0.5, 0.5)
+    margin = quality_a - quality_b + COMPARISON_POSITION_BIAS + rng.gauss(0.0, COMPARISON_NOISE_SD)
+    winner = "A" if margin > COMPARISON_TIE_MARGIN else "B" if margin < -COMPARISON_TIE_MARGIN else "tie"
+    lines = [SYNTHETIC_MARKER, "Comparing the two essays:"]
+    for letter in ("A", "B"):
+        lines.append(f"- Essay {letter}: {_sentence(rng, words)}")
+    if winner == "tie":
+        lines.append("- Neither essay is clearly stronger.")
+    else:
+        lines.append(f"- On balance essay {winner} is stronger and more original.")
+    lines.append(f"WINNER: {winner}")
+    return "\n".join(lines) + "\n"
+
+
 def _evaluation(rng: random.Random, words: list[str], quality: float) -> str:
     lines = [SYNTHETIC_MARKER, "Brief reasoning:"]
     total = 0.0
@@ -209,19 +259,22 @@ def synthetic_completion(prompt: str, stage: Stage | str, model: str, replicate:
     Args:
         prompt: the rendered prompt; its words are reused, and ``essay-idea`` in it asks a
             draft for ``<essay-idea stage="N">`` blocks.
-        stage: ``draft``, ``essay`` or ``evaluation`` (anything else is treated as a draft).
+        stage: ``draft``, ``essay``, ``evaluation`` or ``comparison`` (anything else is treated
+            as a draft).
         model: provider model name; part of the seed.
         replicate: replicate number; part of the seed.
 
     Returns:
         The text, first line :data:`SYNTHETIC_MARKER`. The same arguments always give the same
-        text; evaluations end with a ``SCORE: N`` line.
+        text; evaluations end with a ``SCORE: N`` line, comparisons with ``WINNER: A|B|tie``.
     """
     rng = _rng(prompt, str(stage), model, replicate)
     words = _vocabulary(prompt)
     if stage == "evaluation":
         quality = essay_quality(quoted_essay(prompt)) + evaluator_offset(model)
         return _evaluation(rng, words, quality)
+    if stage == "comparison":
+        return _comparison(rng, words, quoted_pair(prompt))
     if stage == "essay":
         return _essay(rng, words)
     return _draft(rng, words, wants_tags="essay-idea" in prompt)

@@ -14,13 +14,16 @@ code looks it up with :func:`get_parser`. Registered parsers:
   ``<essay>`` block), ``essay_block_lenient``.
 - evaluation: ``final_score`` (default), ``in_last_line``; their rules are documented in
   :mod:`daydreaming_dagster.parsers._scores`.
+- comparison: ``pairwise_verdict`` (default): the judge's final ``WINNER: A|B|tie`` line,
+  parsed text exactly ``A``, ``B`` or ``tie``; rules in
+  :mod:`daydreaming_dagster.parsers._verdicts`.
 
 A parser that finds nothing raises :class:`ParseError`.
 """
 
 from __future__ import annotations
 
-from . import _scores, _text_parsers  # noqa: F401  (importing registers the parsers)
+from . import _scores, _text_parsers, _verdicts  # noqa: F401  (importing registers the parsers)
 from ._registry import (
     DEFAULT_PARSERS,
     ParseError,

@@ -37,6 +37,7 @@ DEFAULT_PARSERS: dict[Stage, str] = {
     "draft": "identity",
     "essay": "identity",
     "evaluation": "final_score",
+    "comparison": "pairwise_verdict",
 }
 """The parser a stage uses when its template names none."""
 
