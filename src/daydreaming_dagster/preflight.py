@@ -295,6 +295,11 @@ def _sample_variables(stage: Stage, row: Member, combos: Mapping[str, ContentCom
         return {"concepts": combination.contents, "combo_id": combination.combo_id}
     if stage == "essay":
         return {"draft_block": SAMPLE_PARENT_TEXT, "links_block": SAMPLE_PARENT_TEXT}
+    if stage == "comparison":
+        combination = combos.get(row.combo_id or "")
+        concepts = list(combination.contents) if combination is not None else []
+        return {"essay_a": SAMPLE_PARENT_TEXT, "essay_b": SAMPLE_PARENT_TEXT,
+                "concepts_a": concepts, "concepts_b": concepts}
     return {"response": SAMPLE_PARENT_TEXT}
 
 

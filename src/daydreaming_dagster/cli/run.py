@@ -206,7 +206,8 @@ def run(cohort_id: str, stages: tuple[str, ...], force: tuple[str, ...], concurr
 def _print_summary(outcome: app.RunOutcome, board: ProgressBoard) -> None:
     for stage, stage_plan in outcome.plan.stages.items():
         tally = board.tallies[stage]
-        if not stage_plan.work:
+        later = any(r.stages[stage].work for r in outcome.round_plans if stage in r.stages)
+        if not stage_plan.work and not later:
             blocked = f", {len(stage_plan.blocked)} blocked" if stage_plan.blocked else ""
             click.echo(f"{stage:<11} nothing to run: {stage_plan.reused} reused{blocked}", err=True)
             continue
@@ -225,10 +226,14 @@ def _print_summary(outcome: app.RunOutcome, board: ProgressBoard) -> None:
 
 
 def _spending_summary(outcome: app.RunOutcome) -> list[str]:
-    """How the gate and the adaptive rounds ended (nothing for a plain cohort)."""
-    if outcome.selection is None:
+    """How the gate, the adaptive rounds and the tournament ended (nothing for a plain cohort)."""
+    if outcome.selection is None and outcome.tournament is None:
         return []
     lines = [f"runs after the first plan, one set per decision: {len(outcome.round_plans)}"]
+    if outcome.tournament is not None:
+        lines.append(outcome.tournament.describe())
+    if outcome.selection is None:
+        return lines
     if outcome.selection.adaptive is not None:
         lines.append(outcome.selection.adaptive.describe())
     if outcome.ended_by and not (outcome.selection.adaptive and outcome.selection.adaptive.ended):
