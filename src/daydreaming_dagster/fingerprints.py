@@ -131,13 +131,14 @@ def _parents_in(meta: dict[str, object]) -> list[str]:
 # -- results: rebuilt only when their inputs changed ---------------------------------------------
 RESULTS_FINGERPRINT_FILENAME = "results.fingerprint"
 """Beside the report: the fingerprint of the inputs the results assets were last built from."""
-_RESULTS_FORMAT = "results-v1"  # bump when the results assets change what they produce
+_RESULTS_FORMAT = "results-v2"  # bump when the results assets change what they produce
 
 
 def results_fingerprint(data_root: str | Path, cohort_id: str) -> str:
     """A digest of what a cohort's results are computed from: ``membership.csv``, every
-    member's seeded, raw and parsed metadata (status, score, cost, parser; a regenerated output
-    always rewrites its metadata), the human ratings, and the results format.
+    member's seeded, raw and parsed metadata (status, score or verdict, cost, parser; a
+    regenerated output always rewrites its metadata), the human ratings and pairwise
+    preferences, and the results format.
 
     Reads files only (no Dagster, no frames): a re-run compares it with
     :func:`read_results_fingerprint` to skip rebuilding results that are current.
@@ -147,7 +148,9 @@ def results_fingerprint(data_root: str | Path, cohort_id: str) -> str:
     paths = Paths.from_str(str(data_root))
     layer = GensDataLayer(paths.data_root)
     digest = hashlib.sha256(_RESULTS_FORMAT.encode())
-    for path in (paths.cohort_membership_path(cohort_id), paths.cohort_human_ratings_path(cohort_id)):
+    # Human pairwise preferences (the explorer's compare page) feed the tournament analysis.
+    human_comparisons = paths.cohort_dir(cohort_id) / "human_comparisons.jsonl"
+    for path in (paths.cohort_membership_path(cohort_id), paths.cohort_human_ratings_path(cohort_id), human_comparisons):
         digest.update(_file_bytes(path))
     members = read_membership(data_root, cohort_id)
     for stage in STAGES:
