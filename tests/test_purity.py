@@ -31,14 +31,14 @@ REQUIRED_MODULES = [
     "stages.settings",
 ]
 # Checked once they land; a package is checked together with every submodule inside it.
-OPTIONAL_MODULES = ["catalogs", "combos", "cohorts", "parsers", "llm", "stages", "results", "analysis", "reporting",
+OPTIONAL_MODULES = ["catalogs", "combos", "cohorts", "parsers", "llm", "stages", "results", "analysis", "reporting", "tournament",
                     "urls", "web",
                     "planning",
                     # The application layer loads Dagster only inside the functions that launch
                     # runs, so a re-run with nothing to do never pays for importing it.
                     "app"]
 
-PURE_DIRS = ["data_layer", "cohorts", "parsers", "llm", "stages", "results", "analysis", "reporting", "web"]
+PURE_DIRS = ["data_layer", "cohorts", "parsers", "llm", "stages", "results", "analysis", "reporting", "web", "tournament"]
 PURE_FILES = [
     "catalogs.py", "combos.py", "ids.py", "types.py", "errors.py", "catalog_types.py",
     "failures.py", "fingerprints.py", "planning.py", "urls.py",
