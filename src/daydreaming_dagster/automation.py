@@ -306,7 +306,7 @@ def _advance_auto_run(
             state.pending.pop(cohort)
             return []
         next_stage: Stage | None = STAGES[0]
-        progress["allowed"] = _allowed_digest(data_root, cohort)
+        progress["allowed"] = _allowed_digest(data_root, cohort, instance)
     else:
         round_number = int(progress.get("round", 1))
         label = f"{cohort}:{fingerprint}:{stage}" + (f":{round_number}" if round_number > 1 else "")
@@ -334,35 +334,47 @@ def _advance_auto_run(
             next_stage = STAGES[index + 1] if index + 1 < len(STAGES) else None
         # Every stage of the round has finished: a gate or adaptive rule may now allow more
         # (the steps skip what it still holds back, so a round re-runs the later stages' ranges).
-        allowed = _allowed_digest(data_root, cohort)
+        allowed = _allowed_digest(data_root, cohort, instance)
         if not allowed or allowed == progress.get("allowed"):
             break
         round_number += 1
         progress = {**progress, "allowed": allowed, "round": round_number}
         next_stage = STAGES[1]
-        _log(log, f"cohort {cohort}: its gate or adaptive rule allows more members; round {round_number}")
+        _log(log, f"cohort {cohort}: its gate, adaptive rule or tournament allows more members; round {round_number}")
     state.pending.pop(cohort)
     _log(log, f"cohort {cohort}: every stage launched for {fingerprint}")
     return []
 
 
-def _allowed_digest(data_root: str, cohort: str) -> str:
-    """A digest of the members the cohort's gate and adaptive rounds allow now ('' without
-    them); a new round starts when it changes. Writes ``rounds.json`` as ``daydream run`` does."""
+def _allowed_digest(data_root: str, cohort: str, instance: DagsterInstance | None = None) -> str:
+    """A digest of the members the cohort's gate, adaptive rounds and tournament allow now (''
+    without them); a new round starts when it changes. Writes ``rounds.json`` as ``daydream
+    run`` does; a tournament cohort is re-built first (the verdicts on disk may decide its next
+    round) and its new comparisons registered as partitions."""
     import hashlib
 
     from .adaptive import cohort_selection, has_spending, write_rounds
-    from .cohorts import load_membership
+    from .cohorts import build_cohort, load_membership
     from .cohorts.build import cohort_spec_path
     from .cohorts.spec import load_spec
 
     spec = load_spec(cohort_spec_path(data_root, cohort))
-    if not has_spending(spec):
+    if not has_spending(spec) and spec.tournament is None:
         return ""
-    membership = load_membership(data_root, cohort)
-    selection = cohort_selection(data_root, cohort, membership=membership, spec=spec)
-    write_rounds(data_root, cohort, selection, membership)
-    allowed = sorted(r.gen_id for r in membership.all_rows() if selection.allows(r.gen_id))
+    if spec.tournament is not None:
+        membership = build_cohort(data_root, cohort).membership
+        if instance is not None:
+            from .orchestration import register_keys
+
+            register_keys(instance, "comparison", [r.gen_id for r in membership.comparisons])
+    else:
+        membership = load_membership(data_root, cohort)
+    allowed_rows = list(membership.all_rows())
+    if has_spending(spec):
+        selection = cohort_selection(data_root, cohort, membership=membership, spec=spec)
+        write_rounds(data_root, cohort, selection, membership)
+        allowed_rows = [r for r in allowed_rows if selection.allows(r.gen_id)]
+    allowed = sorted(r.gen_id for r in allowed_rows)
     return hashlib.sha256("\n".join(allowed).encode()).hexdigest()[:16]
 
 
