@@ -160,3 +160,96 @@ def serve_in_thread(app: object, host: str = "127.0.0.1") -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+# -- issue 20: comparison generations and the membership rows that list them -----------------
+def comparison_id(essay_a: str, essay_b: str, template_id: str, judge: str, replicate: int = 1) -> str:
+    """The comparison's gen id: ``ids.comparison_gen_id`` once the core has it; until then a
+    stand-in of the same shape (``p_`` + a digest of both parents in order, template, judge,
+    replicate), which is all these tests need of an id."""
+    from daydreaming_dagster import ids
+
+    core = getattr(ids, "comparison_gen_id", None)
+    if core is not None:
+        return core(essay_a, essay_b, template_id, judge, replicate)
+    signature = json.dumps([essay_a, essay_b, template_id, judge, replicate])
+    return "p_" + hashlib.sha256(signature.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class PlannedComparison:
+    """One comparison generation to write: the essays in the order shown to the judge, the judge,
+    and its answer (``raw=None``: seeded but not run yet)."""
+
+    essay_a: str
+    essay_b: str
+    judge: str
+    raw: str | None
+    verdict: str | None = None
+    """``A``, ``B`` or ``tie`` (``None`` with a raw text: the parser found no verdict)."""
+    template_id: str = "compare-overall"
+    round: int = 1
+
+
+def write_comparisons(root: Path, cohort_id: str, planned: list[PlannedComparison]) -> list[str]:
+    """Write ``gens/comparison/<p_id>/`` for each planned comparison as the contract of issue 20
+    lays it out, and list them as ``comparison`` rows of the cohort's ``membership.csv``."""
+    paths = Paths.from_str(root)
+    written = []
+    for p in planned:
+        gen_id = comparison_id(p.essay_a, p.essay_b, p.template_id, p.judge)
+        folder = paths.gens_root / "comparison" / gen_id
+        folder.mkdir(parents=True, exist_ok=True)
+        metadata = {"stage": "comparison", "gen_id": gen_id, "template_id": p.template_id, "mode": "llm",
+                    "parent_gen_id": p.essay_a, "parent_gen_ids": [p.essay_a, p.essay_b], "combo_id": None,
+                    "llm_model_id": p.judge, "cohort_id": cohort_id, "replicate": 1, "round": p.round}
+        (folder / "metadata.json").write_text(json.dumps(metadata), encoding="utf-8")
+        if p.raw is not None:
+            (folder / "prompt.txt").write_text(f'<essay id="A">\n{p.essay_a}\n</essay>', encoding="utf-8")
+            (folder / "raw.txt").write_text(p.raw, encoding="utf-8")
+            (folder / "raw_metadata.json").write_text(json.dumps({"finish_reason": "stop", "cost_usd": 0.001}),
+                                                      encoding="utf-8")
+            if p.verdict is not None:
+                (folder / "parsed.txt").write_text(p.verdict, encoding="utf-8")
+                parsed = {"stage": "comparison", "gen_id": gen_id, "parser": "pairwise_verdict", "success": True,
+                          "verdict": p.verdict, "line": p.raw.strip().splitlines()[-1]}
+            else:
+                parsed = {"stage": "comparison", "gen_id": gen_id, "parser": "pairwise_verdict", "success": False,
+                          "error": "no verdict line found"}
+            (folder / "parsed_metadata.json").write_text(json.dumps(parsed), encoding="utf-8")
+        written.append(gen_id)
+    membership = paths.cohort_membership_path(cohort_id)
+    with membership.open("a", encoding="utf-8") as handle:
+        handle.writelines(f"comparison,{g}\n" for g in written)
+    return written
+
+
+def membership_with_comparisons(monkeypatch: object) -> None:
+    """Let the results layer read a membership with ``comparison`` rows while this core's stage
+    vocabulary predates them: a no-op once ``types.STAGES`` has ``comparison`` (issue 20's core).
+
+    Until then ``read_membership`` refuses the unknown stage; the stand-in gives the comparison
+    ids under ``"comparison"`` and the other stages as before, which is what the core will do.
+    """
+    from daydreaming_dagster.results import cohort as results_cohort
+    from daydreaming_dagster.types import STAGES
+
+    if "comparison" in STAGES:
+        return
+    original = results_cohort.read_membership
+
+    def read_membership(data_root: object, cohort_id: str) -> dict[str, list[str]]:
+        path = Paths.from_str(data_root).cohort_membership_path(cohort_id)
+        lines = path.read_text(encoding="utf-8").splitlines()
+        comparisons = [line.split(",", 1)[1] for line in lines[1:] if line.startswith("comparison,")]
+        if not comparisons:
+            return original(data_root, cohort_id)
+        members: dict[str, list[str]] = {stage: [] for stage in STAGES}
+        for line in lines[1:]:
+            stage, _, gen_id = line.partition(",")
+            if stage in members:
+                members[stage].append(gen_id)
+        members["comparison"] = comparisons
+        return members
+
+    monkeypatch.setattr(results_cohort, "read_membership", read_membership)  # type: ignore[attr-defined]

@@ -141,7 +141,10 @@ def test_compare_shows_each_evaluators_reasons_side_by_side(client: TestClient, 
     for essay in (a, b):
         column = reasons.split(f'data-essay="{essay}"', 1)[1].split("</section>", 1)[0]
         assert column.count("<details class=\"reasons\" open") == 2 and f"Reasoning about {essay}." in column
-    assert f'<h2><a href="/cohorts/c1/essays/{a}">Essay number 2</a></h2>' in page
+    # Two essays: each heading carries its pairwise side (A left, B right).
+    for side, essay, title in (("A", a, "Essay number 2"), ("B", b, "Essay number 9")):
+        assert re.search(rf'<h2><span class="side"[^>]*>{side}</span> <a href="/cohorts/c1/essays/{essay}">{title}</a></h2>',
+                         page)
 
 
 @pytest.mark.parametrize("count", [1, 5])

@@ -30,24 +30,27 @@ In the analysis each rater is one more evaluator, named ``human/<rater>``
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import re
-import secrets
-import threading
-import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 
-from ..data_layer._storage import is_local
 from ..data_layer.paths import Paths
 from ..errors import DaydreamError
 from ..ids import ensure_gen_id
+from ._jsonl_log import (  # the limits stay importable from here
+    LOCK_WAIT_SECONDS,  # noqa: F401
+    MAX_NOTE_CHARS,  # noqa: F401
+    STALE_LOCK_SECONDS,  # noqa: F401
+    append_line,
+    checked_note,
+    checked_rater,
+    json_line,
+    read_lines,
+)
 from .scales import scale_bounds
 
 __all__ = [
@@ -65,13 +68,6 @@ __all__ = [
 ]
 
 HUMAN_EVALUATOR_PREFIX = "human/"
-MAX_NOTE_CHARS = 10_000
-STALE_LOCK_SECONDS = 30.0
-"""Age after which an object-store lock is taken to be left by a crashed writer."""
-LOCK_WAIT_SECONDS = 60.0
-"""How long an append waits for the object-store lock before giving up."""
-# Rater names become evaluator labels, CSV cells and HTML text: keep them short and plain.
-_RATER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.@-]{0,63}$")
 
 HUMAN_RATING_SCHEMA: dict[str, pl.DataType] = {
     "essay_gen_id": pl.String(),
@@ -115,11 +111,7 @@ class HumanRating:
             ensure_gen_id(self.essay_gen_id)
         except ValueError as exc:
             raise HumanRatingError(f"human rating: {exc}") from None
-        if not isinstance(self.rater, str) or not _RATER.fullmatch(self.rater.strip()):
-            raise HumanRatingError(
-                f"human rating: invalid rater name {self.rater!r}: use 1-64 letters, digits, "
-                "spaces or '_ . @ -', starting with a letter or digit"
-            )
+        rater = checked_rater(self.rater, HumanRatingError, "human rating")
         try:
             low, high = scale_bounds(self.scale)
         except ValueError as exc:
@@ -130,19 +122,11 @@ class HumanRating:
                 f"human rating: score {self.score!r} is outside the scale {self.scale} "
                 f"(use a number from {low:g} to {high:g})"
             )
-        note = self.note or ""
-        if len(note) > MAX_NOTE_CHARS:
-            raise HumanRatingError(f"human rating: note is longer than {MAX_NOTE_CHARS} characters")
-        try:
-            note.encode("utf-8")
-        except UnicodeEncodeError:
-            # A lone surrogate is not text: no UTF-8 reader (polars, the analysis) could load it.
-            raise HumanRatingError("human rating: note holds characters that are not valid Unicode text "
-                                   "(lone surrogates)") from None
+        note = checked_note(self.note, HumanRatingError, "human rating")
         timestamp = self.timestamp or datetime.now(UTC).isoformat(timespec="seconds")
         return HumanRating(
             essay_gen_id=self.essay_gen_id,
-            rater=self.rater.strip(),
+            rater=rater,
             score=score,
             scale=self.scale.strip(),
             note=note,
@@ -170,7 +154,7 @@ def _ratings_path(data_root: str | os.PathLike[str] | Path, cohort_id: str) -> P
 
 def rating_line(rating: HumanRating) -> bytes:
     """One stored line: key-sorted JSON, ASCII only (``\\uXXXX`` escapes), ``\\n``-terminated."""
-    return (json.dumps(asdict(rating), ensure_ascii=True, sort_keys=True) + "\n").encode("ascii")
+    return json_line(asdict(rating))
 
 
 def append_rating(data_root: str | os.PathLike[str] | Path, cohort_id: str, rating: HumanRating) -> HumanRating:
@@ -182,74 +166,8 @@ def append_rating(data_root: str | os.PathLike[str] | Path, cohort_id: str, rati
     taken within :data:`LOCK_WAIT_SECONDS`.
     """
     stored = rating.validated()
-    path = _ratings_path(data_root, cohort_id)
-    line = rating_line(stored)
-    if not is_local(path):
-        with _append_lock(path):
-            previous = path.read_bytes() if path.exists() else b""
-            if previous and not previous.endswith(b"\n"):
-                previous += b"\n"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(previous + line)  # one PUT: object stores publish whole objects only
-        return stored
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        size = os.fstat(fd).st_size
-        if size and os.pread(fd, 1, size - 1) != b"\n":
-            line = b"\n" + line  # close a line torn by an earlier crash
-        os.write(fd, line)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    append_line(_ratings_path(data_root, cohort_id), rating_line(stored), HumanRatingError, "human rating")
     return stored
-
-
-_THREAD_LOCKS: dict[str, threading.Lock] = {}
-_THREAD_LOCKS_GUARD = threading.Lock()
-
-
-@contextlib.contextmanager
-def _append_lock(path: Path) -> Iterator[None]:
-    """Hold the append lock of an object-store ratings file (this process's threads, then other
-    processes through the exclusively created lock object)."""
-    with _THREAD_LOCKS_GUARD:
-        thread_lock = _THREAD_LOCKS.setdefault(str(path), threading.Lock())
-    with thread_lock:
-        lock = path.with_name(path.name + ".lock")
-        fs, key = lock.fs, lock.path  # type: ignore[attr-defined]
-        owner = secrets.token_hex(8).encode("ascii")
-        deadline = time.monotonic() + LOCK_WAIT_SECONDS
-        while True:
-            try:
-                with fs.open(key, "xb") as handle:  # create-if-absent (S3: If-None-Match: *)
-                    handle.write(owner)
-                break
-            except FileExistsError:
-                _break_stale_lock(fs, key)
-                if time.monotonic() > deadline:
-                    raise HumanRatingError(
-                        f"human rating: {lock} has been held for over {LOCK_WAIT_SECONDS:.0f} s by another "
-                        "writer; try again, or delete the lock object if no explorer is running"
-                    ) from None
-                time.sleep(0.05)
-        try:
-            yield
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                fs.rm(key)
-
-
-def _break_stale_lock(fs: object, key: str) -> None:
-    """Remove a lock object older than :data:`STALE_LOCK_SECONDS` (its writer crashed)."""
-    try:
-        modified = fs.modified(key)  # type: ignore[attr-defined]
-    except (FileNotFoundError, NotImplementedError, OSError):
-        return
-    age = time.time() - modified.timestamp()
-    if age > STALE_LOCK_SECONDS:
-        with contextlib.suppress(FileNotFoundError):
-            fs.rm(key)  # type: ignore[attr-defined]
 
 
 def _rating_from_json(text: str) -> HumanRating | None:
@@ -274,16 +192,9 @@ def read_ratings(data_root: str | os.PathLike[str] | Path, cohort_id: str) -> Ra
     Lines that are not a valid rating (a line torn by a crash, a hand edit gone wrong) are
     skipped and counted in ``skipped_lines``.
     """
-    path = _ratings_path(data_root, cohort_id)
-    if not path.exists():
-        return RatingsFile(ratings=(), skipped_lines=0)
     ratings: list[HumanRating] = []
     skipped = 0
-    # "\n" only: str.splitlines would also split at U+2028, U+0085, \f… inside a note written raw.
-    for chunk in path.read_bytes().split(b"\n"):
-        text = chunk.decode("utf-8", errors="replace")
-        if not text.strip():
-            continue
+    for text in read_lines(_ratings_path(data_root, cohort_id)):
         rating = _rating_from_json(text)
         if rating is None:
             skipped += 1

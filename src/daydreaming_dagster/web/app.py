@@ -5,7 +5,9 @@ Pages (stable URLs, linked from the report):
 - ``/`` cohorts with counts, cost and status;
 - ``/cohorts/<id>`` the essay table (filter, sort, search, pages);
 - ``/cohorts/<id>/essays/<essay_gen_id>`` one essay with its lineage and evaluations;
-- ``/cohorts/<id>/compare?essays=a,b[,c]`` essays side by side;
+- ``/cohorts/<id>/compare?essays=a,b[,c]`` essays side by side; for two essays, the judges'
+  pairwise verdicts and reasons and the human preferences, and a form to record one
+  (``POST /cohorts/<id>/compare/preference``);
 - ``/cohorts/<id>/rate`` the rating queue (seeded order, blind by default);
 - ``/cohorts/<id>/ratings`` the human ratings given so far.
 
@@ -43,6 +45,7 @@ from starlette.staticfiles import StaticFiles
 from ..errors import DaydreamError
 from ..ids import is_valid_gen_id
 from ..results.cohort import CohortNotFoundError
+from ..results.human_comparisons import HumanComparison, HumanComparisonError, append_comparison
 from ..results.human_ratings import HumanRating, HumanRatingError, append_rating
 from ..results.scales import scale_bounds
 from .data import (
@@ -247,11 +250,12 @@ def _compare_ids(request: Request) -> list[str]:
 
 
 def compare_page(request: Request) -> Response:
-    """Two to four essays side by side, each with its evaluators' scores and reasons.
+    """Two to four essays side by side, each with its evaluators' scores and reasons; for two
+    essays also the pairwise verdicts of the cohort's judges (either order shown, translated to
+    this page's sides), the human preferences recorded for the pair, and the preference form.
 
     With another number of essays the page keeps the selection (ticked, with titles) and says
-    what to change, instead of losing it. Issue 20's human verdict goes in the template's
-    ``verdict`` block, fed by :func:`_compare_context`.
+    what to change, instead of losing it.
     """
     view = _cohort(request)
     wanted = _compare_ids(request)
@@ -271,9 +275,19 @@ def compare_page(request: Request) -> Response:
 
 
 def _compare_context(request: Request, view: CohortView, details: list[Any]) -> dict[str, Any]:
-    """What the compare page shows (one place to add to: a verdict form, pairwise preferences)."""
-    return {"view": view, "details": details, "blind": _flag(request, "blind"), "max_compare": MAX_COMPARE,
-            "ids": ",".join(d.essay.gen_id for d in details)}
+    """What the compare page shows; ``pair`` (judges' verdicts, human preferences) for two essays."""
+    ids = ",".join(d.essay.gen_id for d in details)
+    context: dict[str, Any] = {"view": view, "details": details, "blind": _flag(request, "blind"),
+                               "max_compare": MAX_COMPARE, "ids": ids, "pair": None}
+    if len(details) == 2:
+        rater = _rater(request)
+        human = _store(request).human_comparisons(view.cohort_id)
+        pair = view.pair(details[0].essay.gen_id, details[1].essay.gen_id, human)
+        mine = next((h for h in pair.humans if h.record.rater == rater and not h.swapped), None)
+        query = {"essays": ids, "blind": "1" if context["blind"] else None}
+        context.update(pair=pair, rater=rater, mine=mine, skipped_preferences=human.skipped_lines,
+                       titles=view.titles, next_url=f"/cohorts/{view.cohort_id}/compare" + _qs(query))
+    return context
 
 
 def rate_page(request: Request) -> Response:
@@ -398,6 +412,36 @@ async def rate_essay(request: Request) -> Response:
     return response
 
 
+async def record_preference(request: Request) -> Response:
+    """``POST /cohorts/<id>/compare/preference``: store a person's preference between two essays
+    of the cohort (A = shown left, B = right, or tie) in ``human_comparisons.jsonl``, then back to
+    the compare page. Same guards as a rating (origin, size, CSRF); essays that are not essays of
+    the cohort, or a preference other than A, B, tie, are a 400 that says so."""
+    config: ExplorerConfig = request.app.state.config
+    form = await _checked_form(request)
+    if isinstance(form, Response):
+        return form
+    view = await run_in_threadpool(_cohort, request)
+    essays = [form.get("essay_a", "").strip(), form.get("essay_b", "").strip()]
+    for side, essay_id in zip(("essay_a", "essay_b"), essays, strict=True):
+        if not essay_id:
+            raise HTTPException(400, f"{side} is missing: the form names the two essays compared")
+        if not is_valid_gen_id(essay_id) or not view.has_essay(essay_id):
+            shown = essay_id if len(essay_id) <= 80 else essay_id[:80] + "…"
+            raise HTTPException(400, f"{side} {shown!r} is not an essay of cohort {view.cohort_id}")
+    record = HumanComparison(essay_a=essays[0], essay_b=essays[1], preference=form.get("preference", ""),
+                             rater=form.get("rater", ""), note=form.get("note", ""))
+    try:
+        stored = await run_in_threadpool(append_comparison, config.data_root, view.cohort_id, record)
+    except HumanComparisonError as exc:
+        raise HTTPException(400, str(exc)) from None
+    fallback = f"/cohorts/{view.cohort_id}/compare?essays={stored.essay_a},{stored.essay_b}"
+    response = RedirectResponse(_local_target(form.get("next", ""), fallback), status_code=303)
+    response.set_cookie(RATER_COOKIE, stored.rater, max_age=365 * 86400, samesite="strict",
+                        path="/", httponly=True)
+    return response
+
+
 async def error_page(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     detail = exc.detail if isinstance(exc, HTTPException) else f"internal error ({type(exc).__name__}): {exc}"
@@ -481,6 +525,7 @@ def create_app(config: ExplorerConfig) -> Starlette:
         Route("/cohorts/{cohort_id}/essays/{essay_gen_id}", essay_page),
         Route("/cohorts/{cohort_id}/essays/{essay_gen_id}/rating", rate_essay, methods=["POST"]),
         Route("/cohorts/{cohort_id}/compare", compare_page),
+        Route("/cohorts/{cohort_id}/compare/preference", record_preference, methods=["POST"]),
         Route("/cohorts/{cohort_id}/rate", rate_page),
         Route("/cohorts/{cohort_id}/ratings", ratings_page),
         Mount("/static", app=StaticFiles(directory=_STATIC_DIR), name="static"),

@@ -41,10 +41,12 @@ from ..results.cohort import (
     load_cohort_records,
     stage_summary,
 )
+from ..results.human_comparisons import ComparisonsFile, read_comparisons
 from ..results.human_ratings import HumanRating, RatingsFile, ratings_frame, read_ratings
 from ..results.scales import DEFAULT_SCALE
 from ..results.scores import scores_from_records
 from ..types import Stage
+from .pairwise import COMPARISON_STAGE, PairVerdicts, pair_index, pair_verdicts
 
 __all__ = [
     "ANALYSIS_COLUMNS",
@@ -174,6 +176,19 @@ class CohortView:
     def titles(self) -> dict[str, str]:
         """``essay_gen_id → title`` (for pages that name essays outside the table)."""
         return dict(self.essays.select("essay_gen_id", "title").iter_rows())
+
+    @functools.cached_property
+    def comparison_pairs(self) -> dict[frozenset[str], list[str]]:
+        """``{essay pair: comparison ids}`` over the cohort's comparison members, either order
+        (:func:`~.pairwise.pair_index`; built on first use, once per view)."""
+        members = self.records.members.get(COMPARISON_STAGE, [])  # type: ignore[call-overload]
+        return pair_index(self.records.data_root, list(members), self.records.records)
+
+    def pair(self, left: str, right: str, human: ComparisonsFile) -> PairVerdicts:
+        """The judges' verdicts and the human preferences of one pair, as the compare page
+        shows it (``left`` = A, ``right`` = B)."""
+        ids = self.comparison_pairs.get(frozenset((left, right)), [])
+        return pair_verdicts(self.records.data_root, left, right, ids, human.comparisons)
 
     @property
     def evaluator_columns(self) -> list[str]:
@@ -580,6 +595,10 @@ class ExplorerStore:
 
     def ratings(self, cohort_id: str) -> RatingsFile:
         return read_ratings(self.data_root, cohort_id)
+
+    def human_comparisons(self, cohort_id: str) -> ComparisonsFile:
+        """The cohort's human pairwise preferences (read on each request, like ratings)."""
+        return read_comparisons(self.data_root, cohort_id)
 
     def current_ratings(self, cohort_id: str) -> pl.DataFrame:
         """Latest rating per rater and essay (:func:`~..results.human_ratings.ratings_frame`)."""

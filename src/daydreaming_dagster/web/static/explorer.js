@@ -59,6 +59,19 @@
     return true;
   }
 
+  // Compare page: a / b / t record "A (left) is better", "B (right) is better" or a tie, as the
+  // form's buttons do (the name comes first: an empty rater field gets the focus instead).
+  function prefer(key) {
+    var form = document.getElementById("preference-form");
+    if (!form) return false;
+    var button = document.getElementById("prefer-" + (key === "a" ? "A" : key === "b" ? "B" : "tie"));
+    if (!button) return false;
+    var rater = document.getElementById("rater");
+    if (rater && !rater.value.trim()) { rater.focus(); return true; }
+    if (form.requestSubmit) form.requestSubmit(button); else button.click();
+    return true;
+  }
+
   function toggleHelp() {
     var help = document.getElementById("keys-help");
     if (help) help.hidden = !help.hidden;
@@ -73,6 +86,7 @@
     var handled = false;
     if (/^[0-9.,]$/.test(event.key)) handled = typeKey(event.key);
     else if (event.key === "Enter") handled = submitRating();
+    else if (event.key === "a" || event.key === "b" || event.key === "t") handled = prefer(event.key);
     else if (event.key === "n" || event.key === "ArrowRight") { follow("next"); handled = true; }
     else if (event.key === "p" || event.key === "ArrowLeft") { follow("prev"); handled = true; }
     else if (event.key === "?") { toggleHelp(); handled = true; }
