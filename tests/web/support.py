@@ -164,16 +164,10 @@ def serve_in_thread(app: object, host: str = "127.0.0.1") -> Iterator[str]:
 
 # -- issue 20: comparison generations and the membership rows that list them -----------------
 def comparison_id(essay_a: str, essay_b: str, template_id: str, judge: str, replicate: int = 1) -> str:
-    """The comparison's gen id: ``ids.comparison_gen_id`` once the core has it; until then a
-    stand-in of the same shape (``p_`` + a digest of both parents in order, template, judge,
-    replicate), which is all these tests need of an id."""
-    from daydreaming_dagster import ids
+    """The comparison's gen id (``ids.comparison_gen_id``)."""
+    from daydreaming_dagster.ids import comparison_gen_id
 
-    core = getattr(ids, "comparison_gen_id", None)
-    if core is not None:
-        return core(essay_a, essay_b, template_id, judge, replicate)
-    signature = json.dumps([essay_a, essay_b, template_id, judge, replicate])
-    return "p_" + hashlib.sha256(signature.encode()).hexdigest()[:16]
+    return comparison_gen_id(essay_a, essay_b, template_id, judge, replicate)
 
 
 @dataclass(frozen=True)
@@ -222,34 +216,3 @@ def write_comparisons(root: Path, cohort_id: str, planned: list[PlannedCompariso
     with membership.open("a", encoding="utf-8") as handle:
         handle.writelines(f"comparison,{g}\n" for g in written)
     return written
-
-
-def membership_with_comparisons(monkeypatch: object) -> None:
-    """Let the results layer read a membership with ``comparison`` rows while this core's stage
-    vocabulary predates them: a no-op once ``types.STAGES`` has ``comparison`` (issue 20's core).
-
-    Until then ``read_membership`` refuses the unknown stage; the stand-in gives the comparison
-    ids under ``"comparison"`` and the other stages as before, which is what the core will do.
-    """
-    from daydreaming_dagster.results import cohort as results_cohort
-    from daydreaming_dagster.types import STAGES
-
-    if "comparison" in STAGES:
-        return
-    original = results_cohort.read_membership
-
-    def read_membership(data_root: object, cohort_id: str) -> dict[str, list[str]]:
-        path = Paths.from_str(data_root).cohort_membership_path(cohort_id)
-        lines = path.read_text(encoding="utf-8").splitlines()
-        comparisons = [line.split(",", 1)[1] for line in lines[1:] if line.startswith("comparison,")]
-        if not comparisons:
-            return original(data_root, cohort_id)
-        members: dict[str, list[str]] = {stage: [] for stage in STAGES}
-        for line in lines[1:]:
-            stage, _, gen_id = line.partition(",")
-            if stage in members:
-                members[stage].append(gen_id)
-        members["comparison"] = comparisons
-        return members
-
-    monkeypatch.setattr(results_cohort, "read_membership", read_membership)  # type: ignore[attr-defined]

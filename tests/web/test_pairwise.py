@@ -20,7 +20,6 @@ from tests.web.support import (
     HOSTILE_TEXT,
     PlannedComparison,
     SyntheticCohort,
-    membership_with_comparisons,
     serve_in_thread,
     write_comparisons,
     write_synthetic_cohort,
@@ -34,7 +33,6 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 def cohort(data_root: Path, monkeypatch: pytest.MonkeyPatch) -> SyntheticCohort:
     """12 essays; X = essays[0], Y = essays[1] judged four times (one in each order by m1, one
     hostile answer by m2, one seeded but not run), and another pair judged once."""
-    membership_with_comparisons(monkeypatch)
     cohort = write_synthetic_cohort(data_root)
     x, y, z, w = cohort.essays[:4]
     write_comparisons(data_root, "c1", [

@@ -19,7 +19,6 @@ from tests.support.browser import CHROMIUM_FLAGS
 from tests.web.support import (
     HOSTILE_TEXT,
     PlannedComparison,
-    membership_with_comparisons,
     serve_in_thread,
     write_comparisons,
     write_synthetic_cohort,
@@ -67,8 +66,6 @@ def test_read_the_judges_and_press_b_to_prefer_the_right_essay(
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
-
-    membership_with_comparisons(monkeypatch)
     cohort = write_synthetic_cohort(data_root)
     x, y = cohort.essays[:2]
     write_comparisons(data_root, "c1", [

@@ -31,7 +31,7 @@ from ..data_layer.paths import (
     RAW_METADATA_FILENAME,
     Paths,
 )
-from ..ids import ensure_gen_id, is_valid_gen_id
+from ..ids import is_valid_gen_id
 from ..results.cohort import GenerationRecord
 from ..results.human_comparisons import PREFERENCES, HumanComparison, latest_comparisons
 
@@ -61,9 +61,7 @@ def _canonical(value: object) -> str | None:
 
 
 def _comparison_dir(paths: Paths, gen_id: str) -> Path:
-    # gens/comparison/<id>, the layout of every stage (Paths.generation_dir). Spelled out here so
-    # the explorer reads comparisons with a core whose Stage vocabulary predates them too.
-    return paths.gens_root / COMPARISON_STAGE / ensure_gen_id(gen_id)
+    return paths.generation_dir(COMPARISON_STAGE, gen_id)
 
 
 def _json(path: Path) -> tuple[dict[str, Any] | None, str | None]:
