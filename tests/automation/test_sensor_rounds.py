@@ -68,3 +68,47 @@ def test_launch_runs_a_gated_cohort_in_rounds(demo_root: Path) -> None:
     layer = GensDataLayer.from_root(demo_root)
     for row in (*load_membership(demo_root, "demo").essays, *load_membership(demo_root, "demo").evaluations):
         assert layer.raw_exists(row.stage, row.gen_id) == selection.allows(row.gen_id)
+
+
+def _tournament_demo(root: Path) -> None:
+    """The shipped demo spec, tournament included (the fixture's copy drops it)."""
+    from tests.support.demo import REPO_DATA
+
+    spec = root / "cohorts" / "demo" / "spec" / "config.yaml"
+    spec.write_text((REPO_DATA / "cohorts" / "demo" / "spec" / "config.yaml").read_text())
+
+
+def test_sensor_plays_a_tournament_round_by_round(demo_root: Path, instance: DagsterInstance,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DAYDREAMING_AUTO_RUN", "1")
+    _tournament_demo(demo_root)
+    cursor = None
+    launched = []
+    for _ in range(30):
+        result = _tick(instance, demo_root, cursor)
+        cursor = result.cursor
+        if not result.run_requests:
+            break
+        for request in result.run_requests:
+            assert _launch(instance, demo_root, request)
+        launched += [r for r in result.run_requests if STAGE_TAG in r.tags]
+    else:
+        raise AssertionError("sensor kept requesting runs")
+    comparison_rounds = sorted(int(r.tags[ROUND_TAG]) for r in launched if r.tags[STAGE_TAG] == "comparison")
+    assert comparison_rounds == [2, 3, 4]  # round 1 runs the essays; each later round adds one Swiss round
+    rows = load_membership(demo_root, "demo").comparisons
+    layer = GensDataLayer.from_root(demo_root)
+    assert len(rows) == 48 and all(layer.parsed_path("comparison", r.gen_id).is_file() for r in rows)
+
+
+@pytest.mark.slow
+def test_launch_plays_a_tournament_round_by_round(demo_root: Path) -> None:
+    from daydreaming_dagster import app
+
+    _tournament_demo(demo_root)
+    runs = list(app.launch(str(demo_root), "demo", parallel=2))
+    assert all(r.success for r in runs), [r.error for r in runs if not r.success]
+    assert sorted(r.round for r in runs if r.stage == "comparison") == [2, 3, 4]
+    rows = load_membership(demo_root, "demo").comparisons
+    layer = GensDataLayer.from_root(demo_root)
+    assert len(rows) == 48 and all(layer.parsed_path("comparison", r.gen_id).is_file() for r in rows)
