@@ -87,9 +87,6 @@ VERDICTS = ("A", "B", "tie")
 _MAX_ITER = 100
 _STEP_TOLERANCE = 1e-9
 _GRADIENT_TOLERANCE = 1e-9
-_DIVERGED = 15.0
-"""Without a ridge, a strength beyond ±15 (odds e^30) is the MLE running off to infinity (an
-essay that won or lost all its comparisons): the fit is reported as not converged."""
 _TAU_Z_VARIANCE = 0.437
 """Fieller, Hartley & Pearson (1957): var(atanh(tau)) ≈ 0.437 / (n - 4)."""
 _Z = float(ndtri(0.975))
@@ -160,6 +157,22 @@ def _parts(design: _Design, weights: np.ndarray) -> tuple[int, np.ndarray]:
     _, first = np.unique(labels, return_index=True)
     order = {int(label): rank for rank, label in enumerate(labels[np.sort(first)])}
     return n_parts, np.array([order[int(p)] for p in labels], dtype=np.int64)
+
+
+def _mle_exists(design: _Design, weights: np.ndarray) -> bool:
+    """Whether the unpenalised strengths are finite (Zermelo 1929, Ford 1957): within each
+    connected part, every essay must beat, directly or through others, every other essay
+    (the "beat" graph strongly connected; a tie is a half win each way)."""
+    n = len(design.essays)
+    used = weights > 0
+    a_wins = used & (design.win_a > 0)
+    b_wins = used & (design.win_b > 0)
+    tie = used & (design.tie > 0)
+    losers = np.concatenate([design.b[a_wins], design.a[b_wins], design.a[tie], design.b[tie]])
+    winners = np.concatenate([design.a[a_wins], design.b[b_wins], design.b[tie], design.a[tie]])
+    beat = coo_matrix((np.ones(losers.size), (losers, winners)), shape=(n, n))
+    n_strong, _ = connected_components(beat, directed=True, connection="strong")
+    return n_strong == _parts(design, weights)[0]
 
 
 def _terms(design: _Design, params: np.ndarray, n: int, active: np.ndarray, nu_index: np.ndarray
@@ -271,7 +284,7 @@ def _newton(design: _Design, weights: np.ndarray, ridge: float, start: _Params |
             break
     nu_full = np.full(len(design.tie_groups), -np.inf)
     nu_full[active] = params[n + n_pos:]
-    if ridge == 0 and float(np.abs(params[:n]).max(initial=0.0)) > _DIVERGED:
+    if ridge == 0 and not _mle_exists(design, weights):
         converged = False  # the likelihood keeps rising towards an infinite strength: no MLE
     return _Params(params[:n].copy(), params[n:n + n_pos].copy(), nu_full, converged, iteration)
 
