@@ -50,6 +50,14 @@ from ._model import (
     VarianceShare,
 )
 from ._prefetch import discard_prefetch, start_prefetch, warm_prefetch
+from ._table import (
+    EVALUATOR_FACTORS,
+    REQUIRED_COLUMNS,
+    AnalysisInputError,
+    load_score_table,
+    prepare_scores,
+    read_score_csv,
+)
 from ._tournament import (
     BradleyTerryFit,
     Consistency,
@@ -62,14 +70,6 @@ from ._tournament import (
     fit_bradley_terry,
     pair_consistency,
     rank_agreement,
-)
-from ._table import (
-    EVALUATOR_FACTORS,
-    REQUIRED_COLUMNS,
-    AnalysisInputError,
-    load_score_table,
-    prepare_scores,
-    read_score_csv,
 )
 
 __all__ = [

@@ -36,7 +36,6 @@ from ._model import (
     TopTie,
     VarianceShare,
 )
-from ._tournament import analyze_tournament
 from ._table import (
     DRAFT_COLUMN,
     AnalysisInputError,
@@ -45,6 +44,7 @@ from ._table import (
     prepare_scores,
     split_humans,
 )
+from ._tournament import analyze_tournament
 from ._variance import variance_components
 
 if TYPE_CHECKING:
