@@ -40,6 +40,7 @@ pairs treats them as given, so the intervals describe these pairings, not a new 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -468,7 +469,7 @@ class TournamentFit:
     """Strongest first (within part order when disconnected)."""
     position_bias: PositionBias
     tie_probability: float | None
-    """P(tie) for two equal essays shown in a neutral order (per-judge fits; None pooled)."""
+    """P(tie) for two equal essays, no position effect (fits of one judge; None for several)."""
     consistency: Consistency
     tau_with_scores: RankAgreement | None
     n_parts: int
@@ -679,7 +680,7 @@ def _position_bias(verdicts: pl.DataFrame, estimate: float | None, draws: np.nda
 
 def _fit_block(
     judge: str, verdicts: pl.DataFrame, *, ridge: float, n_boot: int, rng: np.random.Generator,
-    score_means: Mapping[str, float] | None, per_judge: bool,
+    score_means: Mapping[str, float] | None,
 ) -> TournamentFit:
     """Fit, bootstrap and summarise one set of verdicts."""
     design = _design(verdicts, ties=True, position=True, position_by_judge=False, ties_by_judge=True)
@@ -714,7 +715,7 @@ def _fit_block(
                      f"ranking or P(top k) is given ({listed})")
     gamma = float(point.gamma[0]) if point.gamma.size else None
     tie_probability = None
-    if per_judge:
+    if len(design.tie_groups) == 1:  # one judge: its tie parameter says how readily it ties
         nu = float(point.nu[0])
         tie_probability = float(math.exp(nu) / (2 + math.exp(nu))) if math.isfinite(nu) else 0.0
     tau = None
@@ -763,14 +764,16 @@ def analyze_tournament(
         pool = verdicts
     judge_names = sorted(set(verdicts["judge"].to_list()))
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence([seed, 20]).spawn(1 + len(judge_names))]
-    pooled = _fit_block(POOLED, pool, ridge=ridge, n_boot=n_boot, rng=streams[0], score_means=score_means,
-                        per_judge=False)
+    pooled = _fit_block(POOLED, pool, ridge=ridge, n_boot=n_boot, rng=streams[0], score_means=score_means)
     notes.extend(pooled.notes)
-    judges = tuple(
-        _fit_block(name, verdicts.filter(pl.col("judge") == name), ridge=ridge, n_boot=n_boot, rng=streams[1 + i],
-                   score_means=score_means, per_judge=True)
-        for i, name in enumerate(judge_names)
-    )
+    if len(judge_names) == 1:  # one judge: its own fit is the pooled fit
+        judges: tuple[TournamentFit, ...] = (dataclasses.replace(pooled, judge=judge_names[0]),)
+    else:
+        judges = tuple(
+            _fit_block(name, verdicts.filter(pl.col("judge") == name), ridge=ridge, n_boot=n_boot,
+                       rng=streams[1 + i], score_means=score_means)
+            for i, name in enumerate(judge_names)
+        )
     if skipped:
         notes.append(f"{skipped} comparison(s) without a usable verdict (failed or unparsed) were left out")
     return Tournament(pooled, judges, include_humans, ridge, n_boot, seed, skipped, tuple(notes))
