@@ -6,7 +6,10 @@ probability of being in the top k; every factor level's mean and the differences
 levels; the share of score variance each axis, essays, evaluators and noise explain; and
 evaluator agreement (Krippendorff's alpha, pairwise and consensus Spearman correlations,
 self-consistency, human vs LLM). For a cohort it adds text diversity (near-duplicate clusters,
-similarity to a target text). ``docs/analysis.md`` says what each number estimates.
+similarity to a target text). When the cohort ran a pairwise tournament it adds Bradley–Terry
+strengths with bootstrap intervals, the judges' position bias, order consistency and the
+agreement of the tournament ranking with the score ranking (``Analysis.tournament``).
+``docs/analysis.md`` says what each number estimates.
 
 Typical use::
 
@@ -55,6 +58,19 @@ from ._table import (
     prepare_scores,
     read_score_csv,
 )
+from ._tournament import (
+    BradleyTerryFit,
+    Consistency,
+    EssayStrength,
+    PositionBias,
+    RankAgreement,
+    Tournament,
+    TournamentFit,
+    analyze_tournament,
+    fit_bradley_terry,
+    pair_consistency,
+    rank_agreement,
+)
 
 __all__ = [
     "ANALYSIS_DIRNAME",
@@ -69,6 +85,17 @@ __all__ = [
     "SUMMARY_FILENAME",
     "Analysis",
     "AnalysisInputError",
+    "BradleyTerryFit",
+    "Consistency",
+    "EssayStrength",
+    "PositionBias",
+    "RankAgreement",
+    "Tournament",
+    "TournamentFit",
+    "analyze_tournament",
+    "fit_bradley_terry",
+    "pair_consistency",
+    "rank_agreement",
     "ClusterRow",
     "Diversity",
     "EssayModelFit",

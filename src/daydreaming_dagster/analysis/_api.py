@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -43,6 +44,7 @@ from ._table import (
     prepare_scores,
     split_humans,
 )
+from ._tournament import analyze_tournament
 from ._variance import variance_components
 
 if TYPE_CHECKING:
@@ -352,28 +354,37 @@ def analyze_cohort_keyed(
     from ._prefetch import take_prefetched
 
     table = load_score_table(data_root, cohort_id, include_human=True)
-    if table.height == 0:
-        raise AnalysisInputError(f"cohort {cohort_id!r} has no parsed evaluation score yet; run the cohort first")
+    verdicts, skipped = cohort_verdicts(data_root, cohort_id)
+    no_scores = f"cohort {cohort_id!r} has no parsed evaluation score yet; run the cohort first"
+    if table.height == 0 and verdicts.height == 0:
+        raise AnalysisInputError(no_scores)
     inputs = None
-    if with_diversity:
+    if with_diversity and table.height:
         from ._diversity import diversity_inputs
 
         inputs = diversity_inputs(data_root, cohort_id)
     key = _analysis_key(table, inputs, seed=seed, n_boot=n_boot, top_k=top_k, cohort_id=cohort_id,
-                        options=f"humans={include_humans};width={target_width}")
+                        options=f"humans={include_humans};width={target_width};skipped={skipped}", verdicts=verdicts)
     found = _RECENT_ANALYSES.get(key)
     if found is None and use_prefetch:
         found = take_prefetched(data_root, cohort_id, seed=seed, n_boot=n_boot, key=key)
     if found is None:
-        diversity = None
-        if inputs is not None:
-            from ._diversity import diversity_from_inputs
+        if table.height:
+            diversity = None
+            if inputs is not None:
+                from ._diversity import diversity_from_inputs
 
-            diversity = diversity_from_inputs(inputs)
-        lengths = inputs.essay_lengths() if inputs is not None else None
-        found = analyze_scores(table, seed=seed, n_boot=n_boot, top_k=top_k, source=f"cohort {cohort_id}",
-                               diversity=diversity, include_humans=include_humans, target_width=target_width,
-                               essay_lengths=lengths)
+                diversity = diversity_from_inputs(inputs)
+            lengths = inputs.essay_lengths() if inputs is not None else None
+            found = analyze_scores(table, seed=seed, n_boot=n_boot, top_k=top_k, source=f"cohort {cohort_id}",
+                                   diversity=diversity, include_humans=include_humans, target_width=target_width,
+                                   essay_lengths=lengths)
+        else:  # a tournament without evaluations: only the tournament
+            found = dataclasses.replace(Analysis.empty(no_scores), seed=seed, n_boot=n_boot)
+        means = {e.essay_gen_id: e.mean for e in found.essays} or None
+        tournament = analyze_tournament(verdicts, score_means=means, include_humans=include_humans, seed=seed,
+                                        n_boot=n_boot, skipped=skipped)
+        found = dataclasses.replace(found, tournament=tournament)
     _RECENT_ANALYSES[key] = found
     while len(_RECENT_ANALYSES) > _RECENT_ANALYSES_KEPT:
         del _RECENT_ANALYSES[next(iter(_RECENT_ANALYSES))]
@@ -393,12 +404,25 @@ def forget_recent_analyses() -> None:
     _RECENT_ANALYSES.clear()
 
 
+def cohort_verdicts(data_root: str | os.PathLike[str] | Path, cohort_id: str) -> tuple[pl.DataFrame, int]:
+    """The cohort's comparison verdicts (LLM judges, then ``human:<rater>``) and the number of
+    comparisons left out (failed or unparsed)."""
+    from ..results.comparisons import human_comparison_verdicts, load_comparisons
+
+    loaded = load_comparisons(data_root, cohort_id)
+    humans = human_comparison_verdicts(data_root, cohort_id)
+    return pl.concat([loaded.verdicts, humans]), loaded.n_skipped
+
+
 def _analysis_key(table: pl.DataFrame, inputs: DiversityInputs | None, *, seed: int, n_boot: int, top_k: tuple[int, ...],
-                  cohort_id: str, options: str = "") -> str:
+                  cohort_id: str, options: str = "", verdicts: pl.DataFrame | None = None) -> str:
     digest = hashlib.sha256()
-    buffer = io.BytesIO()
-    table.write_ipc(buffer)
-    digest.update(buffer.getvalue())
+    for frame in (table, verdicts):
+        if frame is None:
+            continue
+        buffer = io.BytesIO()
+        frame.write_ipc(buffer)
+        digest.update(buffer.getvalue())
     parts = [cohort_id, str(seed), str(n_boot), repr(top_k), options]
     parts += ["no-diversity"] if inputs is None else ["diversity", *inputs.fingerprint_parts()]
     for part in parts:

@@ -261,6 +261,8 @@ class Analysis:
     """Judge diagnostics (self-preference, length bias, scale use), when computed."""
     generation_axes: tuple[str, ...] = ()
     """Essay-level (generation) axes; the others are evaluation axes (calibration)."""
+    tournament: Any = None
+    """The pairwise tournament (:class:`~._tournament.Tournament`); None without comparisons."""
 
     @classmethod
     def empty(cls, note: str) -> Analysis:
@@ -341,6 +343,7 @@ class Analysis:
                 "human_vs_llm": [h.to_dict() for h in self.human_vs_llm],
             },
             "diversity": self.diversity.to_dict() if self.diversity else None,
+            "tournament": self.tournament.to_dict() if self.tournament is not None else None,
             "notes": list(self.notes),
         }
 
@@ -416,7 +419,13 @@ class Analysis:
             "clusters": self.clusters_frame(),
             "diversity": self.diversity_frame(),
             **self.judge_frames(),
+            **self.tournament_frames(),
         }
+
+    def tournament_frames(self) -> dict[str, pl.DataFrame]:
+        from ._tournament import tournament_tables
+
+        return tournament_tables(self.tournament)
 
     def judge_frames(self) -> dict[str, pl.DataFrame]:
         from ._judges import JudgeDiagnostics

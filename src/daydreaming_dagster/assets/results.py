@@ -169,6 +169,10 @@ ANALYSIS_TABLES = {
     "judge_scale_use": "Per evaluator: share of scores at the scale's ceiling and floor, Wilson 95% CIs.",
     "clusters": "Near-duplicate clusters of essays and drafts (TF-IDF cosine), similarity to the target text.",
     "diversity": "Per template/model level: texts, distinct clusters, mean pairwise distance.",
+    "tournament_strengths": "Pairwise tournament: Bradley-Terry strength per essay (pooled and per judge) with a 95% "
+                            "bootstrap CI, P(top 1/5), wins, losses, ties and rank.",
+    "tournament_judges": "Pairwise tournament per judge and pooled: position bias (95% CI), tie probability, order "
+                         "consistency (Wilson CI), Kendall's tau with the score ranking.",
 }
 
 
@@ -199,6 +203,7 @@ def score_analysis(context: AssetExecutionContext, config: AnalysisConfig, data_
         "top_factor_share": top.share if top else None,
         "top_factor_sentence": found.top_factor_sentence,
         "top_is_tie": found.top_tie.is_tie,
+        "tournament_comparisons": found.tournament.pooled.n_comparisons if found.tournament is not None else 0,
         "notes": MetadataValue.md("\n".join(f"- {n}" for n in found.notes) or "none"),
     }
     for name, frame in found.tables().items():

@@ -47,6 +47,36 @@ def _summary_lines(analysis) -> list[str]:  # noqa: ANN001 - analysis.Analysis (
         lines.append(f"human raters {pooled}: {raters}")
     if analysis.design_advice is not None:
         lines.append(f"design advice: {analysis.design_advice.sentence}")
+    if analysis.tournament is not None:
+        lines += _tournament_lines(analysis.tournament)
+    return lines
+
+
+def _tournament_lines(tournament) -> list[str]:  # noqa: ANN001 - analysis.Tournament (imported lazily)
+    pooled = tournament.pooled
+    lines = [f"pairwise tournament: {pooled.n_comparisons} verdicts by {', '.join(pooled.judges)} "
+             f"(Bradley-Terry strengths, log scale, 95% pair-bootstrap CIs)"]
+    lines += [f"note: {note}" for note in tournament.notes]
+    lines.append("top essays (strength [95% CI], P(top 1), P(top 5), wins-losses-ties):")
+    for s in pooled.strengths[:_SHOWN_ESSAYS]:
+        lines.append(f"  {s.essay_gen_id}  {_fmt(s.strength)} [{_fmt(s.ci_low)}, {_fmt(s.ci_high)}]  "
+                     f"{_fmt(s.p_top_1)}  {_fmt(s.p_top_5)}  {s.wins}-{s.losses}-{s.ties}")
+    bias = pooled.position_bias
+    lines.append(f"position bias (first shown): {_fmt(bias.estimate)} [{_fmt(bias.ci_low)}, {_fmt(bias.ci_high)}] "
+                 f"on the log-odds scale; P(first of two equal essays wins) {_fmt(bias.p_first_wins)}")
+    c = pooled.consistency
+    if c.n_pairs:
+        lines.append(f"order consistency: {c.n_agree} of {c.n_pairs} pairs judged in both orders agree "
+                     f"({_fmt(c.share)} [{_fmt(c.ci_low)}, {_fmt(c.ci_high)}])")
+    tau = pooled.tau_with_scores
+    if tau is not None:
+        lines.append(f"tournament vs score ranking: Kendall's tau {_fmt(tau.tau)} [{_fmt(tau.ci_low)}, "
+                     f"{_fmt(tau.ci_high)}] over {tau.n} essays")
+    for judge in tournament.judges:
+        jb = judge.position_bias
+        lines.append(f"  judge {judge.judge}: {judge.n_comparisons} verdicts, position bias {_fmt(jb.estimate)} "
+                     f"[{_fmt(jb.ci_low)}, {_fmt(jb.ci_high)}], consistency "
+                     f"{judge.consistency.n_agree}/{judge.consistency.n_pairs}")
     return lines
 
 
@@ -71,8 +101,10 @@ def analyze(cohort_id: str | None, scores_csv: str | None, as_json: bool, seed: 
     the top 1/5/10, level means and family-adjusted differences for every axis (drafts as
     units when the scores carry draft_gen_id), the share of score variance each axis explains,
     evaluator agreement with intervals, human raters as their own panel and, with
-    --target-width, how many evaluators and replicates the next cohort needs. Bad input exits 2
-    with one error line.
+    --target-width, how many evaluators and replicates the next cohort needs. A cohort with a
+    pairwise tournament also gets Bradley-Terry strengths, the judges' position bias and order
+    consistency (JSON key "tournament"; human judges pooled only with --include-humans). Bad
+    input exits 2 with one error line.
     """
     from ..analysis import analyze_cohort, analyze_scores, read_score_csv, write_analysis
 

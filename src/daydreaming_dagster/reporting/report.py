@@ -402,11 +402,65 @@ def _humans_section(analysis: Analysis) -> Section | None:
     return section
 
 
+def _tournament_section(analysis: Analysis) -> Section | None:
+    """The pairwise tournament: strengths, position bias, order consistency, per-judge rows."""
+    tournament = analysis.tournament
+    if tournament is None:
+        return None
+    pooled = tournament.pooled
+    section = Section("Pairwise tournament")
+    humans = "pooled with the LLM judges, as asked" if tournament.include_humans else \
+        "reported as judges of their own, never pooled with the LLM judges"
+    section.blocks.append(Para((
+        f"{pooled.n_comparisons} verdicts by {', '.join(pooled.judges)} are fitted with a Bradley–Terry model with "
+        "ties (Davidson) and a first-shown effect. A strength is on the log scale, centred at 0: a difference of 1 "
+        "means odds of e ≈ 2.7 to win a decisive verdict. Intervals are 95% percentile intervals of "
+        f"{tournament.n_boot} resamples of essay pairs (seed {tournament.seed}; both orders of a pair stay together); "
+        "P(top k) is the share of resamples in which the essay is among the k strongest. "
+        f"Human judges are {humans}.",)))
+    if tournament.notes:
+        section.blocks.append(Bullets(tuple((f"Note: {n}",) for n in tournament.notes)))
+    section.blocks.append(Table(
+        ("rank", "essay", "strength", "95% CI", "P(top 1)", "P(top 5)", "wins", "losses", "ties"),
+        tuple(("" if s.rank is None else str(s.rank), s.essay_gen_id, _num(s.strength), _ci(s.ci_low, s.ci_high),
+               _num(s.p_top_1), _num(s.p_top_5), str(s.wins), str(s.losses), str(s.ties))
+              for s in pooled.strengths[:_SHOWN_ESSAYS]),
+        f"First {_SHOWN_ESSAYS} of {len(pooled.strengths)} essays; all are in tournament_strengths.csv."
+        if len(pooled.strengths) > _SHOWN_ESSAYS else None,
+    ))
+    bias = pooled.position_bias
+    facts = [f"Position bias (log-odds advantage of the essay shown first): {_with_ci(bias.estimate, bias.ci_low, bias.ci_high)}; "
+             f"of two equal essays the first shown wins a decisive verdict with probability "
+             f"{_with_ci(bias.p_first_wins, bias.p_first_wins_ci_low, bias.p_first_wins_ci_high)}."]
+    c = pooled.consistency
+    if c.n_pairs:
+        facts.append(f"Order consistency: {c.n_agree} of {c.n_pairs} pairs judged in both orders by the same judge name "
+                     f"the same winner ({_with_ci(c.share, c.ci_low, c.ci_high)}, Wilson); of the rest, "
+                     f"{c.first_shown_both} went to the first-shown essay both times, {c.second_shown_both} to the "
+                     f"second-shown, {c.tie_mixed} were a tie one way only.")
+    tau = pooled.tau_with_scores
+    if tau is not None:
+        facts.append(f"Agreement with the score ranking: Kendall's tau {_with_ci(tau.tau, tau.ci_low, tau.ci_high)} "
+                     f"over {tau.n} essays with both a strength and a score mean.")
+    section.blocks.append(Bullets(tuple((f,) for f in facts)))
+    section.blocks.append(Table(
+        ("judge", "verdicts", "position bias (95% CI)", "P(tie), equal essays", "consistent pairs", "tau with scores"),
+        tuple((j.judge, str(j.n_comparisons), _with_ci(j.position_bias.estimate, j.position_bias.ci_low,
+                                                        j.position_bias.ci_high),
+               _num(j.tie_probability), f"{j.consistency.n_agree}/{j.consistency.n_pairs}",
+               _with_ci(j.tau_with_scores.tau, j.tau_with_scores.ci_low, j.tau_with_scores.ci_high)
+               if j.tau_with_scores else "") for j in tournament.judges),
+    ))
+    return section
+
+
 def _analysis_sections(analysis: Analysis, cohort_id: str, plots: dict[str, bytes | None]) -> list[Section]:
-    """Confidence, agreement, variance and diversity sections (see docs/analysis.md)."""
+    """Confidence, agreement, variance, diversity and tournament sections (see docs/analysis.md)."""
     files = f"{_TO_ROOT}results/{cohort_id}/analysis/"
+    tournament = _tournament_section(analysis)
     if analysis.n_scores == 0:
-        return [Section("Analysis", [Para((f"Not available: {analysis.alpha_note or 'no scores'}.",))])]
+        return [Section("Analysis", [Para((f"Not available: {analysis.alpha_note or 'no scores'}.",))]),
+                *([tournament] if tournament is not None else [])]
     on = f"on {analysis.scale}" if analysis.scale else "on the scores' own scale"
     ranking = Section("Ranking with confidence")
     ranking.blocks.append(Para((
@@ -425,7 +479,7 @@ def _analysis_sections(analysis: Analysis, cohort_id: str, plots: dict[str, byte
               for r, e in enumerate(analysis.essays[:_SHOWN_ESSAYS], start=1)),
         f"First {_SHOWN_ESSAYS} of {analysis.n_essays} essays; all are in essays.csv." if analysis.n_essays > _SHOWN_ESSAYS else None,
     ))
-    sections = [ranking, _levels_section(analysis, plots)]
+    sections = [ranking, *([tournament] if tournament is not None else []), _levels_section(analysis, plots)]
 
     agreement = Section("Evaluator agreement")
     if analysis.alpha is not None:

@@ -1,0 +1,214 @@
+"""A cohort's pairwise verdicts as one frame (the tournament analysis input, issue 20).
+
+:func:`comparison_verdicts` reads the cohort's ``stage=comparison`` members: each
+``gens/comparison/<id>/metadata.json`` (essay A and B as ``parent_gen_ids``, in the order shown;
+the judge as ``llm_model_id``; template, replicate, round) and ``parsed.txt`` (exactly ``A``,
+``B`` or ``tie``). A comparison that failed, is not parsed yet or holds anything else is left out
+and counted (:class:`ComparisonVerdicts`). :func:`human_comparison_verdicts` reads
+``cohorts/<id>/human_comparisons.jsonl`` tolerantly: malformed lines are skipped and counted, and
+the latest line of each (rater, essay A, essay B) wins; a rater is the judge ``human:<rater>``.
+
+The columns are the contract's verdict frame: ``comparison_gen_id, essay_a, essay_b, judge,
+template_id, replicate, round, verdict``. No Dagster here.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from ..data_layer import _storage
+from ..data_layer.paths import Paths
+from ..ids import ensure_gen_id, is_valid_gen_id
+from ..types import STAGES
+from .cohort import CohortNotFoundError
+
+__all__ = [
+    "COMPARISON_STAGE",
+    "HUMAN_COMPARISONS_FILENAME",
+    "HUMAN_JUDGE_PREFIX",
+    "VERDICT_SCHEMA",
+    "ComparisonVerdicts",
+    "comparison_gen_ids",
+    "comparison_verdicts",
+    "human_comparison_verdicts",
+    "load_comparisons",
+]
+
+COMPARISON_STAGE = "comparison"
+HUMAN_COMPARISONS_FILENAME = "human_comparisons.jsonl"
+HUMAN_JUDGE_PREFIX = "human:"
+HUMAN_TEMPLATE = "human"
+"""``template_id`` of a human verdict (a person is shown the two essays, not a template)."""
+VERDICT_SCHEMA: dict[str, pl.DataType] = {
+    "comparison_gen_id": pl.String(),
+    "essay_a": pl.String(),
+    "essay_b": pl.String(),
+    "judge": pl.String(),
+    "template_id": pl.String(),
+    "replicate": pl.Int64(),
+    "round": pl.Int64(),
+    "verdict": pl.String(),
+}
+_VERDICTS = {"a": "A", "b": "B", "tie": "tie"}
+_READ_WORKERS = 16
+
+
+@dataclass(frozen=True)
+class ComparisonVerdicts:
+    """A cohort's parsed comparison verdicts and what was left out."""
+
+    verdicts: pl.DataFrame
+    """:data:`VERDICT_SCHEMA`, in membership order."""
+    n_members: int
+    """Comparisons the cohort lists."""
+    skipped: dict[str, int]
+    """Reason → comparisons left out (``not parsed``, ``bad verdict``, ``bad metadata``)."""
+
+    @property
+    def n_skipped(self) -> int:
+        return sum(self.skipped.values())
+
+
+def _paths(data_root: str | os.PathLike[str] | Path) -> Paths:
+    return Paths.from_str(data_root)
+
+
+def comparison_gen_ids(data_root: str | os.PathLike[str] | Path, cohort_id: str) -> list[str]:
+    """Gen ids of the cohort's ``stage=comparison`` membership rows, in file order.
+
+    Raises :class:`CohortNotFoundError` when the cohort has no membership file.
+    """
+    paths = _paths(data_root)
+    if not is_valid_gen_id(cohort_id):
+        raise CohortNotFoundError(f"invalid cohort id {cohort_id!r}")
+    if COMPARISON_STAGE in STAGES:  # the stage vocabulary knows comparisons: the ordinary reader
+        from ..cohorts import read_membership
+
+        return list(read_membership(data_root, cohort_id)[COMPARISON_STAGE])  # type: ignore[index]
+    path = paths.cohort_membership_path(cohort_id)
+    try:
+        text = _storage.read_text(path)
+    except FileNotFoundError:
+        raise CohortNotFoundError(f"cohort {cohort_id!r} has no membership file {path}; build the cohort first") from None
+    rows = csv.DictReader(io.StringIO(text.removeprefix("\ufeff")))
+    out = [str(r.get("gen_id") or "").strip() for r in rows if (r.get("stage") or "").strip() == COMPARISON_STAGE]
+    return list(dict.fromkeys(g for g in out if is_valid_gen_id(g)))
+
+
+def _generation_dir(paths: Paths, gen_id: str) -> Path:
+    return paths.gens_root / COMPARISON_STAGE / ensure_gen_id(gen_id)
+
+
+def _read_one(paths: Paths, gen_id: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The verdict row of one comparison, or the reason it is left out."""
+    directory = _generation_dir(paths, gen_id)
+    try:
+        meta = _storage.read_json_object(directory / "metadata.json")
+    except (FileNotFoundError, ValueError):
+        return None, "bad metadata"
+    try:
+        parsed = _storage.read_text(directory / "parsed.txt")
+    except (FileNotFoundError, ValueError):
+        return None, "not parsed"
+    verdict = _VERDICTS.get(parsed.strip().lower())
+    if verdict is None:
+        return None, "bad verdict"
+    parents = meta.get("parent_gen_ids")
+    if not (isinstance(parents, list) and len(parents) == 2 and all(isinstance(p, str) and p for p in parents)
+            and parents[0] != parents[1]):
+        return None, "bad metadata"
+    try:
+        replicate = int(meta.get("replicate") or 1)
+        round_number = int(meta["round"]) if meta.get("round") is not None else None
+    except (TypeError, ValueError):
+        return None, "bad metadata"
+    return {"comparison_gen_id": gen_id, "essay_a": parents[0], "essay_b": parents[1],
+            "judge": str(meta.get("llm_model_id") or ""), "template_id": str(meta.get("template_id") or ""),
+            "replicate": replicate, "round": round_number, "verdict": verdict}, None
+
+
+def _read_all(paths: Paths, gen_ids: list[str]) -> Iterable[tuple[dict[str, Any] | None, str | None]]:
+    if len(gen_ids) < 2 * _READ_WORKERS:
+        return [_read_one(paths, g) for g in gen_ids]
+    with ThreadPoolExecutor(max_workers=_READ_WORKERS) as pool:
+        return list(pool.map(lambda g: _read_one(paths, g), gen_ids))
+
+
+def load_comparisons(data_root: str | os.PathLike[str] | Path, cohort_id: str) -> ComparisonVerdicts:
+    """The cohort's parsed comparison verdicts with the count of those left out (see module docstring)."""
+    paths = _paths(data_root)
+    gen_ids = comparison_gen_ids(data_root, cohort_id)
+    rows: list[dict[str, Any]] = []
+    skipped: dict[str, int] = {}
+    for row, reason in _read_all(paths, gen_ids):
+        if row is None:
+            skipped[reason or "unknown"] = skipped.get(reason or "unknown", 0) + 1
+        else:
+            rows.append(row)
+    return ComparisonVerdicts(pl.DataFrame(rows, schema=VERDICT_SCHEMA), len(gen_ids), skipped)
+
+
+def comparison_verdicts(data_root: str | os.PathLike[str] | Path, cohort_id: str) -> pl.DataFrame:
+    """The cohort's parsed comparison verdicts (:data:`VERDICT_SCHEMA`); unusable ones left out."""
+    return load_comparisons(data_root, cohort_id).verdicts
+
+
+def _human_row(line: str) -> tuple[tuple[str, str, str], dict[str, Any]] | None:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(record, dict):
+        return None
+    a, b, rater = record.get("essay_a"), record.get("essay_b"), record.get("rater")
+    verdict = _VERDICTS.get(str(record.get("preference") or "").strip().lower())
+    if not (isinstance(a, str) and isinstance(b, str) and is_valid_gen_id(a) and is_valid_gen_id(b) and a != b):
+        return None
+    if not (isinstance(rater, str) and rater.strip()) or verdict is None:
+        return None
+    rater = rater.strip()
+    row = {"comparison_gen_id": str(record.get("id") or f"human:{rater}:{a}:{b}"), "essay_a": a, "essay_b": b,
+           "judge": f"{HUMAN_JUDGE_PREFIX}{rater}", "template_id": HUMAN_TEMPLATE, "replicate": 1, "round": None,
+           "verdict": verdict}
+    return (rater, a, b), row
+
+
+def human_comparison_verdicts(data_root: str | os.PathLike[str] | Path, cohort_id: str) -> pl.DataFrame:
+    """Human preferences from ``cohorts/<id>/human_comparisons.jsonl`` as verdict rows (judge
+    ``human:<rater>``); the latest line per (rater, essay A, essay B) wins; malformed lines are
+    skipped. Empty when the file does not exist."""
+    return read_human_comparisons(data_root, cohort_id)[0]
+
+
+def read_human_comparisons(data_root: str | os.PathLike[str] | Path, cohort_id: str) -> tuple[pl.DataFrame, int]:
+    """:func:`human_comparison_verdicts` and the number of malformed lines skipped."""
+    path = _paths(data_root).cohort_dir(cohort_id) / HUMAN_COMPARISONS_FILENAME
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return pl.DataFrame(schema=VERDICT_SCHEMA), 0
+    latest: dict[tuple[str, str, str], dict[str, Any]] = {}
+    skipped = 0
+    # "\n" only, as the ratings file: a note may hold characters str.splitlines would split at.
+    for chunk in data.split(b"\n"):
+        text = chunk.decode("utf-8", errors="replace")
+        if not text.strip():
+            continue
+        found = _human_row(text)
+        if found is None:
+            skipped += 1
+            continue
+        key, row = found
+        latest.pop(key, None)  # re-insert: the frame keeps the order of each pair's latest line
+        latest[key] = row
+    return pl.DataFrame(list(latest.values()), schema=VERDICT_SCHEMA), skipped
