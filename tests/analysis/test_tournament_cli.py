@@ -9,9 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from daydreaming_dagster.results import comparisons
-from daydreaming_dagster.types import STAGES
-
 from ..results.conftest import COHORT, Store, build_store
 from ..results.test_comparisons import write_comparison, write_membership
 from ..support.cli import run_cli
@@ -43,16 +40,9 @@ def _add_tournament(root: Path, cohort: str, essays: list[str], *, human: bool =
 
 
 def _register(monkeypatch: pytest.MonkeyPatch, root: Path, cohort: str, ids: list[str]) -> None:
-    """List the comparisons as the cohort's members. Until the stage vocabulary has
-    ``comparison`` (the issue-20 core), the cohort readers reject such membership rows, so the
-    loader is handed the ids instead; it reads the same files either way."""
-    if "comparison" in STAGES:
-        membership = root / "cohorts" / cohort / "membership.csv"
-        membership.write_text(membership.read_text() + "".join(f"comparison,{g}\n" for g in ids))
-        return
-    known = comparisons.comparison_gen_ids
-    monkeypatch.setattr(comparisons, "comparison_gen_ids",
-                        lambda data_root, cohort_id: ids if cohort_id == cohort else known(data_root, cohort_id))
+    """List the comparisons as the cohort's members (rows of its membership.csv)."""
+    membership = root / "cohorts" / cohort / "membership.csv"
+    membership.write_text(membership.read_text() + "".join(f"comparison,{g}\n" for g in ids))
 
 
 @pytest.fixture

@@ -14,8 +14,6 @@ template_id, replicate, round, verdict``. No Dagster here.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 from collections.abc import Iterable
@@ -28,8 +26,7 @@ import polars as pl
 
 from ..data_layer import _storage
 from ..data_layer.paths import Paths
-from ..ids import ensure_gen_id, is_valid_gen_id
-from ..types import STAGES
+from ..ids import is_valid_gen_id
 from .cohort import CohortNotFoundError
 
 __all__ = [
@@ -88,25 +85,19 @@ def comparison_gen_ids(data_root: str | os.PathLike[str] | Path, cohort_id: str)
 
     Raises :class:`CohortNotFoundError` when the cohort has no membership file.
     """
-    paths = _paths(data_root)
+    from ..cohorts import read_membership
+    from ..errors import MembershipError
+
     if not is_valid_gen_id(cohort_id):
         raise CohortNotFoundError(f"invalid cohort id {cohort_id!r}")
-    if COMPARISON_STAGE in STAGES:  # the stage vocabulary knows comparisons: the ordinary reader
-        from ..cohorts import read_membership
-
-        return list(read_membership(data_root, cohort_id)[COMPARISON_STAGE])  # type: ignore[index]
-    path = paths.cohort_membership_path(cohort_id)
     try:
-        text = _storage.read_text(path)
-    except FileNotFoundError:
-        raise CohortNotFoundError(f"cohort {cohort_id!r} has no membership file {path}; build the cohort first") from None
-    rows = csv.DictReader(io.StringIO(text.removeprefix("\ufeff")))
-    out = [str(r.get("gen_id") or "").strip() for r in rows if (r.get("stage") or "").strip() == COMPARISON_STAGE]
-    return list(dict.fromkeys(g for g in out if is_valid_gen_id(g)))
+        return list(read_membership(data_root, cohort_id)[COMPARISON_STAGE])
+    except MembershipError as exc:
+        raise CohortNotFoundError(str(exc)) from None
 
 
 def _generation_dir(paths: Paths, gen_id: str) -> Path:
-    return paths.gens_root / COMPARISON_STAGE / ensure_gen_id(gen_id)
+    return paths.generation_dir(COMPARISON_STAGE, gen_id)
 
 
 def _read_one(paths: Paths, gen_id: str) -> tuple[dict[str, Any] | None, str | None]:
