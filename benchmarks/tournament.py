@@ -30,13 +30,13 @@ and prints, over ``--seeds`` seeds, Kendall's tau of each ranking with the plant
 top-5 recall (mean ± sd), and for the tournament the recovered position bias with its 95%
 interval against the planted one (coverage: share of seeds whose interval contains it).
 
-The Bradley–Terry fit here (:func:`reference_fit`) is the benchmark's own reference
-implementation, a penalised maximum-likelihood Rao–Kupper fit with a position effect and Wald
-intervals from the observed information; it takes the project's verdict frame
-(``comparison_gen_id, essay_a, essay_b, judge, template_id, replicate, round, verdict``), so
-swapping in the analysis package's fit means changing :data:`FIT` only.
+By default the tournament arms use the analysis package's own fit (``--fit package``: what
+``daydream analyze`` reports, with its pair-bootstrap interval on the position bias);
+``--fit reference`` uses the benchmark's independent implementation, a penalised
+maximum-likelihood Rao–Kupper fit with a position effect and Wald intervals, as a cross-check.
+Both take the project's verdict frame.
 
-    uv run python benchmarks/tournament.py [--essays 40] [--seeds 20] [--budgets 3,5,8] [--json]
+    uv run python benchmarks/tournament.py [--essays 40] [--seeds 20] [--budgets 3,5,8] [--fit package] [--json]
 """
 
 from __future__ import annotations
@@ -76,7 +76,11 @@ class Judge:
     position_bias: float
     """gamma: logit advantage of the essay shown first."""
     tie_threshold: float
-    """tau: half-width of the tie band on the logit scale."""
+    """tau: half-width of the tie band on the logit scale (``tie_model="threshold"``)."""
+    tie_model: str = "threshold"
+    """``threshold`` (Rao–Kupper: a tie when the perceived logit difference is within tau) or
+    ``davidson`` (the analysis's own model: ties with weight ``nu * sqrt(p_A p_B)``)."""
+    davidson_nu: float = 0.5
 
     @property
     def beta(self) -> float:
@@ -88,8 +92,23 @@ class Judge:
         return float(np.clip(round(raw * 2) / 2 if rounded else raw, 0.0, 10.0))
 
     def compare(self, theta_a: float, theta_b: float, rng: np.random.Generator) -> str:
+        if self.tie_model == "davidson":
+            a = math.exp(self.beta * theta_a + self.position_bias)
+            b = math.exp(self.beta * theta_b)
+            tie = self.davidson_nu * math.sqrt(a * b)
+            u = rng.random() * (a + b + tie)
+            return "A" if u < a else "B" if u < a + b else "tie"
         d = self.beta * (theta_a - theta_b) + self.position_bias + rng.logistic()
         return "A" if d > self.tie_threshold else "B" if d < -self.tie_threshold else "tie"
+
+    def first_wins(self) -> float:
+        """P(the first-shown of two equal essays wins a decisive verdict): the position bias on a
+        scale every tie model shares."""
+        if self.tie_model == "davidson":
+            return float(expit(self.position_bias))
+        win = float(expit(self.position_bias - self.tie_threshold))
+        lose = float(expit(-self.position_bias - self.tie_threshold))
+        return win / (win + lose)
 
 
 @dataclass(frozen=True)
@@ -99,6 +118,8 @@ class FitResult:
     strengths: dict[str, float]
     position_bias: tuple[float, float, float]
     """(estimate, ci_low, ci_high) of gamma, 95%."""
+    first_wins: tuple[float, float, float] | None = None
+    """(estimate, ci_low, ci_high) of P(first-shown of two equal essays wins a decisive verdict)."""
 
 
 def verdict_frame(rows: list[tuple[str, str, str, int]]) -> pl.DataFrame:
@@ -177,8 +198,27 @@ def reference_fit(frame: pl.DataFrame) -> FitResult:
     )
 
 
-FIT: Callable[[pl.DataFrame], FitResult] = reference_fit
-"""The fit every tournament arm uses; the one line to change to benchmark another fit."""
+def package_fit(frame: pl.DataFrame) -> FitResult:
+    """The analysis package's fit (:func:`daydreaming_dagster.analysis.analyze_tournament`:
+    Davidson ties, a first-shown effect, the pair bootstrap of ``daydream analyze``)."""
+    from daydreaming_dagster.analysis import analyze_tournament
+
+    found = analyze_tournament(frame, n_boot=PACKAGE_BOOTSTRAP, seed=0)
+    assert found is not None
+    pooled = found.pooled
+    bias = pooled.position_bias
+    return FitResult(
+        strengths={s.essay_gen_id: s.strength for s in pooled.strengths},
+        position_bias=(float(bias.estimate), float(bias.ci_low), float(bias.ci_high)),  # type: ignore[arg-type]
+        first_wins=(float(bias.p_first_wins), float(bias.p_first_wins_ci_low),  # type: ignore[arg-type]
+                    float(bias.p_first_wins_ci_high)),  # type: ignore[arg-type]
+    )
+
+
+PACKAGE_BOOTSTRAP = 200
+FITS: dict[str, Callable[[pl.DataFrame], FitResult]] = {"reference": reference_fit, "package": package_fit}
+FIT: Callable[[pl.DataFrame], FitResult] = package_fit
+"""The fit every tournament arm uses (``--fit``)."""
 
 
 def _metrics(estimate: dict[str, float], theta: dict[str, float], rng: np.random.Generator) -> tuple[float, float]:
@@ -229,6 +269,7 @@ def run(essays: int, seeds: int, budgets: list[int], judge: Judge) -> dict[str, 
         recalls = {arm: [] for arm in arms}
         calls = dict.fromkeys(arms, 0)
         gammas, covered, widths = [], [], []
+        first, first_covered = [], []
         for seed in range(seeds):
             rng = np.random.default_rng([seed, budget])
             theta = {f"e{i:03d}": float(t) for i, t in enumerate(rng.normal(size=essays))}
@@ -246,6 +287,10 @@ def run(essays: int, seeds: int, budgets: list[int], judge: Judge) -> dict[str, 
                         gammas.append(g)
                         covered.append(lo <= judge.position_bias <= hi)
                         widths.append(hi - lo)
+                        if fit.first_wins is not None:
+                            p, p_lo, p_hi = fit.first_wins
+                            first.append(p)
+                            first_covered.append(p_lo <= judge.first_wins() <= p_hi)
                 tau, recall = _metrics(estimate, theta, metric_rng)
                 taus[arm].append(tau)
                 recalls[arm].append(recall)
@@ -256,6 +301,9 @@ def run(essays: int, seeds: int, budgets: list[int], judge: Judge) -> dict[str, 
             "position_bias": {"planted": judge.position_bias, "mean_estimate": float(np.mean(gammas)),
                               "sd_estimate": float(np.std(gammas, ddof=1)), "coverage_95": float(np.mean(covered)),
                               "mean_ci_width": float(np.mean(widths))},
+            "first_wins": None if not first else {
+                "planted": judge.first_wins(), "mean_estimate": float(np.mean(first)),
+                "coverage_95": float(np.mean(first_covered))},
         }
     return results
 
@@ -270,10 +318,16 @@ def main() -> None:
     parser.add_argument("--calibration-sd", type=float, default=0.35)
     parser.add_argument("--position-bias", type=float, default=0.4)
     parser.add_argument("--tie-threshold", type=float, default=0.3)
+    parser.add_argument("--tie-model", choices=("threshold", "davidson"), default="threshold",
+                        help="how the simulated judge ties: threshold (Rao-Kupper) or davidson (the analysis's model)")
+    parser.add_argument("--fit", choices=sorted(FITS), default="package",
+                        help="package: the analysis's own fit (default); reference: this file's independent fit")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    global FIT
+    FIT = FITS[args.fit]
     judge = Judge(args.perception_sd, args.score_spread, args.calibration_sd, args.position_bias,
-                  args.tie_threshold)
+                  args.tie_threshold, args.tie_model)
     budgets = [int(b) for b in args.budgets.split(",")]
     started = time.perf_counter()
     results = run(args.essays, args.seeds, budgets, judge)
@@ -281,9 +335,9 @@ def main() -> None:
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    print(f"{args.essays} essays, {args.seeds} seeds; judge: perception sd {judge.perception_sd}, "
+    print(f"fit: {args.fit}; {args.essays} essays, {args.seeds} seeds; judge: perception sd {judge.perception_sd}, "
           f"score spread {judge.score_spread}, calibration sd {judge.calibration_sd}, beta {judge.beta:.2f}, "
-          f"position bias {judge.position_bias}, tie threshold {judge.tie_threshold}")
+          f"position bias {judge.position_bias}, ties {judge.tie_model} (threshold {judge.tie_threshold})")
     for budget, figures in results["budgets"].items():  # type: ignore[union-attr]
         print(f"\n{budget} calls per essay ({figures['calls_per_seed']['swiss']:.0f} calls per arm and seed)")
         print(f"  {'arm':<22} {'Kendall tau':>16} {'top-5 recall':>16}")
@@ -294,6 +348,10 @@ def main() -> None:
         print(f"  position bias (swiss fit): planted {pb['planted']:.2f}, estimate {pb['mean_estimate']:.3f} "
               f"± {pb['sd_estimate']:.3f}, 95% interval covers the planted value in "
               f"{pb['coverage_95']:.0%} of seeds (mean width {pb['mean_ci_width']:.2f})")
+        fw = figures["first_wins"]
+        if fw is not None:
+            print(f"  P(first shown wins | equal, decisive): planted {fw['planted']:.3f}, estimate "
+                  f"{fw['mean_estimate']:.3f}, 95% interval covers it in {fw['coverage_95']:.0%} of seeds")
     print(f"\n{results['seconds']} s")
 
 

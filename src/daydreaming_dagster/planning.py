@@ -295,6 +295,12 @@ class _Planner:
             self.outcome[gen_id] = self._after_regenerating(row, regenerate, stored)
             return GenerationPlan(stage, gen_id, "blocked", regenerate, "parse",
                                   f"{reason} (the raw phase sends the stored prompt)", model)
+        if settings.force and self.layer.raw_exists(stage, gen_id):
+            # Forced, but nothing can be sent (no prompt renders, none is stored): the raw phase
+            # fails, and the parsed phase parses the raw output still on disk again.
+            self.outcome[gen_id] = self._parse_kept_raw(row)
+            return GenerationPlan(stage, gen_id, "blocked", "blocked", "parse",
+                                  f"{reason} (the stored raw output is parsed again)", model)
         self.outcome[gen_id] = _Missing(f"parent {stage}/{gen_id} is blocked: {reason}")
         return GenerationPlan(stage, gen_id, "blocked", "blocked", "blocked", reason, model)
 

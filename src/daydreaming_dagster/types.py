@@ -10,6 +10,8 @@ its judge): ``parent_gen_id`` is A and ``parent_gen_ids`` lists both."""
 Phase = Literal["prompt", "raw", "parsed"]
 
 STAGES: tuple[Stage, ...] = get_args(Stage)
+DESIGN_STAGES: tuple[Stage, ...] = ("draft", "essay", "evaluation")
+"""The stages a cohort's design rows declare; ``comparison`` is added by a spec's tournament."""
 PHASES: tuple[Phase, ...] = get_args(Phase)
 
 _PARENT_STAGE: dict[str, Stage | None] = {"draft": None, "essay": "draft", "evaluation": "essay", "comparison": "essay"}

@@ -147,7 +147,7 @@ def test_sensor_rebuilds_on_template_edit_and_reruns_only_what_it_renders(
     path.write_text(path.read_text() + "\nBe strict.\n")
     impact = affected_generations(demo_root, stage, template_id)
     rubric = [g for g in members["evaluation"] if layer.read_main_metadata("evaluation", g)["template_id"] == template_id]
-    assert impact == {"draft": [], "essay": [], "evaluation": sorted(rubric)} and len(rubric) == 16
+    assert impact == {"draft": [], "essay": [], "evaluation": sorted(rubric), "comparison": []} and len(rubric) == 16
 
     log = _Recorder()
     edited = evaluate_automation(instance, str(demo_root), cursor, auto_run=True, log=log)

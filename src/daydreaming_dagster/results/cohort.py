@@ -21,7 +21,7 @@ from ..cohorts import read_membership
 from ..data_layer import GensDataLayer, Paths, _storage
 from ..errors import DaydreamError
 from ..ids import is_valid_gen_id
-from ..types import STAGES, Stage, parent_stage
+from ..types import DESIGN_STAGES, STAGES, Stage, parent_stage
 
 __all__ = [
     "GENERATION_SCHEMA",
@@ -375,11 +375,14 @@ STATUSES: tuple[Status, ...] = ("ok", "parse_error", "raw_failed", "missing", *W
 
 def stage_summary(generations: pl.DataFrame) -> pl.DataFrame:
     """Per stage (member generations only): ``members``, one count per status, ``cost_usd``
-    and token totals from raw metadata (rejected outputs included: they were paid for)."""
+    and token totals from raw metadata (rejected outputs included: they were paid for). A stage
+    outside the design (comparisons) is listed only when the cohort has members of it."""
     members = generations.filter(pl.col("member"))
     rows = []
     for stage in STAGES:
         frame = members.filter(pl.col("stage") == stage)
+        if stage not in DESIGN_STAGES and frame.height == 0:
+            continue
         counts = {status: frame.filter(pl.col("status") == status).height for status in STATUSES}
         rows.append({
             "stage": stage,
