@@ -78,6 +78,7 @@ def _tournament_demo(root: Path) -> None:
     spec.write_text((REPO_DATA / "cohorts" / "demo" / "spec" / "config.yaml").read_text())
 
 
+@pytest.mark.slow
 def test_sensor_plays_a_tournament_round_by_round(demo_root: Path, instance: DagsterInstance,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DAYDREAMING_AUTO_RUN", "1")
