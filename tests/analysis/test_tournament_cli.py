@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from daydreaming_dagster.results.human_comparisons import HumanComparison, append_comparison
+
 from ..results.conftest import COHORT, Store, build_store
 from ..results.test_comparisons import write_comparison, write_membership
 from ..support.cli import run_cli
@@ -31,11 +33,9 @@ def _add_tournament(root: Path, cohort: str, essays: list[str], *, human: bool =
             ids.append(gen_id)
     write_comparison(root, "p_failed", essays[0], essays[1], judge="m1", parsed=None)
     ids.append("p_failed")
-    if human:
-        lines = [{"id": f"h{n}", "essay_a": a, "essay_b": b, "preference": "A" if rank[a] < rank[b] else "B",
-                  "rater": "ada"} for n, (a, b) in enumerate(permutations(essays, 2))]
-        (root / "cohorts" / cohort / "human_comparisons.jsonl").write_text(
-            "".join(json.dumps(line) + "\n" for line in lines))
+    if human:  # through the explorer's own store
+        for a, b in permutations(essays, 2):
+            append_comparison(root, cohort, HumanComparison(a, b, "A" if rank[a] < rank[b] else "B", "ada"))
     return ids
 
 

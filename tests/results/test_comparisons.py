@@ -76,7 +76,8 @@ def test_human_preferences_latest_per_rater_and_ordered_pair_wins(data_root: Pat
         {"id": "h1", "essay_a": "e_x", "essay_b": "e_y", "preference": "A", "rater": "ada", "created_at": "t1"},
         {"id": "h2", "essay_a": "e_y", "essay_b": "e_x", "preference": "B", "rater": "ada", "created_at": "t2"},
         {"id": "h3", "essay_a": "e_x", "essay_b": "e_y", "preference": "tie", "rater": "ada", "created_at": "t3"},
-        {"id": "h4", "essay_a": "e_x", "essay_b": "e_y", "preference": "B", "rater": "bo", "note": "close"},
+        {"id": "h4", "essay_a": "e_x", "essay_b": "e_y", "preference": "B", "rater": "bo", "note": "close",
+         "created_at": "t4"},
         {"id": "h5", "essay_a": "e_x", "essay_b": "e_x", "preference": "A", "rater": "bo"},  # itself: malformed
         {"id": "h6", "essay_a": "e_x", "essay_b": "e_y", "preference": "C", "rater": "bo"},  # bad preference
     ]
@@ -84,7 +85,7 @@ def test_human_preferences_latest_per_rater_and_ordered_pair_wins(data_root: Pat
     (data_root / "cohorts" / COHORT / "human_comparisons.jsonl").write_text(text)
     frame, skipped = read_human_comparisons(data_root, COHORT)
     assert skipped == 4
-    assert frame.select("comparison_gen_id", "essay_a", "essay_b", "judge", "verdict").rows() == [
+    assert sorted(frame.select("comparison_gen_id", "essay_a", "essay_b", "judge", "verdict").rows()) == [
         ("h2", "e_y", "e_x", "human:ada", "B"),
         ("h3", "e_x", "e_y", "human:ada", "tie"),
         ("h4", "e_x", "e_y", "human:bo", "B"),

@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import polars as pl
 import pytest
 
+from daydreaming_dagster.results.comparisons import VERDICT_SCHEMA
 from daydreaming_dagster.results.human_comparisons import (
-    VERDICT_SCHEMA,
     HumanComparison,
     HumanComparisonError,
     append_comparison,

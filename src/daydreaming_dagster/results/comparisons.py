@@ -14,7 +14,6 @@ template_id, replicate, round, verdict``. No Dagster here.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +27,12 @@ from ..data_layer import _storage
 from ..data_layer.paths import Paths
 from ..ids import is_valid_gen_id
 from .cohort import CohortNotFoundError
+from .human_comparisons import (
+    HUMAN_COMPARISONS_FILENAME,
+    HUMAN_JUDGE_PREFIX,
+    read_comparisons,
+    verdict_rows,
+)
 
 __all__ = [
     "COMPARISON_STAGE",
@@ -42,10 +47,6 @@ __all__ = [
 ]
 
 COMPARISON_STAGE = "comparison"
-HUMAN_COMPARISONS_FILENAME = "human_comparisons.jsonl"
-HUMAN_JUDGE_PREFIX = "human:"
-HUMAN_TEMPLATE = "human"
-"""``template_id`` of a human verdict (a person is shown the two essays, not a template)."""
 VERDICT_SCHEMA: dict[str, pl.DataType] = {
     "comparison_gen_id": pl.String(),
     "essay_a": pl.String(),
@@ -154,26 +155,6 @@ def comparison_verdicts(data_root: str | os.PathLike[str] | Path, cohort_id: str
     return load_comparisons(data_root, cohort_id).verdicts
 
 
-def _human_row(line: str) -> tuple[tuple[str, str, str], dict[str, Any]] | None:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError:
-        return None
-    if not isinstance(record, dict):
-        return None
-    a, b, rater = record.get("essay_a"), record.get("essay_b"), record.get("rater")
-    verdict = _VERDICTS.get(str(record.get("preference") or "").strip().lower())
-    if not (isinstance(a, str) and isinstance(b, str) and is_valid_gen_id(a) and is_valid_gen_id(b) and a != b):
-        return None
-    if not (isinstance(rater, str) and rater.strip()) or verdict is None:
-        return None
-    rater = rater.strip()
-    row = {"comparison_gen_id": str(record.get("id") or f"human:{rater}:{a}:{b}"), "essay_a": a, "essay_b": b,
-           "judge": f"{HUMAN_JUDGE_PREFIX}{rater}", "template_id": HUMAN_TEMPLATE, "replicate": 1, "round": None,
-           "verdict": verdict}
-    return (rater, a, b), row
-
-
 def human_comparison_verdicts(data_root: str | os.PathLike[str] | Path, cohort_id: str) -> pl.DataFrame:
     """Human preferences from ``cohorts/<id>/human_comparisons.jsonl`` as verdict rows (judge
     ``human:<rater>``); the latest line per (rater, essay A, essay B) wins; malformed lines are
@@ -182,24 +163,9 @@ def human_comparison_verdicts(data_root: str | os.PathLike[str] | Path, cohort_i
 
 
 def read_human_comparisons(data_root: str | os.PathLike[str] | Path, cohort_id: str) -> tuple[pl.DataFrame, int]:
-    """:func:`human_comparison_verdicts` and the number of malformed lines skipped."""
-    path = _paths(data_root).cohort_dir(cohort_id) / HUMAN_COMPARISONS_FILENAME
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return pl.DataFrame(schema=VERDICT_SCHEMA), 0
-    latest: dict[tuple[str, str, str], dict[str, Any]] = {}
-    skipped = 0
-    # "\n" only, as the ratings file: a note may hold characters str.splitlines would split at.
-    for chunk in data.split(b"\n"):
-        text = chunk.decode("utf-8", errors="replace")
-        if not text.strip():
-            continue
-        found = _human_row(text)
-        if found is None:
-            skipped += 1
-            continue
-        key, row = found
-        latest.pop(key, None)  # re-insert: the frame keeps the order of each pair's latest line
-        latest[key] = row
-    return pl.DataFrame(list(latest.values()), schema=VERDICT_SCHEMA), skipped
+    """:func:`human_comparison_verdicts` and the number of malformed lines skipped, read by the
+    store that writes the file (:mod:`.human_comparisons`: the same validation, one reader)."""
+    found = read_comparisons(data_root, cohort_id)
+    return verdict_rows(found.comparisons), found.skipped_lines
+
+

@@ -39,7 +39,7 @@ __all__ = [
     "HUMAN_COMPARISONS_FILENAME",
     "HUMAN_JUDGE_PREFIX",
     "PREFERENCES",
-    "VERDICT_SCHEMA",
+    "verdict_rows",
     "ComparisonsFile",
     "HumanComparison",
     "HumanComparisonError",
@@ -55,22 +55,13 @@ __all__ = [
 
 HUMAN_COMPARISONS_FILENAME = "human_comparisons.jsonl"
 HUMAN_JUDGE_PREFIX = "human:"
+HUMAN_TEMPLATE = "human"
+"""``template_id`` of a human verdict (a person is shown the two essays, not a template)."""
 Preference = Literal["A", "B", "tie"]
 PREFERENCES: tuple[Preference, ...] = ("A", "B", "tie")
 _ID_PREFIX = "h_"
 _WHAT = "human preference"
 
-VERDICT_SCHEMA: dict[str, pl.DataType] = {
-    "comparison_gen_id": pl.String(),
-    "essay_a": pl.String(),
-    "essay_b": pl.String(),
-    "judge": pl.String(),
-    "template_id": pl.String(),
-    "replicate": pl.Int64(),
-    "round": pl.Int64(),
-    "verdict": pl.String(),
-}
-"""The verdict frame of issue 20's contract (one row per verdict; the tournament analysis input)."""
 
 
 class HumanComparisonError(DaydreamError, ValueError):
@@ -211,21 +202,28 @@ def latest_comparisons(comparisons: tuple[HumanComparison, ...] | list[HumanComp
     return list(latest.values())
 
 
-def human_comparisons_frame(data_root: str | os.PathLike[str] | Path, cohort_id: str) -> pl.DataFrame:
-    """The cohort's current human preferences as verdict-frame rows (:data:`VERDICT_SCHEMA`):
-    ``judge`` = ``human:<rater>``, ``comparison_gen_id`` = the record id, ``template_id`` =
-    ``human``, ``replicate`` 1, ``round`` 0, ``verdict`` = the preference."""
+def verdict_rows(comparisons: tuple[HumanComparison, ...] | list[HumanComparison]) -> pl.DataFrame:
+    """The latest of ``comparisons`` per (rater, pair as shown) as verdict-frame rows
+    (:data:`~.comparisons.VERDICT_SCHEMA`): ``judge`` = ``human:<rater>``, ``comparison_gen_id`` =
+    the record id, ``template_id`` = ``human``, ``replicate`` 1, ``round`` 0."""
+    from .comparisons import VERDICT_SCHEMA
+
     rows = [
         {
             "comparison_gen_id": record.id,
             "essay_a": record.essay_a,
             "essay_b": record.essay_b,
             "judge": human_judge(record.rater),
-            "template_id": "human",
+            "template_id": HUMAN_TEMPLATE,
             "replicate": 1,
             "round": 0,
             "verdict": record.preference,
         }
-        for record in latest_comparisons(read_comparisons(data_root, cohort_id).comparisons)
+        for record in latest_comparisons(comparisons)
     ]
     return pl.DataFrame(rows, schema=VERDICT_SCHEMA)
+
+
+def human_comparisons_frame(data_root: str | os.PathLike[str] | Path, cohort_id: str) -> pl.DataFrame:
+    """The cohort's current human preferences as verdict-frame rows (:func:`verdict_rows`)."""
+    return verdict_rows(read_comparisons(data_root, cohort_id).comparisons)
