@@ -339,7 +339,7 @@ def _advance_auto_run(
             break
         round_number += 1
         progress = {**progress, "allowed": allowed, "round": round_number}
-        next_stage = STAGES[1]
+        next_stage = _round_start(data_root, cohort)
         _log(log, f"cohort {cohort}: its gate, adaptive rule or tournament allows more members; round {round_number}")
     state.pending.pop(cohort)
     _log(log, f"cohort {cohort}: every stage launched for {fingerprint}")
@@ -376,6 +376,17 @@ def _allowed_digest(data_root: str, cohort: str, instance: DagsterInstance | Non
         allowed_rows = [r for r in allowed_rows if selection.allows(r.gen_id)]
     allowed = sorted(r.gen_id for r in allowed_rows)
     return hashlib.sha256("\n".join(allowed).encode()).hexdigest()[:16]
+
+
+def _round_start(data_root: str, cohort: str) -> Stage:
+    """The first stage a later round can add members to: essays for a gate or adaptive rounds
+    (the steps skip what is still held back), comparisons when only a tournament adds rounds
+    (the other stages are finished: re-running their ranges would only reuse them)."""
+    from .adaptive import has_spending
+    from .cohorts.build import cohort_spec_path
+    from .cohorts.spec import load_spec
+
+    return STAGES[1] if has_spending(load_spec(cohort_spec_path(data_root, cohort))) else "comparison"
 
 
 def _preflight_problems(data_root: str, cohort: str) -> str:

@@ -97,6 +97,8 @@ def test_sensor_plays_a_tournament_round_by_round(demo_root: Path, instance: Dag
         raise AssertionError("sensor kept requesting runs")
     comparison_rounds = sorted(int(r.tags[ROUND_TAG]) for r in launched if r.tags[STAGE_TAG] == "comparison")
     assert comparison_rounds == [2, 3, 4]  # round 1 runs the essays; each later round adds one Swiss round
+    # Later rounds launch only comparisons: the finished stages are not run again.
+    assert {r.tags[STAGE_TAG] for r in launched if r.tags[ROUND_TAG] != "1"} == {"comparison"}
     rows = load_membership(demo_root, "demo").comparisons
     layer = GensDataLayer.from_root(demo_root)
     assert len(rows) == 48 and all(layer.parsed_path("comparison", r.gen_id).is_file() for r in rows)
