@@ -288,6 +288,7 @@ def test_ui_webserver_only_stops_on_sigint(demo_root: Path, tmp_path: Path) -> N
             "generation_draft",
             "generation_essay",
             "generation_evaluation",
+            "generation_comparison",
             "results",
         }
     finally:

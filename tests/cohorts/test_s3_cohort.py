@@ -57,6 +57,10 @@ def test_demo_cohort_builds_and_runs_on_s3(s3_server: S3Server, monkeypatch: pyt
     keys = {o["Key"] for o in s3_server.client().list_objects_v2(Bucket=bucket, Prefix="data/gens/evaluation/")["Contents"]}
     assert all(f"data/gens/evaluation/{g}/parsed_metadata.json" in keys for g in members["evaluation"])
     assert all(layer.read_parsed_metadata("evaluation", g)["score"] is not None for g in members["evaluation"])
+    # The parsed essays decide the tournament's first round (the shipped demo plays one): a
+    # build adds its comparisons, seeding their metadata on S3.
+    assert build_cohort(root, "demo").counts["comparison"] == 16
+    assert layer.read_main_metadata("comparison", read_membership(root, "demo")["comparison"][0])["round"] == 1
     # Re-building the unchanged cohort on S3 writes nothing new.
     before = {o["Key"]: o["LastModified"] for o in s3_server.client().list_objects_v2(Bucket=bucket, Prefix="data/cohorts/")["Contents"]}
     build_cohort(root, "demo")
