@@ -5,7 +5,7 @@ process (as a user types it), with the package's bytecode already compiled (``uv
 --compile-bytecode``). Measured in the same run:
 
     import_s            python -c "import daydreaming_dagster.definitions" (median of 3)
-    fresh_demo_s        first `daydream run demo` (56 generations, offline model), median of 3
+    fresh_demo_s        first `daydream run demo` (104 generations with its 3-round tournament, offline model), median of 3
                         runs, each in a new data root and DAGSTER_HOME
     noop_demo_s         `daydream run demo` again, nothing to do (median of 3)
     big_generations     generations of a synthetic cohort on the mock server (latency 0)
