@@ -295,6 +295,7 @@ GEN_ID_METHODS: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
     ("read_raw_metadata", (), {}),
     ("read_parsed_metadata", (), {}),
     ("read_raw_failure_log", (), {}),
+    ("stored_outcome", (), {}),
 ]
 
 
@@ -589,3 +590,18 @@ def test_delete_generation(layer: GensDataLayer, data_root: Path) -> None:
     assert layer.delete_generation("essay", "d_kept") is False  # other stage: nothing there
     assert _snapshot(layer.generation_dir("draft", "d_kept")) == kept
     assert layer.list_generations("draft") == ["d_kept"]
+
+
+def test_stored_outcome_says_parsed_failed_or_pending(layer: GensDataLayer) -> None:
+    """What later decisions (adaptive rounds, gates, tournament rounds) read of a generation."""
+    assert layer.stored_outcome("comparison", "p_new") == ("pending", None)
+    layer.write_raw("comparison", "p_new", "WINNER: A\n")
+    layer.write_raw_metadata("comparison", "p_new", {"success": True})
+    assert layer.stored_outcome("comparison", "p_new") == ("pending", None)  # raw, not parsed yet
+    layer.write_parsed("comparison", "p_new", "A")
+    layer.write_parsed_metadata("comparison", "p_new", {"success": True, "details": {"verdict": "A"}})
+    assert layer.stored_outcome("comparison", "p_new") == ("parsed", {"success": True, "details": {"verdict": "A"}})
+    layer.write_parsed_metadata("comparison", "p_new", {"success": False, "failed": True})
+    assert layer.stored_outcome("comparison", "p_new") == ("failed", None)  # a rejected parse
+    layer.write_raw_metadata("essay", "e_bad", {"failed": True, "failure_reason": "truncated"})
+    assert layer.stored_outcome("essay", "e_bad") == ("failed", None)  # a rejected raw output

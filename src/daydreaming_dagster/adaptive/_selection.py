@@ -136,22 +136,13 @@ def disk_outcomes(layer: GensDataLayer, membership: Membership) -> Callable[[str
     memo: dict[str, Outcome] = {}
 
     def own(row: MembershipRow) -> Outcome:
-        try:
-            parsed = layer.read_parsed_metadata(row.stage, row.gen_id)
-        except (FileNotFoundError, ValueError):
-            parsed = None
-        if parsed is not None and not parsed.get("failed") and layer.parsed_path(row.stage, row.gen_id).is_file():
-            if row.stage != "evaluation":
-                return 0.0
-            score = parsed.get("score")
-            return float(score) if isinstance(score, int | float) else "failed"
-        if parsed is not None and parsed.get("failed"):
-            return "failed"
-        try:
-            raw = layer.read_raw_metadata(row.stage, row.gen_id)
-        except (FileNotFoundError, ValueError):
-            raw = None
-        return "failed" if raw is not None and raw.get("failed") else "pending"
+        state, parsed = layer.stored_outcome(row.stage, row.gen_id)
+        if state != "parsed":
+            return state  # type: ignore[return-value]
+        if row.stage != "evaluation":
+            return 0.0
+        score = (parsed or {}).get("score")
+        return float(score) if isinstance(score, int | float) else "failed"
 
     def outcome(gen_id: str) -> Outcome:
         if gen_id not in memo:

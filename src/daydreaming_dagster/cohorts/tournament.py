@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..catalogs import Catalogs
@@ -180,7 +180,7 @@ class TournamentState:
     verdicts: int = 0
     failed: int = 0
     """Comparisons of decided rounds that failed (they give no verdict)."""
-    left_out: tuple[str, ...] = field(default_factory=tuple)
+    left_out: tuple[str, ...] = ()
     """Essays left out of the pool because they failed."""
 
     @property
@@ -198,26 +198,13 @@ class TournamentState:
         return f"{head}; {state}{tail}"
 
 
-def read_verdict(layer: GensDataLayer, gen_id: str) -> Outcome | str:
+def read_verdict(layer: GensDataLayer, gen_id: str) -> str:
     """A comparison's verdict (``A``, ``B``, ``tie``), ``failed`` or ``pending``, from disk."""
-    try:
-        parsed = layer.read_parsed_metadata("comparison", gen_id)
-    except (FileNotFoundError, ValueError):
-        parsed = None
-    if parsed is not None and not parsed.get("failed"):
-        try:
-            text = layer.read_parsed("comparison", gen_id).strip()
-        except FileNotFoundError:
-            text = ""
-        if text in VERDICTS:
-            return text
-    if parsed is not None and parsed.get("failed"):
-        return "failed"
-    try:
-        raw = layer.read_raw_metadata("comparison", gen_id)
-    except (FileNotFoundError, ValueError):
-        raw = None
-    return "failed" if raw is not None and raw.get("failed") else "pending"
+    state, _parsed = layer.stored_outcome("comparison", gen_id)
+    if state != "parsed":
+        return state
+    text = layer.read_parsed("comparison", gen_id).strip()
+    return text if text in VERDICTS else "failed"
 
 
 def decide_tournament(data_root: Any, spec: TournamentSpec, membership: Membership, *,
@@ -327,8 +314,9 @@ def _top_by_score(essays: Sequence[str], evaluations: Sequence[MembershipRow], s
 
     from ..analysis import fit_essay_model, prepare_scores
 
+    candidates = set(essays)
     rows = [(row.parent_gen_id, f"{row.template_id}/{row.llm_model_id}", float(score))
-            for row in evaluations if isinstance(score := scores[row.gen_id], float) and row.parent_gen_id in set(essays)]
+            for row in evaluations if isinstance(score := scores[row.gen_id], float) and row.parent_gen_id in candidates]
     means: dict[str, float] = {}
     if rows:
         table = pl.DataFrame(rows, schema={"essay_gen_id": pl.String, "evaluator": pl.String, "score": pl.Float64},

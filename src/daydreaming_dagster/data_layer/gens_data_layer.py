@@ -323,6 +323,27 @@ class GensDataLayer:
     def read_raw_failure_log(self, stage: Stage, gen_id: str) -> str:
         return _storage.read_text(self.raw_failure_log_path(stage, gen_id))
 
+    def stored_outcome(self, stage: Stage, gen_id: str) -> tuple[str, dict[str, Any] | None]:
+        """``("parsed", parsed metadata)`` when a usable parsed output is stored, ``("failed",
+        None)`` when the parse or the raw output was rejected, else ``("pending", None)``: what
+        later decisions (adaptive rounds, a gate, tournament rounds) may rely on."""
+        # Paths first: an invalid stage or id raises here, outside the unreadable-file handling.
+        parsed_meta_path, raw_meta_path = self.parsed_metadata_path(stage, gen_id), self.raw_metadata_path(stage, gen_id)
+        try:
+            parsed = _storage.read_json_object(parsed_meta_path)
+        except (FileNotFoundError, ValueError):
+            parsed = None
+        if parsed is not None:
+            if parsed.get(FAILED_FLAG):
+                return "failed", None
+            if self.parsed_path(stage, gen_id).is_file():
+                return "parsed", parsed
+        try:
+            raw = _storage.read_json_object(raw_meta_path)
+        except (FileNotFoundError, ValueError):
+            raw = None
+        return ("failed" if raw is not None and raw.get(FAILED_FLAG) else "pending"), None
+
 
 @dataclass(frozen=True)
 class GenerationMetadata:

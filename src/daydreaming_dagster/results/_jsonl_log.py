@@ -24,9 +24,9 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..data_layer._storage import is_local
 
@@ -163,3 +163,20 @@ def read_lines(path: Path) -> list[str]:
         return []
     lines = (chunk.decode("utf-8", errors="replace") for chunk in path.read_bytes().split(b"\n"))
     return [line for line in lines if line.strip()]
+
+
+Record = TypeVar("Record")
+
+
+def read_records(path: Path, parse: Callable[[str], Record | None]) -> tuple[list[Record], int]:
+    """Every line of ``path`` that ``parse`` accepts, in file order, and how many lines it
+    refused (a line torn by a crash, a hand edit gone wrong): readers skip and count them."""
+    records: list[Record] = []
+    skipped = 0
+    for text in read_lines(path):
+        record = parse(text)
+        if record is None:
+            skipped += 1
+        else:
+            records.append(record)
+    return records, skipped

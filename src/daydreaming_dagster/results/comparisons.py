@@ -23,7 +23,7 @@ from typing import Any
 
 import polars as pl
 
-from ..data_layer import _storage
+from ..data_layer import GensDataLayer, resolve_generation_metadata
 from ..data_layer.paths import Paths
 from ..ids import is_valid_gen_id
 from .cohort import CohortNotFoundError
@@ -97,52 +97,40 @@ def comparison_gen_ids(data_root: str | os.PathLike[str] | Path, cohort_id: str)
         raise CohortNotFoundError(str(exc)) from None
 
 
-def _generation_dir(paths: Paths, gen_id: str) -> Path:
-    return paths.generation_dir(COMPARISON_STAGE, gen_id)
-
-
-def _read_one(paths: Paths, gen_id: str) -> tuple[dict[str, Any] | None, str | None]:
-    """The verdict row of one comparison, or the reason it is left out."""
-    directory = _generation_dir(paths, gen_id)
+def _read_one(layer: GensDataLayer, gen_id: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The verdict row of one comparison, or the reason it is left out. The metadata is read and
+    checked by the data layer's own resolution (two different parents, replicate, round)."""
     try:
-        meta = _storage.read_json_object(directory / "metadata.json")
+        meta = resolve_generation_metadata(layer, COMPARISON_STAGE, gen_id)
     except (FileNotFoundError, ValueError):
         return None, "bad metadata"
     try:
-        parsed = _storage.read_text(directory / "parsed.txt")
+        parsed = layer.read_parsed(COMPARISON_STAGE, gen_id)
     except (FileNotFoundError, ValueError):
         return None, "not parsed"
     verdict = _VERDICTS.get(parsed.strip().lower())
     if verdict is None:
         return None, "bad verdict"
-    parents = meta.get("parent_gen_ids")
-    if not (isinstance(parents, list) and len(parents) == 2 and all(isinstance(p, str) and p for p in parents)
-            and parents[0] != parents[1]):
-        return None, "bad metadata"
-    try:
-        replicate = int(meta.get("replicate") or 1)
-        round_number = int(meta["round"]) if meta.get("round") is not None else None
-    except (TypeError, ValueError):
-        return None, "bad metadata"
-    return {"comparison_gen_id": gen_id, "essay_a": parents[0], "essay_b": parents[1],
-            "judge": str(meta.get("llm_model_id") or ""), "template_id": str(meta.get("template_id") or ""),
-            "replicate": replicate, "round": round_number, "verdict": verdict}, None
+    essay_a, essay_b = meta.parent_gen_ids
+    return {"comparison_gen_id": gen_id, "essay_a": essay_a, "essay_b": essay_b,
+            "judge": meta.llm_model_id or "", "template_id": meta.template_id,
+            "replicate": meta.replicate, "round": meta.round, "verdict": verdict}, None
 
 
-def _read_all(paths: Paths, gen_ids: list[str]) -> Iterable[tuple[dict[str, Any] | None, str | None]]:
+def _read_all(layer: GensDataLayer, gen_ids: list[str]) -> Iterable[tuple[dict[str, Any] | None, str | None]]:
     if len(gen_ids) < 2 * _READ_WORKERS:
-        return [_read_one(paths, g) for g in gen_ids]
+        return [_read_one(layer, g) for g in gen_ids]
     with ThreadPoolExecutor(max_workers=_READ_WORKERS) as pool:
-        return list(pool.map(lambda g: _read_one(paths, g), gen_ids))
+        return list(pool.map(lambda g: _read_one(layer, g), gen_ids))
 
 
 def load_comparisons(data_root: str | os.PathLike[str] | Path, cohort_id: str) -> ComparisonVerdicts:
     """The cohort's parsed comparison verdicts with the count of those left out (see module docstring)."""
-    paths = _paths(data_root)
+    layer = GensDataLayer.from_root(data_root)
     gen_ids = comparison_gen_ids(data_root, cohort_id)
     rows: list[dict[str, Any]] = []
     skipped: dict[str, int] = {}
-    for row, reason in _read_all(paths, gen_ids):
+    for row, reason in _read_all(layer, gen_ids):
         if row is None:
             skipped[reason or "unknown"] = skipped.get(reason or "unknown", 0) + 1
         else:

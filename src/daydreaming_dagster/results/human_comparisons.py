@@ -33,7 +33,7 @@ import polars as pl
 from ..data_layer.paths import Paths
 from ..errors import DaydreamError
 from ..ids import ensure_gen_id
-from ._jsonl_log import append_line, checked_note, checked_rater, json_line, read_lines
+from ._jsonl_log import append_line, checked_note, checked_rater, json_line, read_records
 
 __all__ = [
     "HUMAN_COMPARISONS_FILENAME",
@@ -182,14 +182,7 @@ def read_comparisons(data_root: str | os.PathLike[str] | Path, cohort_id: str) -
 
     Lines that are not a valid preference are skipped and counted in ``skipped_lines``.
     """
-    found: list[HumanComparison] = []
-    skipped = 0
-    for text in read_lines(human_comparisons_path(data_root, cohort_id)):
-        record = _comparison_from_json(text)
-        if record is None:
-            skipped += 1
-        else:
-            found.append(record)
+    found, skipped = read_records(human_comparisons_path(data_root, cohort_id), _comparison_from_json)
     return ComparisonsFile(comparisons=tuple(found), skipped_lines=skipped)
 
 

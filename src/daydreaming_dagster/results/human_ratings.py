@@ -49,7 +49,7 @@ from ._jsonl_log import (  # the limits stay importable from here
     checked_note,
     checked_rater,
     json_line,
-    read_lines,
+    read_records,
 )
 from .scales import scale_bounds
 
@@ -192,14 +192,7 @@ def read_ratings(data_root: str | os.PathLike[str] | Path, cohort_id: str) -> Ra
     Lines that are not a valid rating (a line torn by a crash, a hand edit gone wrong) are
     skipped and counted in ``skipped_lines``.
     """
-    ratings: list[HumanRating] = []
-    skipped = 0
-    for text in read_lines(_ratings_path(data_root, cohort_id)):
-        rating = _rating_from_json(text)
-        if rating is None:
-            skipped += 1
-        else:
-            ratings.append(rating)
+    ratings, skipped = read_records(_ratings_path(data_root, cohort_id), _rating_from_json)
     return RatingsFile(ratings=tuple(ratings), skipped_lines=skipped)
 
 
